@@ -1,0 +1,79 @@
+// Every limit and default of the engine, named after SPEC.md's config fields. The services
+// and the CLI fill these from config files, environment and flags; the engine only reads.
+
+export interface LimitsConfig {
+  /** Largest value accepted in one item, in bytes. */
+  maxValueBytes: number;
+  /** Most items accepted in one append call. */
+  maxItemsPerAppend: number;
+}
+
+export interface WriterConfig extends LimitsConfig {
+  /** Keys whose state stays cached (LRU); a miss re-reads the key's tail from storage. */
+  maxCachedKeys: number;
+  /** Compact once the uncompacted objects of a key hold this many items. */
+  compactItemsThreshold: number;
+  /** Compact once the uncompacted objects of a key hold this many bytes. */
+  compactSizeThreshold: number;
+  /** Merge the uncompacted objects of a key once there are this many. */
+  compactObjectsThreshold: number;
+  /** Clock for items without a timestamp (ms since epoch); replaceable in tests. */
+  clock: () => bigint;
+}
+
+export interface ReaderConfig extends LimitsConfig {
+  /** Items per page when the caller gives no max_size. */
+  defaultMaxResults: number;
+  /** Upper bound on max_size, so one page cannot demand unbounded memory. */
+  maxPageItems: number;
+  /** Objects asked for per LIST request while seeking and iterating. */
+  listPageSize: number;
+  /** Times a read restarts after the objects it listed were compacted away under it. */
+  maxCompactionRetries: number;
+}
+
+export interface BatchingConfig {
+  /** Worker threads doing serialization and compaction (0 = inline on the main thread). */
+  writerThreadCount: number;
+  /** Appends waiting across all keys before new ones are refused (RESOURCE_EXHAUSTED). */
+  writerThreadQueueCapacity: number;
+  /** How often due batches are looked for. */
+  batchCheckIntervalMillis: number;
+  /** A key's pending items are flushed at most this long after the first arrived. */
+  batchFlushIntervalMillis: number;
+  /** Flush a key once this many items are pending. */
+  batchFlushItemCountThreshold: number;
+  /** Flush a key once this many value bytes are pending. */
+  batchFlushSizeThreshold: number;
+}
+
+export const LIMIT_DEFAULTS: LimitsConfig = {
+  maxValueBytes: 1024 * 1024,
+  maxItemsPerAppend: 100_000,
+};
+
+export const WRITER_DEFAULTS: WriterConfig = {
+  ...LIMIT_DEFAULTS,
+  maxCachedKeys: 100_000,
+  compactItemsThreshold: 100_000,
+  compactSizeThreshold: 1024 * 1024,
+  compactObjectsThreshold: 100,
+  clock: () => BigInt(Date.now()),
+};
+
+export const READER_DEFAULTS: ReaderConfig = {
+  ...LIMIT_DEFAULTS,
+  defaultMaxResults: 1000,
+  maxPageItems: 100_000,
+  listPageSize: 1000,
+  maxCompactionRetries: 8,
+};
+
+export const BATCHING_DEFAULTS: BatchingConfig = {
+  writerThreadCount: 1,
+  writerThreadQueueCapacity: 1_000_000,
+  batchCheckIntervalMillis: 100,
+  batchFlushIntervalMillis: 1000,
+  batchFlushItemCountThreshold: Number.MAX_SAFE_INTEGER,
+  batchFlushSizeThreshold: 1_000_000,
+};

@@ -1,0 +1,101 @@
+// The one error hierarchy of klstore. Each error carries the facts a caller needs to act;
+// the services map `code` to a gRPC status in one place, the CLI prints `message`.
+
+export type ErrorCode =
+  | "INVALID_ARGUMENT"
+  | "NOT_FOUND"
+  | "ALREADY_EXISTS"
+  | "RESOURCE_EXHAUSTED"
+  | "ABORTED"
+  | "DATA_LOSS"
+  | "UNAVAILABLE"
+  | "INTERNAL";
+
+export abstract class KlstoreError extends Error {
+  abstract readonly code: ErrorCode;
+  /** True when repeating the same call may succeed without the caller changing anything. */
+  readonly retryable: boolean = false;
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+export class InvalidArgument extends KlstoreError {
+  readonly code = "INVALID_ARGUMENT";
+  readonly field: string;
+
+  constructor(field: string, reason: string) {
+    super(`invalid ${field}: ${reason}`);
+    this.field = field;
+  }
+}
+
+export class KeyspaceNotFound extends KlstoreError {
+  readonly code = "NOT_FOUND";
+  readonly keyspace: string;
+
+  constructor(keyspace: string) {
+    super(`keyspace ${JSON.stringify(keyspace)} does not exist`);
+    this.keyspace = keyspace;
+  }
+}
+
+export class KeyspaceAlreadyExists extends KlstoreError {
+  readonly code = "ALREADY_EXISTS";
+  readonly keyspace: string;
+
+  constructor(keyspace: string) {
+    super(`keyspace ${JSON.stringify(keyspace)} already exists`);
+    this.keyspace = keyspace;
+  }
+}
+
+/** A bounded queue is full; the caller should slow down and retry later. */
+export class ResourceExhausted extends KlstoreError {
+  readonly code = "RESOURCE_EXHAUSTED";
+  override readonly retryable = true;
+}
+
+/**
+ * Another writer committed to this key first (its claim on the next offset won). Nothing
+ * of the failed call was acknowledged; the writer has dropped its cached state for the key
+ * and re-reads it from storage on the next call, so a retry is safe.
+ */
+export class Fenced extends KlstoreError {
+  readonly code = "ABORTED";
+  override readonly retryable = true;
+  readonly keyspace: string;
+  readonly key: string;
+  readonly offset: bigint;
+
+  constructor(keyspace: string, key: string, offset: bigint) {
+    super(
+      `another writer committed offset ${offset} of key ${JSON.stringify(key)} in keyspace ${JSON.stringify(keyspace)} first; retry`,
+    );
+    this.keyspace = keyspace;
+    this.key = key;
+    this.offset = offset;
+  }
+}
+
+/** An object in storage does not match what its name or the format promises. */
+export class CorruptObject extends KlstoreError {
+  readonly code = "DATA_LOSS";
+  readonly objectKey: string;
+
+  constructor(objectKey: string, reason: string) {
+    super(`corrupt object ${objectKey}: ${reason}`);
+    this.objectKey = objectKey;
+  }
+}
+
+/** The storage backend failed in a way that retrying later may fix. */
+export class StorageUnavailable extends KlstoreError {
+  readonly code = "UNAVAILABLE";
+  override readonly retryable = true;
+}
+
+export class InternalError extends KlstoreError {
+  readonly code = "INTERNAL";
+}

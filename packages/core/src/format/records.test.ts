@@ -1,0 +1,84 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { CorruptObject } from "../errors.ts";
+import { decodeDataObject, encodeDataObject } from "./data-object.ts";
+import type { DataObjectName } from "./layout.ts";
+import { decodeRecords, encodeRecords, type Item } from "./records.ts";
+
+const items: Item[] = [
+  { offset: 1n, timestamp: 1700000000000n, nonce: 10n, value: Buffer.from("hello") },
+  { offset: 2n, timestamp: 1700000000001n, nonce: undefined, value: new Uint8Array(0) },
+  { offset: 3n, timestamp: 1700000000002n, nonce: 50n, value: Buffer.from("x") },
+];
+
+function nameFor(bytes: number): DataObjectName {
+  return {
+    firstOffset: 1n,
+    lastOffset: 3n,
+    minTimestamp: 1700000000000n,
+    maxTimestamp: 1700000000002n,
+    firstNonce: 10n,
+    nextNonce: 51n,
+    sizeBytes: BigInt(bytes),
+    priorStartOffset: 0n,
+    compression: "none",
+  };
+}
+
+describe("record codec", () => {
+  it("lays a record out as the reference does", () => {
+    const bytes = encodeRecords([items[0] as Item]);
+    const view = new DataView(bytes.buffer);
+    assert.equal(bytes.byteLength, 36 + 5 + 4);
+    assert.equal(view.getBigUint64(0, true), 1n);
+    assert.equal(view.getBigInt64(8, true), 1700000000000n);
+    assert.equal(view.getBigUint64(16, true), 10n);
+    assert.equal(view.getBigUint64(24, true), 0n);
+    assert.equal(view.getUint32(32, true), 5);
+    assert.equal(Buffer.from(bytes.subarray(36, 41)).toString(), "hello");
+    assert.equal(view.getUint32(41, true), 41);
+  });
+
+  it("writes all ones for a missing nonce and reads it back as none", () => {
+    const bytes = encodeRecords([{ ...(items[1] as Item), offset: 1n }]);
+    assert.ok(bytes.subarray(16, 32).every((b) => b === 0xff));
+    const name = { ...nameFor(bytes.byteLength), lastOffset: 1n };
+    assert.equal(decodeRecords("k", name, bytes)[0]?.nonce, undefined);
+  });
+
+  it("round-trips items", () => {
+    const bytes = encodeRecords(items);
+    const back = decodeRecords("k", nameFor(bytes.byteLength), bytes);
+    assert.deepEqual(
+      back.map((i) => ({ ...i, value: Buffer.from(i.value).toString() })),
+      items.map((i) => ({ ...i, value: Buffer.from(i.value).toString() })),
+    );
+  });
+
+  it("reports truncation and corruption naming the object, never returning garbage", () => {
+    const bytes = encodeRecords(items);
+    assert.throws(
+      () => decodeRecords("ks/k/obj", nameFor(bytes.byteLength), bytes.subarray(0, bytes.byteLength - 3)),
+      (err) => {
+        assert.ok(err instanceof CorruptObject);
+        assert.match(err.message, /ks\/k\/obj/);
+        return true;
+      },
+    );
+    const truncated = bytes.subarray(0, bytes.byteLength - 3);
+    assert.throws(() => decodeRecords("o", nameFor(truncated.byteLength), truncated), CorruptObject);
+    const flipped = Uint8Array.from(bytes);
+    flipped[32] = 200; // length of the first value
+    assert.throws(() => decodeRecords("o", nameFor(flipped.byteLength), flipped), CorruptObject);
+    const wrongOffset = Uint8Array.from(bytes);
+    wrongOffset[0] = 7;
+    assert.throws(() => decodeRecords("o", nameFor(wrongOffset.byteLength), wrongOffset), CorruptObject);
+  });
+
+  it("compresses with zstd and checks the stored size", () => {
+    const stored = encodeDataObject(items, "zstd");
+    const name = { ...nameFor(stored.byteLength), compression: "zstd" as const };
+    assert.equal(decodeDataObject("o", name, stored).length, 3);
+    assert.throws(() => decodeDataObject("o", name, stored.subarray(1)), CorruptObject);
+  });
+});

@@ -1,0 +1,103 @@
+// The record codec of data objects, byte-compatible with the reference implementation:
+// offset u64 | timestamp i64 | nonce u128 (all ones = none) | length u32 | value | total u32,
+// little-endian, total = 36 + length so an object can be walked from its end too.
+
+import { CorruptObject } from "../errors.ts";
+import { type DataObjectName, U128_MAX } from "./layout.ts";
+
+export const RECORD_HEADER_BYTES = 36;
+export const RECORD_OVERHEAD_BYTES = RECORD_HEADER_BYTES + 4;
+/** The nonce field value that means "no nonce". */
+export const NO_NONCE = U128_MAX;
+
+export interface Item {
+  readonly offset: bigint;
+  /** Milliseconds since the Unix epoch. */
+  readonly timestamp: bigint;
+  readonly nonce: bigint | undefined;
+  readonly value: Uint8Array;
+}
+
+/** An item ready to be stored: offset, timestamp and nonce already decided. */
+export type RecordInput = Item;
+
+export function encodedSize(values: readonly { value: Uint8Array }[]): number {
+  let size = 0;
+  for (const v of values) size += RECORD_OVERHEAD_BYTES + v.value.byteLength;
+  return size;
+}
+
+/** Serializes records into one freshly allocated buffer (one allocation per batch). */
+export function encodeRecords(records: readonly RecordInput[]): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(encodedSize(records));
+  const view = new DataView(out.buffer);
+  let pos = 0;
+  for (const r of records) {
+    view.setBigUint64(pos, r.offset, true);
+    view.setBigInt64(pos + 8, r.timestamp, true);
+    const nonce = r.nonce ?? NO_NONCE;
+    view.setBigUint64(pos + 16, nonce & 0xffff_ffff_ffff_ffffn, true);
+    view.setBigUint64(pos + 24, nonce >> 64n, true);
+    view.setUint32(pos + 32, r.value.byteLength, true);
+    out.set(r.value, pos + RECORD_HEADER_BYTES);
+    pos += RECORD_HEADER_BYTES + r.value.byteLength;
+    view.setUint32(pos, RECORD_HEADER_BYTES + r.value.byteLength, true);
+    pos += 4;
+  }
+  return out;
+}
+
+/**
+ * Decodes every record of an object and checks it against what the object's name promises
+ * (size, dense offsets, timestamp and nonce ranges). Values are views into `bytes`.
+ * A mismatch is data loss: it is reported naming the object, never returned as items.
+ */
+export function decodeRecords(
+  objectKey: string,
+  name: DataObjectName,
+  bytes: Uint8Array,
+  storedSize: number = bytes.byteLength,
+): Item[] {
+  const corrupt = (reason: string) => new CorruptObject(objectKey, reason);
+  if (BigInt(storedSize) !== name.sizeBytes) {
+    throw corrupt(`holds ${storedSize} bytes, its name says ${name.sizeBytes}`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const items: Item[] = [];
+  let pos = 0;
+  let expectedOffset = name.firstOffset;
+  let lastNonce = -1n;
+  while (pos < bytes.byteLength) {
+    if (pos + RECORD_OVERHEAD_BYTES > bytes.byteLength) {
+      throw corrupt(`truncated record header at byte ${pos}`);
+    }
+    const offset = view.getBigUint64(pos, true);
+    const timestamp = view.getBigInt64(pos + 8, true);
+    const nonceRaw = view.getBigUint64(pos + 16, true) | (view.getBigUint64(pos + 24, true) << 64n);
+    const length = view.getUint32(pos + 32, true);
+    const valueStart = pos + RECORD_HEADER_BYTES;
+    const valueEnd = valueStart + length;
+    if (valueEnd + 4 > bytes.byteLength) throw corrupt(`record at byte ${pos} overruns the object`);
+    if (view.getUint32(valueEnd, true) !== RECORD_HEADER_BYTES + length) {
+      throw corrupt(`record at byte ${pos} has a bad trailing length`);
+    }
+    if (offset !== expectedOffset) throw corrupt(`expected offset ${expectedOffset}, found ${offset}`);
+    if (timestamp < name.minTimestamp || timestamp > name.maxTimestamp) {
+      throw corrupt(`offset ${offset} has timestamp ${timestamp} outside the name's range`);
+    }
+    const nonce = nonceRaw === NO_NONCE ? undefined : nonceRaw;
+    if (nonce !== undefined) {
+      if (nonce < name.firstNonce || nonce >= name.nextNonce || nonce <= lastNonce) {
+        throw corrupt(`offset ${offset} has nonce ${nonce} outside the name's range or order`);
+      }
+      lastNonce = nonce;
+    }
+    items.push({ offset, timestamp, nonce, value: bytes.subarray(valueStart, valueEnd) });
+    expectedOffset++;
+    pos = valueEnd + 4;
+  }
+  if (expectedOffset !== name.lastOffset + 1n) {
+    throw corrupt(`holds offsets up to ${expectedOffset - 1n}, its name says ${name.lastOffset}`);
+  }
+  return items;
+}

@@ -1,0 +1,31 @@
+// Public surface of @klstore/core: the engines, the storage backends and the format.
+
+export * from "./config.ts";
+export * from "./errors.ts";
+export { decodeContinuation, encodeContinuation, type IterationOrder } from "./format/continuation.ts";
+export type { KeyspaceSettings } from "./format/keyspace-config.ts";
+export {
+  type Compression,
+  type DataObjectName,
+  formatDataObjectName,
+  KeyLayout,
+  KeyspaceLayout,
+  parseDataObjectName,
+} from "./format/layout.ts";
+export { decodeRecords, encodeRecords, type Item } from "./format/records.ts";
+export { decodeSegment, encodeSegment } from "./format/segments.ts";
+export {
+  type ItemFilter,
+  type ItemList,
+  type KeyMetadata,
+  type KeyspaceMetadata,
+  type ReadPageRequest,
+  StoreReader,
+} from "./reader/store-reader.ts";
+export { FilesystemStore } from "./storage/filesystem.ts";
+export { countingStore, type ObjectStore, PreconditionFailed, StorageStats } from "./storage/object-store.ts";
+export { S3Store, type S3StoreConfig } from "./storage/s3.ts";
+export { openStore, s3ConfigFromUrl } from "./storage/store-url.ts";
+export { createCodecPool, InlineCodecPool, type RecordCodecPool, WorkerCodecPool } from "./workers/codec-pool.ts";
+export type { Insertion, ItemOutcome } from "./writer/append-plan.ts";
+export { type CreateKeyspaceOptions, StoreWriter, type StoreWriterOptions } from "./writer/store-writer.ts";

@@ -1,0 +1,161 @@
+// Searches a key's data objects through LIST alone: object names are the index. A LIST
+// returns up to list_page_size names starting at any first offset, so a search is a binary
+// search over the offset space whose probes each reveal a window of objects; a key of up
+// to list_page_size objects is searched with one LIST, a larger one in O(log n) LISTs.
+
+import type { KeyLayout } from "../format/layout.ts";
+import { type DataObject, parseListing, resolveChain } from "../format/object-chain.ts";
+import type { ObjectStore } from "../storage/object-store.ts";
+
+export type ObjectPredicate = (o: DataObject) => boolean;
+
+export interface Window {
+  /** Chain-resolved objects with first offset >= the window's start, ascending. */
+  readonly objects: DataObject[];
+  /** More objects follow the last one. */
+  readonly truncated: boolean;
+}
+
+export interface Located {
+  readonly window: Window;
+  readonly index: number;
+}
+
+export class ObjectIndex {
+  private readonly store: ObjectStore;
+  private readonly layout: KeyLayout;
+  private readonly listPageSize: number;
+  /** The key's next offset; asked for only when a search must bisect (it costs requests). */
+  private readonly upperBound: () => Promise<bigint>;
+
+  constructor(
+    store: ObjectStore,
+    layout: KeyLayout,
+    listPageSize: number,
+    upperBound: () => Promise<bigint> = async () => (1n << 64n) - 1n,
+  ) {
+    this.store = store;
+    this.layout = layout;
+    this.listPageSize = listPageSize;
+    this.upperBound = upperBound;
+  }
+
+  /** One LIST: objects whose first offset is >= `fromOffset`. */
+  async windowFrom(fromOffset: bigint): Promise<Window> {
+    return this.windowAfterKey(this.layout.startAfterForFirstOffset(fromOffset));
+  }
+
+  /** The window that continues after `window` (which must be truncated). */
+  async nextWindow(window: Window): Promise<Window> {
+    const last = window.objects.at(-1);
+    if (!last) return { objects: [], truncated: false };
+    return this.windowAfterKey(last.key, last.name.lastOffset);
+  }
+
+  private async windowAfterKey(startAfter: string, coveredTo = -1n): Promise<Window> {
+    const page = await this.store.list(this.layout.dataPrefix, { startAfter, maxKeys: this.listPageSize });
+    const { chain } = resolveChain(parseListing(this.layout, page.objects));
+    return { objects: chain.filter((o) => o.name.lastOffset > coveredTo), truncated: page.truncated };
+  }
+
+  /**
+   * The first object for which `pred` holds, where `pred` is monotone along the list
+   * (false...false true...true). `hint` is a first offset believed to be at or before the answer:
+   * when its window starts with a false object, the search is a forward scan from there.
+   */
+  async findFirst(pred: ObjectPredicate, hint?: bigint): Promise<Located | undefined> {
+    if (hint !== undefined) {
+      const w = await this.windowFrom(hint);
+      const head = w.objects[0];
+      if (head && !pred(head)) return this.scanForward(w, pred);
+    }
+    // Invariants: every object starting before `lo` is false; the first object starting
+    // at or after `hi` is true (or there is none).
+    const w = await this.windowFrom(0n);
+    const index = w.objects.findIndex(pred);
+    if (index >= 0) return { window: w, index };
+    if (!w.truncated) return undefined;
+    let lo = (w.objects.at(-1) as DataObject).name.firstOffset + 1n;
+    let hi = (await this.upperBound()) + 1n;
+    let hiWindow: Window | undefined;
+    while (lo < hi) {
+      const mid = lo + (hi - lo) / 2n;
+      const probe = await this.windowFrom(mid);
+      const head = probe.objects[0];
+      if (!head || pred(head)) {
+        hi = mid;
+        hiWindow = probe;
+        continue;
+      }
+      const i = probe.objects.findIndex(pred);
+      if (i > 0) return { window: probe, index: i };
+      if (!probe.truncated) return undefined;
+      lo = (probe.objects.at(-1) as DataObject).name.firstOffset + 1n;
+    }
+    const answer = hiWindow ?? (await this.windowFrom(lo));
+    return answer.objects[0] && pred(answer.objects[0]) ? { window: answer, index: 0 } : undefined;
+  }
+
+  /** The last object for which `pred` holds, where `pred` is true...true false...false. */
+  async findLast(pred: ObjectPredicate, hint?: bigint): Promise<Located | undefined> {
+    if (hint !== undefined) {
+      const w = await this.windowFrom(hint);
+      const head = w.objects[0];
+      if (head && pred(head)) return this.scanLast(w, pred);
+    }
+    // Invariants: `best` is the last object starting before `lo`, and it is true; the first
+    // object starting at or after `hi` is false (or there is none).
+    const w = await this.windowFrom(0n);
+    const index = w.objects.findIndex((o) => !pred(o));
+    if (index > 0) return { window: w, index: index - 1 };
+    if (index === 0) return undefined;
+    let best = this.lastOf(w);
+    if (!w.truncated || !best) return best;
+    let lo = (w.objects.at(-1) as DataObject).name.firstOffset + 1n;
+    let hi = (await this.upperBound()) + 1n;
+    while (lo < hi) {
+      const mid = lo + (hi - lo) / 2n;
+      const probe = await this.windowFrom(mid);
+      const head = probe.objects[0];
+      if (!head || !pred(head)) {
+        hi = mid;
+        continue;
+      }
+      const i = probe.objects.findIndex((o) => !pred(o));
+      if (i > 0) return { window: probe, index: i - 1 };
+      best = this.lastOf(probe);
+      if (!probe.truncated) return best;
+      lo = (probe.objects.at(-1) as DataObject).name.firstOffset + 1n;
+    }
+    return best;
+  }
+
+  /** The first object satisfying pred in `w` or the windows after it. */
+  private async scanForward(w: Window, pred: ObjectPredicate): Promise<Located | undefined> {
+    let window = w;
+    for (;;) {
+      const index = window.objects.findIndex(pred);
+      if (index >= 0) return { window, index };
+      if (!window.truncated) return undefined;
+      window = await this.nextWindow(window);
+    }
+  }
+
+  /** The last object satisfying a true...false pred, from `w` onwards. */
+  private async scanLast(w: Window, pred: ObjectPredicate): Promise<Located | undefined> {
+    let window = w;
+    let best: Located | undefined;
+    for (;;) {
+      for (let i = 0; i < window.objects.length; i++) {
+        if (pred(window.objects[i] as DataObject)) best = { window, index: i };
+        else return best;
+      }
+      if (!window.truncated) return best;
+      window = await this.nextWindow(window);
+    }
+  }
+
+  private lastOf(w: Window): Located | undefined {
+    return w.objects.length > 0 ? { window: w, index: w.objects.length - 1 } : undefined;
+  }
+}

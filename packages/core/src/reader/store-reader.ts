@@ -1,0 +1,348 @@
+// The reader engine (seed: StoreReader): keyspace and key metadata, and pages forwards or
+// backwards from the start, the end, an offset, a timestamp, a nonce or a continuation.
+// Stateless: every call reads storage, and reports the storage work it cost.
+//
+// Correct while compaction runs: objects are read in offset order while tracking the next
+// offset to return, so overlapping objects never yield an item twice, and an object deleted
+// between LIST and GET makes the read look its position up again.
+
+import { READER_DEFAULTS, type ReaderConfig } from "../config.ts";
+import { InvalidArgument, KeyspaceNotFound, StorageUnavailable } from "../errors.ts";
+import { decodeContinuation, encodeContinuation, type IterationOrder } from "../format/continuation.ts";
+import { decodeDataObject } from "../format/data-object.ts";
+import { decodeKeyspaceConfig, type KeyspaceSettings } from "../format/keyspace-config.ts";
+import { I64_MAX, I64_MIN, type KeyLayout, KeyspaceLayout, U64_MAX, U128_MAX } from "../format/layout.ts";
+import type { DataObject } from "../format/object-chain.ts";
+import type { Item } from "../format/records.ts";
+import { countingStore, type ObjectStore, StorageStats } from "../storage/object-store.ts";
+import { readTail } from "../writer/key-state.ts";
+import { type Located, ObjectIndex, type ObjectPredicate } from "./object-index.ts";
+
+export type { IterationOrder };
+
+export interface ItemFilter {
+  readonly startOffset?: bigint | undefined;
+  /** ms since epoch */
+  readonly startTimestamp?: bigint | undefined;
+  readonly startNonce?: bigint | undefined;
+}
+
+export interface ReadPageRequest {
+  readonly order?: IterationOrder;
+  /** Most items in the page; the configured default_max_results when absent. */
+  readonly maxSize?: number | undefined;
+  readonly filter?: ItemFilter | undefined;
+  readonly continuation?: string | undefined;
+}
+
+export interface PageStats {
+  readonly listRequests: number;
+  readonly getRequests: number;
+  readonly bytesRead: number;
+}
+
+export interface ItemList {
+  readonly keyspace: string;
+  readonly key: string;
+  readonly items: Item[];
+  /** Present when the page is full: pass it back to read the next page. */
+  readonly continuation?: string | undefined;
+  readonly stats: PageStats;
+}
+
+export interface KeyMetadata {
+  /** Offset of the oldest item still stored. */
+  readonly firstOffset: bigint;
+  /** Offset the next appended item will get. */
+  readonly nextOffset: bigint;
+  /** Lowest nonce the next append may carry without being dropped as a duplicate. */
+  readonly nextNonce: bigint;
+  readonly itemCount: bigint;
+  readonly minTimestamp: bigint;
+  readonly maxTimestamp: bigint;
+}
+
+export interface KeyspaceMetadata extends KeyspaceSettings {
+  readonly keyspace: string;
+}
+
+export interface StoreReaderOptions {
+  readonly store: ObjectStore;
+  readonly prefix?: string;
+  readonly config?: Partial<ReaderConfig>;
+}
+
+/** Which items a read starts at: an object-level search and an item-level test. */
+interface StartRule {
+  readonly object: ObjectPredicate;
+  readonly item: (item: Item) => boolean;
+  readonly hint?: bigint;
+  /** No filter and no continuation: a backward read starts at the newest object. */
+  readonly unfiltered: boolean;
+}
+
+export class StoreReader {
+  readonly store: ObjectStore;
+  readonly prefix: string;
+  readonly config: ReaderConfig;
+
+  constructor(options: StoreReaderOptions) {
+    this.store = options.store;
+    this.prefix = options.prefix ?? "";
+    this.config = { ...READER_DEFAULTS, ...options.config };
+  }
+
+  async readKeyspaceMetadata(keyspace: string): Promise<KeyspaceMetadata> {
+    const layout = new KeyspaceLayout(this.prefix, keyspace);
+    const obj = await this.store.get(layout.configKey);
+    if (!obj) throw new KeyspaceNotFound(keyspace);
+    return { keyspace, ...decodeKeyspaceConfig(layout.configKey, obj.body) };
+  }
+
+  /** Undefined when the key holds no items. Costs one GET and two LISTs. */
+  async readKeyMetadata(keyspace: string, key: string): Promise<KeyMetadata | undefined> {
+    const layout = new KeyspaceLayout(this.prefix, keyspace).key(key);
+    const tail = await readTail(this.store, layout);
+    const newest = tail.chain.at(-1);
+    if (!newest) return undefined;
+    const oldest =
+      tail.watermark === undefined
+        ? tail.chain[0]
+        : (await new ObjectIndex(this.store, layout, 1).windowFrom(0n)).objects[0];
+    const first = (oldest ?? newest).name;
+    return {
+      firstOffset: first.firstOffset,
+      nextOffset: newest.name.lastOffset + 1n,
+      nextNonce: newest.name.nextNonce,
+      itemCount: newest.name.lastOffset + 1n - first.firstOffset,
+      minTimestamp: first.minTimestamp,
+      maxTimestamp: newest.name.maxTimestamp,
+    };
+  }
+
+  async readPage(keyspace: string, key: string, request: ReadPageRequest = {}): Promise<ItemList> {
+    const order = request.order ?? "forwards";
+    if (order !== "forwards" && order !== "backwards")
+      throw new InvalidArgument("order", `${String(order)} is not forwards or backwards`);
+    const maxSize = request.maxSize ?? this.config.defaultMaxResults;
+    if (!Number.isSafeInteger(maxSize) || maxSize < 1 || maxSize > this.config.maxPageItems) {
+      throw new InvalidArgument("max_size", `${maxSize} is outside 1..${this.config.maxPageItems}`);
+    }
+    validateFilter(request.filter);
+    const layout = new KeyspaceLayout(this.prefix, keyspace).key(key);
+    const stats = new StorageStats();
+    const page = new PageRead(countingStore(this.store, stats), layout, this.config, maxSize);
+    const rule = startRule(layout, order, request);
+    const { items, next } = order === "forwards" ? await page.forwards(rule) : await page.backwards(rule);
+    return {
+      keyspace,
+      key,
+      items,
+      continuation: next ? encodeContinuation(layout.folder, { order, ...next }) : undefined,
+      stats: { listRequests: stats.listRequests, getRequests: stats.getRequests, bytesRead: stats.bytesRead },
+    };
+  }
+}
+
+function validateFilter(filter: ItemFilter | undefined): void {
+  if (!filter) return;
+  const { startOffset, startTimestamp, startNonce } = filter;
+  if (startOffset !== undefined && (startOffset < 0n || startOffset > U64_MAX))
+    throw new InvalidArgument("filter.start_offset", "outside the unsigned 64-bit range");
+  if (startTimestamp !== undefined && (startTimestamp < I64_MIN || startTimestamp > I64_MAX))
+    throw new InvalidArgument("filter.start_timestamp", "outside the signed 64-bit range");
+  if (startNonce !== undefined && (startNonce < 0n || startNonce > U128_MAX))
+    throw new InvalidArgument("filter.start_nonce", "outside the unsigned 128-bit range");
+}
+
+function startRule(layout: KeyLayout, order: IterationOrder, request: ReadPageRequest): StartRule {
+  if (request.continuation !== undefined) {
+    const c = decodeContinuation(layout.folder, order, request.continuation);
+    return order === "forwards"
+      ? {
+          object: (o) => o.name.lastOffset >= c.nextOffset,
+          item: (i) => i.offset >= c.nextOffset,
+          hint: c.hint,
+          unfiltered: false,
+        }
+      : {
+          object: (o) => o.name.firstOffset <= c.nextOffset,
+          item: (i) => i.offset <= c.nextOffset,
+          hint: c.hint,
+          unfiltered: false,
+        };
+  }
+  const f = request.filter ?? {};
+  const objectTests: ObjectPredicate[] = [];
+  const itemTests: ((i: Item) => boolean)[] = [];
+  if (order === "forwards") {
+    if (f.startOffset !== undefined) {
+      const o = f.startOffset;
+      objectTests.push((d) => d.name.lastOffset >= o);
+      itemTests.push((i) => i.offset >= o);
+    }
+    if (f.startTimestamp !== undefined) {
+      const t = f.startTimestamp;
+      objectTests.push((d) => d.name.maxTimestamp >= t);
+      itemTests.push((i) => i.timestamp >= t);
+    }
+    if (f.startNonce !== undefined) {
+      const n = f.startNonce;
+      objectTests.push((d) => d.name.nextNonce > n);
+      itemTests.push((i) => i.nonce !== undefined && i.nonce >= n);
+    }
+  } else {
+    if (f.startOffset !== undefined) {
+      const o = f.startOffset;
+      objectTests.push((d) => d.name.firstOffset <= o);
+      itemTests.push((i) => i.offset <= o);
+    }
+    if (f.startTimestamp !== undefined) {
+      const t = f.startTimestamp;
+      objectTests.push((d) => d.name.minTimestamp <= t);
+      itemTests.push((i) => i.timestamp <= t);
+    }
+    if (f.startNonce !== undefined) {
+      const n = f.startNonce;
+      objectTests.push((d) => d.name.firstNonce <= n);
+      itemTests.push((i) => i.nonce !== undefined && i.nonce <= n);
+    }
+  }
+  return {
+    object: (d) => objectTests.every((t) => t(d)),
+    item: (i) => itemTests.every((t) => t(i)),
+    unfiltered: objectTests.length === 0,
+  };
+}
+
+/** The state of one page being read. */
+class PageRead {
+  private readonly index: ObjectIndex;
+  private upperBoundCache: bigint | undefined;
+  private restarts = 0;
+
+  private readonly store: ObjectStore;
+  private readonly layout: KeyLayout;
+  private readonly config: ReaderConfig;
+  private readonly maxSize: number;
+
+  constructor(store: ObjectStore, layout: KeyLayout, config: ReaderConfig, maxSize: number) {
+    this.store = store;
+    this.layout = layout;
+    this.config = config;
+    this.maxSize = maxSize;
+    this.index = new ObjectIndex(store, layout, config.listPageSize, () => this.upperBound());
+  }
+
+  /** The key's next offset, read only when a search needs it (two requests). */
+  private async upperBound(): Promise<bigint> {
+    if (this.upperBoundCache === undefined) {
+      const tail = await readTail(this.store, this.layout);
+      this.upperBoundCache = (tail.chain.at(-1)?.name.lastOffset ?? 0n) + 1n;
+    }
+    return this.upperBoundCache;
+  }
+
+  private async fetch(o: DataObject): Promise<Item[] | undefined> {
+    const stored = await this.store.get(o.key);
+    if (!stored) {
+      // Compacted away since it was listed: the caller looks its position up again.
+      if (++this.restarts > this.config.maxCompactionRetries) {
+        throw new StorageUnavailable(
+          `key ${this.layout.folder} kept being compacted under the read (${this.restarts} restarts); retry`,
+        );
+      }
+      return undefined;
+    }
+    return decodeDataObject(o.key, o.name, stored.body);
+  }
+
+  async forwards(rule: StartRule): Promise<{ items: Item[]; next?: { nextOffset: bigint; hint: bigint } }> {
+    const items: Item[] = [];
+    let expected = -1n; // next offset to return, once the start is found
+    let located = await this.index.findFirst(rule.object, rule.hint);
+    if (located === undefined && rule.hint !== undefined) located = await this.index.findFirst(rule.object);
+    let window = located?.window;
+    let i = located?.index ?? 0;
+    let current: DataObject | undefined;
+    while (window && items.length < this.maxSize) {
+      if (i >= window.objects.length) {
+        if (!window.truncated) break;
+        window = await this.index.nextWindow(window);
+        i = 0;
+        continue;
+      }
+      current = window.objects[i] as DataObject;
+      if (current.name.lastOffset < expected) {
+        i++;
+        continue;
+      }
+      const decoded = await this.fetch(current);
+      if (!decoded) {
+        const from = expected;
+        const again =
+          from >= 0n
+            ? await this.index.findFirst((o) => o.name.lastOffset >= from)
+            : await this.index.findFirst(rule.object);
+        window = again?.window;
+        i = again?.index ?? 0;
+        continue;
+      }
+      for (const item of decoded) {
+        if (item.offset < expected) continue;
+        if (expected < 0n && !rule.item(item)) continue;
+        items.push(item);
+        expected = item.offset + 1n;
+        if (items.length === this.maxSize) break;
+      }
+      i++;
+    }
+    if (items.length < this.maxSize || !current) return { items };
+    return { items, next: { nextOffset: expected, hint: current.name.firstOffset } };
+  }
+
+  async backwards(rule: StartRule): Promise<{ items: Item[]; next?: { nextOffset: bigint; hint: bigint } }> {
+    const items: Item[] = [];
+    let expected: bigint | undefined; // next offset to return (descending), once started
+    let located: Located | undefined;
+    if (rule.unfiltered) located = await this.newest();
+    else located = await this.index.findLast(rule.object, rule.hint);
+    if (!located && rule.hint !== undefined) located = await this.index.findLast(rule.object);
+    let current: DataObject | undefined;
+    while (located && items.length < this.maxSize) {
+      current = located.window.objects[located.index] as DataObject;
+      const decoded = await this.fetch(current);
+      if (!decoded) {
+        const from = expected ?? current.name.lastOffset;
+        located = await this.index.findLast((o) => o.name.firstOffset <= from);
+        continue;
+      }
+      for (let k = decoded.length - 1; k >= 0; k--) {
+        const item = decoded[k] as Item;
+        if (expected !== undefined && item.offset > expected) continue;
+        if (expected === undefined && !rule.item(item)) continue;
+        items.push(item);
+        expected = item.offset - 1n;
+        if (items.length === this.maxSize) break;
+      }
+      if (items.length === this.maxSize) break;
+      if (current.name.firstOffset === 0n) return { items };
+      const before = current.name.firstOffset - 1n;
+      located =
+        located.index > 0
+          ? { window: located.window, index: located.index - 1 }
+          : await this.index.findLast((o) => o.name.firstOffset <= before, current.name.priorStartOffset);
+    }
+    if (items.length < this.maxSize || !current || expected === undefined || expected < 0n) return { items };
+    const hint = expected >= current.name.firstOffset ? current.name.firstOffset : current.name.priorStartOffset;
+    return { items, next: { nextOffset: expected, hint } };
+  }
+
+  /** The newest object, found from the watermark: O(1) requests however long the key. */
+  private async newest(): Promise<Located | undefined> {
+    const tail = await readTail(this.store, this.layout);
+    this.upperBoundCache = (tail.chain.at(-1)?.name.lastOffset ?? 0n) + 1n;
+    if (tail.chain.length === 0) return undefined;
+    return { window: { objects: tail.chain, truncated: false }, index: tail.chain.length - 1 };
+  }
+}

@@ -1,0 +1,200 @@
+// S3 backend on @aws-sdk/client-s3. Integrity end to end: every PUT carries a CRC32C the
+// server verifies before storing, every GET asks for the stored checksum and the SDK
+// verifies the body against it. Throttling and 5xx are retried by the SDK with backoff.
+
+import {
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+  S3ServiceException,
+} from "@aws-sdk/client-s3";
+import { StorageUnavailable } from "../errors.ts";
+import {
+  type ListOptions,
+  type ListPage,
+  type ObjectStore,
+  PreconditionFailed,
+  type PutOptions,
+  type StoredObject,
+} from "./object-store.ts";
+
+/** The S3 settings of SPEC.md's [s3] section. */
+export interface S3StoreConfig {
+  bucketName: string;
+  objectPrefix: string;
+  endpoint?: string | undefined;
+  region: string;
+  pathStyle: boolean;
+  /** Use the SDK's default credential chain (environment, profile, instance role...). */
+  useDefaultCredentials: boolean;
+  accessKey?: string | undefined;
+  secretKey?: string | undefined;
+  /** STS session token; `security_token` is accepted as its older name. */
+  sessionToken?: string | undefined;
+  profile?: string | undefined;
+  /** Attempts per request, including the first, for throttling, 5xx and network errors. */
+  maxAttempts: number;
+}
+
+export const S3_DEFAULTS = {
+  objectPrefix: "",
+  region: "us-east-1",
+  pathStyle: false,
+  useDefaultCredentials: true,
+  maxAttempts: 8,
+} as const;
+
+const DELETE_BATCH = 1000;
+/** Concurrent conditional writes to one key may answer 409; the loser of the race learns 412 on retry. */
+const CONFLICT_RETRIES = 5;
+
+export class S3Store implements ObjectStore {
+  readonly description: string;
+  private readonly client: S3Client;
+  private readonly bucket: string;
+
+  readonly config: S3StoreConfig;
+
+  constructor(config: S3StoreConfig) {
+    this.config = config;
+    this.bucket = config.bucketName;
+    this.description = `s3://${config.bucketName}/${config.objectPrefix}${config.endpoint ? ` at ${config.endpoint}` : ""}`;
+    const clientConfig: S3ClientConfig = {
+      region: config.region,
+      forcePathStyle: config.pathStyle,
+      maxAttempts: config.maxAttempts,
+      retryMode: "adaptive",
+      requestChecksumCalculation: "WHEN_SUPPORTED",
+      responseChecksumValidation: "WHEN_SUPPORTED",
+    };
+    if (config.endpoint) clientConfig.endpoint = config.endpoint;
+    if (config.profile) clientConfig.profile = config.profile;
+    if (!config.useDefaultCredentials) {
+      if (!config.accessKey || !config.secretKey) {
+        throw new StorageUnavailable("s3: use_default_credentials=false needs access_key and secret_key");
+      }
+      clientConfig.credentials = {
+        accessKeyId: config.accessKey,
+        secretAccessKey: config.secretKey,
+        ...(config.sessionToken ? { sessionToken: config.sessionToken } : {}),
+      };
+    }
+    this.client = new S3Client(clientConfig);
+  }
+
+  async get(key: string): Promise<StoredObject | undefined> {
+    try {
+      const res = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key, ChecksumMode: "ENABLED" }),
+      );
+      if (!res.Body) return { body: new Uint8Array(0) };
+      return { body: await res.Body.transformToByteArray() };
+    } catch (err) {
+      if (statusOf(err) === 404 && (err as Error).name !== "NoSuchBucket") return undefined;
+      throw this.unavailable("GET", key, err);
+    }
+  }
+
+  async put(key: string, body: Uint8Array, options?: PutOptions): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.client.send(
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key: key,
+            Body: body,
+            ContentLength: body.byteLength,
+            ChecksumAlgorithm: "CRC32C",
+            ...(options?.ifNoneMatch ? { IfNoneMatch: "*" } : {}),
+          }),
+        );
+        return;
+      } catch (err) {
+        const status = statusOf(err);
+        if (status === 412) throw new PreconditionFailed(key);
+        if (status === 409 && options?.ifNoneMatch && attempt < CONFLICT_RETRIES) continue;
+        throw this.unavailable("PUT", key, err);
+      }
+    }
+  }
+
+  async delete(keys: readonly string[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += DELETE_BATCH) {
+      const batch = keys.slice(i, i + DELETE_BATCH);
+      try {
+        const res = await this.client.send(
+          new DeleteObjectsCommand({
+            Bucket: this.bucket,
+            Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
+          }),
+        );
+        const failed = (res.Errors ?? []).filter((e) => e.Code !== "NoSuchKey");
+        if (failed.length > 0) {
+          throw new StorageUnavailable(
+            `s3 DELETE of ${failed[0]?.Key} failed: ${failed[0]?.Code} ${failed[0]?.Message}`,
+          );
+        }
+      } catch (err) {
+        if (err instanceof StorageUnavailable) throw err;
+        throw this.unavailable("DELETE", batch[0] ?? "", err);
+      }
+    }
+  }
+
+  async list(prefix: string, options?: ListOptions): Promise<ListPage> {
+    try {
+      const res = await this.client.send(
+        new ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: prefix,
+          ...(options?.startAfter !== undefined ? { StartAfter: options.startAfter } : {}),
+          ...(options?.maxKeys !== undefined ? { MaxKeys: options.maxKeys } : {}),
+        }),
+      );
+      return {
+        objects: (res.Contents ?? []).map((o) => ({ key: o.Key ?? "", size: o.Size ?? 0 })),
+        truncated: res.IsTruncated === true,
+      };
+    } catch (err) {
+      throw this.unavailable("LIST", prefix, err);
+    }
+  }
+
+  async listFolders(prefix: string): Promise<string[]> {
+    const folders: string[] = [];
+    let token: string | undefined;
+    try {
+      do {
+        const res = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, Delimiter: "/", ContinuationToken: token }),
+        );
+        for (const p of res.CommonPrefixes ?? []) {
+          if (p.Prefix) folders.push(p.Prefix.slice(prefix.length, -1));
+        }
+        token = res.IsTruncated ? res.NextContinuationToken : undefined;
+      } while (token);
+    } catch (err) {
+      throw this.unavailable("LIST", prefix, err);
+    }
+    return folders.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+
+  private unavailable(action: string, key: string, err: unknown): StorageUnavailable {
+    const detail =
+      err instanceof S3ServiceException
+        ? `${err.name} (HTTP ${statusOf(err)}): ${err.message}`
+        : (err as Error).message;
+    return new StorageUnavailable(`s3 ${action} of ${key} in bucket ${this.bucket} failed: ${detail}`, { cause: err });
+  }
+}
+
+function statusOf(err: unknown): number | undefined {
+  return (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+}

@@ -1,0 +1,59 @@
+// Where batch serialization and compaction merges run: inline on the calling thread, or on
+// a piscina pool of worker threads (writer_thread_count) so the event loop keeps serving
+// while large batches are built and compressed. The inline pool exists for comparison
+// (bench/) and for tools that append little.
+
+import { Piscina } from "piscina";
+import type { Compression } from "../format/layout.ts";
+import type { RecordInput } from "../format/records.ts";
+import { encodeBatch, type MergeInput, mergeObjects } from "./codec-tasks.ts";
+
+export interface RecordCodecPool {
+  encode(records: readonly RecordInput[], compression: Compression): Promise<Uint8Array>;
+  merge(inputs: readonly MergeInput[], compression: Compression): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
+export class InlineCodecPool implements RecordCodecPool {
+  async encode(records: readonly RecordInput[], compression: Compression): Promise<Uint8Array> {
+    return encodeBatch({ records, compression });
+  }
+  async merge(inputs: readonly MergeInput[], compression: Compression): Promise<Uint8Array> {
+    return mergeObjects({ inputs, compression });
+  }
+  async close(): Promise<void> {}
+}
+
+export class WorkerCodecPool implements RecordCodecPool {
+  private readonly piscina: Piscina;
+
+  constructor(threads: number) {
+    this.piscina = new Piscina({
+      filename: new URL("./codec-worker.ts", import.meta.url).href,
+      minThreads: threads,
+      maxThreads: threads,
+    });
+  }
+
+  async encode(records: readonly RecordInput[], compression: Compression): Promise<Uint8Array> {
+    return (await this.piscina.run({ records, compression }, { name: "encode" })) as Uint8Array;
+  }
+
+  async merge(inputs: readonly MergeInput[], compression: Compression): Promise<Uint8Array> {
+    // The fetched bodies are not used again here, so they are moved, not copied; a body
+    // that is a view into a shared (pooled) buffer is copied instead.
+    const transferList = inputs
+      .filter((i) => i.stored.byteOffset === 0 && i.stored.byteLength === i.stored.buffer.byteLength)
+      .map((i) => i.stored.buffer as ArrayBuffer)
+      .filter((b, i, all) => all.indexOf(b) === i);
+    return (await this.piscina.run({ inputs, compression }, { name: "merge", transferList })) as Uint8Array;
+  }
+
+  async close(): Promise<void> {
+    await this.piscina.destroy();
+  }
+}
+
+export function createCodecPool(threads: number): RecordCodecPool {
+  return threads > 0 ? new WorkerCodecPool(threads) : new InlineCodecPool();
+}

@@ -1,0 +1,101 @@
+// Compaction of a key's uncompacted objects into one larger immutable object, following the
+// reference's rules: once the uncompacted objects hold compact_items_threshold items or
+// compact_size_threshold bytes, they are merged and the merged object becomes the new
+// watermark (it is "complete" and never merged again); reaching only
+// compact_objects_threshold objects merges them but keeps them uncompacted.
+//
+// Crash safety: the merged object is written before any input is deleted, and the
+// watermark after the deletes. A crash in between leaves inputs that the merged object also
+// holds; readers resolve the overlap (format/object-chain.ts) and the next writer deletes
+// them. Sealed (empty) objects are never deleted: they keep a stalled writer's late write out.
+
+import type { WriterConfig } from "../config.ts";
+import { type Compression, type DataObjectName, itemCount, type KeyLayout } from "../format/layout.ts";
+import type { DataObject } from "../format/object-chain.ts";
+import { type ObjectStore, PreconditionFailed } from "../storage/object-store.ts";
+import type { RecordCodecPool } from "../workers/codec-pool.ts";
+import { encodeWatermark, type KeyState } from "./key-state.ts";
+
+export type CompactionThresholds = Pick<
+  WriterConfig,
+  "compactItemsThreshold" | "compactSizeThreshold" | "compactObjectsThreshold"
+>;
+
+export interface CompactionDecision {
+  readonly merge: boolean;
+  readonly advanceWatermark: boolean;
+}
+
+export function decideCompaction(uncompacted: readonly DataObject[], t: CompactionThresholds): CompactionDecision {
+  let items = 0n;
+  let bytes = 0n;
+  for (const o of uncompacted) {
+    items += itemCount(o.name);
+    bytes += o.name.sizeBytes;
+  }
+  const advanceWatermark = items >= BigInt(t.compactItemsThreshold) || bytes >= BigInt(t.compactSizeThreshold);
+  const merge = advanceWatermark || uncompacted.length >= t.compactObjectsThreshold;
+  return { merge: merge && uncompacted.length > 0, advanceWatermark };
+}
+
+export function mergedName(inputs: readonly DataObject[], sizeBytes: bigint, compression: Compression): DataObjectName {
+  const first = (inputs[0] as DataObject).name;
+  const last = (inputs.at(-1) as DataObject).name;
+  return {
+    firstOffset: first.firstOffset,
+    lastOffset: last.lastOffset,
+    minTimestamp: first.minTimestamp,
+    maxTimestamp: last.maxTimestamp,
+    firstNonce: first.firstNonce,
+    nextNonce: last.nextNonce,
+    sizeBytes,
+    priorStartOffset: first.priorStartOffset,
+    compression,
+  };
+}
+
+/** Compacts a key if its thresholds say so; returns the state after. */
+export async function compactKey(
+  store: ObjectStore,
+  layout: KeyLayout,
+  state: KeyState,
+  thresholds: CompactionThresholds,
+  compression: Compression,
+  codec: RecordCodecPool,
+): Promise<KeyState> {
+  const decision = decideCompaction(state.uncompacted, thresholds);
+  if (!decision.merge) return state;
+  const inputs = state.uncompacted;
+  let merged: DataObject;
+  if (inputs.length === 1 && compression === "none") {
+    merged = inputs[0] as DataObject; // nothing to merge: it only becomes complete
+  } else {
+    const bodies = await Promise.all(
+      inputs.map(async (o) => {
+        const stored = await store.get(o.key);
+        if (!stored) throw new PreconditionFailed(o.key); // compacted by another writer: re-read the key
+        return stored.body;
+      }),
+    );
+    const body = await codec.merge(
+      inputs.map((o, i) => ({ key: o.key, name: o.name, stored: bodies[i] as Uint8Array })),
+      compression,
+    );
+    const name = mergedName(inputs, BigInt(body.byteLength), compression);
+    merged = { key: layout.dataKey(name), name };
+    try {
+      await store.put(merged.key, body, { ifNoneMatch: true });
+    } catch (err) {
+      // The same inputs merged by another writer give the same name and bytes.
+      if (!(err instanceof PreconditionFailed)) throw err;
+    }
+    await store.delete(inputs.map((o) => o.key).filter((k) => k !== merged.key));
+  }
+  const newest = merged.name;
+  const tail = { ...state.tail, newestStartOffset: newest.firstOffset };
+  if (decision.advanceWatermark) {
+    await store.put(layout.watermarkKey, encodeWatermark(newest.firstOffset));
+    return { ...state, tail, watermark: newest.firstOffset, uncompacted: [] };
+  }
+  return { ...state, tail, uncompacted: [merged] };
+}

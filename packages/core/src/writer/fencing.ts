@@ -1,0 +1,99 @@
+// The commit protocol that keeps two writers of one key from committing overlapping
+// offsets (docs/fencing.md). A batch at offset N is committed in two conditional writes:
+//   1. create claim_o{N}_g{G} (if-none-match): of all writers that believe N is next,
+//      exactly one wins; the others learn they are behind and re-read the key.
+//   2. create the data object the claim names (if-none-match).
+// A data object therefore exists only for a won claim. A claim whose data object is missing
+// (its writer died or stalls between 1 and 2) is sealed by the next writer: it creates the
+// named data object empty, so a late write by the stalled writer fails, and claims N again
+// with generation G+1, after listing again: the claimed batch may have been committed and
+// compacted away before the seal, and then the listing shows it. Readers skip empty objects.
+
+import { randomUUID } from "node:crypto";
+import { CorruptObject, Fenced } from "../errors.ts";
+import type { KeyLayout } from "../format/layout.ts";
+import { type ObjectStore, PreconditionFailed } from "../storage/object-store.ts";
+import { type KeyState, listClaimsAt, readTail, stateFromTail } from "./key-state.ts";
+
+/** Identifies this process in the claims it writes (for operators reading a bucket). */
+export const WRITER_ID = randomUUID();
+
+/** How often recovery re-reads a key that keeps changing under it before giving up. */
+const MAX_RECOVERY_ROUNDS = 16;
+
+interface ClaimBody {
+  readonly dataKey: string;
+  readonly writer: string;
+}
+
+function encodeClaim(body: ClaimBody): Uint8Array {
+  return Buffer.from(JSON.stringify(body));
+}
+
+function decodeClaim(objectKey: string, bytes: Uint8Array): ClaimBody {
+  try {
+    const body = JSON.parse(Buffer.from(bytes).toString("utf8")) as Partial<ClaimBody>;
+    if (typeof body.dataKey === "string" && typeof body.writer === "string") return body as ClaimBody;
+  } catch {
+    // reported below
+  }
+  throw new CorruptObject(objectKey, "claim body is not {dataKey, writer} JSON");
+}
+
+/**
+ * Commits one batch: claim, then data. On a lost claim or a sealed data name the batch is
+ * not committed and Fenced is thrown; the caller must drop its cached state for the key.
+ */
+export async function commitBatch(
+  store: ObjectStore,
+  layout: KeyLayout,
+  state: KeyState,
+  dataKey: string,
+  body: Uint8Array,
+): Promise<void> {
+  const offset = state.tail.nextOffset;
+  try {
+    await store.put(layout.claimKey(offset, state.claimGeneration), encodeClaim({ dataKey, writer: WRITER_ID }), {
+      ifNoneMatch: true,
+    });
+    await store.put(dataKey, body, { ifNoneMatch: true });
+  } catch (err) {
+    if (err instanceof PreconditionFailed) throw new Fenced(layout.keyspaceLayout.keyspace, layout.key, offset);
+    throw err;
+  }
+}
+
+/**
+ * Reads a key's state from storage, finishing what crashed writers left: leftover inputs
+ * of an interrupted compaction are deleted, and an orphaned claim at the next offset is
+ * sealed so its generation can be taken again.
+ */
+export async function recoverKeyState(store: ObjectStore, layout: KeyLayout): Promise<KeyState> {
+  for (let round = 0; round < MAX_RECOVERY_ROUNDS; round++) {
+    const tail = await readTail(store, layout);
+    if (tail.leftovers.length > 0) await store.delete(tail.leftovers.map((o) => o.key));
+    const probe = stateFromTail(tail, 0);
+    const claims = await listClaimsAt(store, layout, probe.tail.nextOffset);
+    const newest = claims.at(-1);
+    if (!newest) return probe;
+    const claimed = await store.get(newest.key);
+    if (!claimed) continue; // trimmed or changed under us: read again
+    const { dataKey } = decodeClaim(newest.key, claimed.body);
+    try {
+      await store.put(dataKey, new Uint8Array(0), { ifNoneMatch: true });
+    } catch (err) {
+      // The claim's data object exists now: either it was written after our LIST (a live
+      // writer finished) or it is already sealed. Either way the listing will show it.
+      if (err instanceof PreconditionFailed) {
+        const existing = await store.get(dataKey);
+        if (existing && existing.body.byteLength === 0) return stateFromTail(tail, newest.generation + 1);
+        continue;
+      }
+      throw err;
+    }
+    // Sealed. The claimed batch may still have been committed before the seal and then
+    // compacted into an object this round's LIST did not show yet: read the key again; the
+    // next round sees either that object or this seal (and takes the next generation).
+  }
+  throw new Fenced(layout.keyspaceLayout.keyspace, layout.key, -1n);
+}

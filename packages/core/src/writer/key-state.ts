@@ -1,0 +1,99 @@
+// A writer's knowledge of one key, and how it is recovered from storage on a cache miss:
+// GET the watermark, LIST the data objects from it (a handful, bounded by compaction), then
+// LIST the claims at the next offset to seal a batch a crashed writer left half-done.
+
+import { CorruptObject } from "../errors.ts";
+import type { KeyLayout } from "../format/layout.ts";
+import { type DataObject, parseListing, resolveChain } from "../format/object-chain.ts";
+import type { ListedObject, ObjectStore } from "../storage/object-store.ts";
+import type { KeyTail } from "./append-plan.ts";
+
+export interface KeyState {
+  tail: KeyTail;
+  /** Generation of the claim to take at tail.nextOffset (above 0 after a seal). */
+  claimGeneration: number;
+  /** First offset of the newest compacted object; undefined before the first compaction. */
+  watermark: bigint | undefined;
+  /** Chain objects not yet compacted, ascending (excludes the object at the watermark). */
+  uncompacted: DataObject[];
+}
+
+export const WATERMARK_BYTES = 8;
+
+export function encodeWatermark(offset: bigint): Uint8Array {
+  const bytes = new Uint8Array(WATERMARK_BYTES);
+  new DataView(bytes.buffer).setBigUint64(0, offset, true);
+  return bytes;
+}
+
+export async function readWatermark(store: ObjectStore, layout: KeyLayout): Promise<bigint | undefined> {
+  const obj = await store.get(layout.watermarkKey);
+  if (!obj) return undefined;
+  if (obj.body.byteLength !== WATERMARK_BYTES) {
+    throw new CorruptObject(
+      layout.watermarkKey,
+      `holds ${obj.body.byteLength} bytes, a watermark is ${WATERMARK_BYTES}`,
+    );
+  }
+  return new DataView(obj.body.buffer, obj.body.byteOffset, WATERMARK_BYTES).getBigUint64(0, true);
+}
+
+/** Every object under `prefix` after `startAfter`, across LIST pages. */
+export async function listAll(store: ObjectStore, prefix: string, startAfter: string): Promise<ListedObject[]> {
+  const all: ListedObject[] = [];
+  let after = startAfter;
+  for (;;) {
+    const page = await store.list(prefix, { startAfter: after });
+    all.push(...page.objects);
+    const last = page.objects.at(-1);
+    if (!page.truncated || !last) return all;
+    after = last.key;
+  }
+}
+
+export interface RecoveredTail {
+  readonly watermark: bigint | undefined;
+  /** The chain from the watermark's object (inclusive) to the newest object. */
+  readonly chain: DataObject[];
+  readonly leftovers: DataObject[];
+}
+
+/** Reads a key's tail: the watermark and the objects from it on (used by writer and reader). */
+export async function readTail(store: ObjectStore, layout: KeyLayout): Promise<RecoveredTail> {
+  const watermark = await readWatermark(store, layout);
+  const listed = await listAll(store, layout.dataPrefix, layout.startAfterForFirstOffset(watermark ?? 0n));
+  const { chain, leftovers } = resolveChain(parseListing(layout, listed));
+  return { watermark, chain, leftovers };
+}
+
+export function stateFromTail(tail: RecoveredTail, claimGeneration: number): KeyState {
+  const newest = tail.chain.at(-1);
+  const uncompacted = tail.chain.filter((o) => tail.watermark === undefined || o.name.firstOffset > tail.watermark);
+  return {
+    tail: newest
+      ? {
+          nextOffset: newest.name.lastOffset + 1n,
+          nextNonce: newest.name.nextNonce,
+          lastTimestamp: newest.name.maxTimestamp,
+          newestStartOffset: newest.name.firstOffset,
+        }
+      : { nextOffset: 0n, nextNonce: 0n, lastTimestamp: undefined, newestStartOffset: 0n },
+    claimGeneration,
+    watermark: tail.watermark,
+    uncompacted,
+  };
+}
+
+/** Claims at the next offset, newest generation last. */
+export async function listClaimsAt(
+  store: ObjectStore,
+  layout: KeyLayout,
+  offset: bigint,
+): Promise<{ key: string; generation: number }[]> {
+  const listed = await listAll(store, layout.claimPrefix, layout.claimKey(offset, 0).replace(/_g0$/, ""));
+  return listed
+    .map((o) => ({ key: o.key, parsed: layout.parseClaimKey(o.key) }))
+    .filter((c) => c.parsed?.offset === offset)
+    .map((c) => ({ key: c.key, generation: c.parsed?.generation ?? 0 }))
+    .sort((a, b) => a.generation - b.generation);
+}

@@ -1,0 +1,106 @@
+// Two writers of one key, and crashes between a claim and its data write.
+// Needs: the filesystem, and SeaweedFS when KLSTORE_TEST_S3_ENDPOINT is set.
+
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { Fenced } from "../src/errors.ts";
+import { KeyspaceLayout } from "../src/format/layout.ts";
+import type { Item } from "../src/format/records.ts";
+import { StoreReader } from "../src/reader/store-reader.ts";
+import { StoreWriter } from "../src/writer/store-writer.ts";
+import { backends } from "./backends.ts";
+
+async function readAll(reader: StoreReader): Promise<Item[]> {
+  const items: Item[] = [];
+  let continuation: string | undefined;
+  do {
+    const page = await reader.readPage("ks", "k", { maxSize: 50, continuation });
+    items.push(...page.items);
+    continuation = page.continuation;
+  } while (continuation);
+  return items;
+}
+
+for (const backend of backends()) {
+  describe(`fencing (${backend.name})`, () => {
+    it("two writers appending to one key at once never commit overlapping offsets", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        const config = { compactItemsThreshold: 25, compactObjectsThreshold: 4 };
+        const a = new StoreWriter({ store, prefix, config });
+        const b = new StoreWriter({ store, prefix, config });
+        await a.createKeyspace("ks");
+        const acked: string[] = [];
+        let fenced = 0;
+        const run = async (writer: StoreWriter, name: string) => {
+          for (let i = 0; i < 30; i++) {
+            const value = `${name}-${i}`;
+            // Retry until committed: Fenced means nothing was stored, so retrying is safe.
+            for (;;) {
+              try {
+                const [outcome] = await writer.appendList("ks", "k", [{ value: Buffer.from(value) }]);
+                assert.equal(outcome?.kind, "appended");
+                acked.push(value);
+                break;
+              } catch (err) {
+                if (!(err instanceof Fenced)) throw err;
+                fenced++;
+              }
+            }
+          }
+        };
+        await Promise.all([run(a, "a"), run(b, "b")]);
+        const items = await readAll(new StoreReader({ store, prefix }));
+        assert.deepEqual(
+          items.map((i) => i.offset),
+          items.map((_, i) => BigInt(i)),
+          "offsets are dense and unique",
+        );
+        assert.deepEqual(items.map((i) => Buffer.from(i.value).toString()).sort(), [...acked].sort());
+        assert.equal(items.length, 60);
+        assert.ok(fenced > 0, "the writers really raced");
+        await a.close();
+        await b.close();
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it("a claim left without its data object is sealed, and a late write by its owner fails", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        const writer = new StoreWriter({ store, prefix });
+        await writer.createKeyspace("ks");
+        await writer.appendList("ks", "k", [{ value: Buffer.from("first") }]);
+        // A writer that claimed offset 1 and then stalled (or died) before its data write.
+        const layout = new KeyspaceLayout(prefix, "ks").key("k");
+        const stalledDataKey = `${layout.folder}data_o00000000000000000001-o1_t5-t5_n0-n0_s46_p0.bin`;
+        await store.put(
+          layout.claimKey(1n, 0),
+          Buffer.from(JSON.stringify({ dataKey: stalledDataKey, writer: "stalled" })),
+          {
+            ifNoneMatch: true,
+          },
+        );
+        const recovering = new StoreWriter({ store, prefix });
+        const [outcome] = await recovering.appendList("ks", "k", [{ value: Buffer.from("second") }]);
+        assert.deepEqual(outcome && outcome.kind === "appended" ? outcome.offset : undefined, 1n);
+        // The stalled writer wakes up: its data write must not land.
+        await assert.rejects(store.put(stalledDataKey, Buffer.alloc(46), { ifNoneMatch: true }));
+        const items = await readAll(new StoreReader({ store, prefix }));
+        assert.deepEqual(
+          items.map((i) => Buffer.from(i.value).toString()),
+          ["first", "second"],
+        );
+        // The first writer's cached state is stale: it is fenced, then succeeds after re-reading.
+        await assert.rejects(writer.appendList("ks", "k", [{ value: Buffer.from("third") }]), Fenced);
+        const [third] = await writer.appendList("ks", "k", [{ value: Buffer.from("third") }]);
+        assert.deepEqual(third && third.kind === "appended" ? third.offset : undefined, 2n);
+        await writer.close();
+        await recovering.close();
+      } finally {
+        await cleanup();
+      }
+    });
+  });
+}

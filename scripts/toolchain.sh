@@ -1,0 +1,39 @@
+# Sourced by bin/klstore and scripts/test.sh: makes Node 24 and pnpm available and the
+# workspace installed, installing on first use into a cache (idempotent, fast when done).
+# KLSTORE_TOOLS overrides the cache folder.
+
+KLSTORE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+KLSTORE_TOOLS="${KLSTORE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/klstore/tools}"
+KLSTORE_NODE_VERSION=24
+KLSTORE_PNPM_VERSION=10.34.9
+
+klstore_log() { echo "klstore: $*" >&2; }
+
+klstore_ensure_node() {
+  local node="$KLSTORE_TOOLS/node_modules/node/bin/node"
+  if [ ! -x "$node" ] || [ "$("$node" -p 'process.versions.node.split(".")[0]' 2>/dev/null)" != "$KLSTORE_NODE_VERSION" ]; then
+    klstore_log "installing Node $KLSTORE_NODE_VERSION and pnpm into $KLSTORE_TOOLS (once)"
+    mkdir -p "$KLSTORE_TOOLS"
+    (cd "$KLSTORE_TOOLS" && npm install --no-audit --no-fund --loglevel=error \
+      "node@$KLSTORE_NODE_VERSION" "pnpm@$KLSTORE_PNPM_VERSION" >&2)
+  fi
+  if [ ! -x "$KLSTORE_TOOLS/node_modules/.bin/pnpm" ]; then
+    (cd "$KLSTORE_TOOLS" && npm install --no-audit --no-fund --loglevel=error "pnpm@$KLSTORE_PNPM_VERSION" >&2)
+  fi
+  export PATH="$KLSTORE_TOOLS/node_modules/node/bin:$KLSTORE_TOOLS/node_modules/.bin:$KLSTORE_ROOT/node_modules/.bin:$PATH"
+}
+
+klstore_ensure_workspace() {
+  local stamp="$KLSTORE_ROOT/node_modules/.klstore-installed"
+  local want
+  want="$(cd "$KLSTORE_ROOT" && git ls-files -co --exclude-standard -- pnpm-lock.yaml '*package.json' \
+    | grep -v node_modules | sort | xargs sha256sum | sha256sum | cut -d' ' -f1)"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    klstore_log "installing dependencies (pnpm install)"
+    (cd "$KLSTORE_ROOT" && pnpm install --frozen-lockfile --reporter=silent >&2)
+    echo "$want" > "$stamp"
+  fi
+}
+
+klstore_ensure_node
+klstore_ensure_workspace
