@@ -1,0 +1,109 @@
+// The klstore CLI end to end in direct mode on a temporary folder: appends with
+// overlapping nonces, reads both ways with filters and small pages, odd key names, errors.
+
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+
+const main = new URL("./main.ts", import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), "klstore-cli-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function klstore(args: string[], input?: string) {
+  const res = spawnSync(process.execPath, [main, "--store", `file://${dir}`, ...args], { input, encoding: "utf8" });
+  return { code: res.status, out: res.stdout, err: res.stderr };
+}
+
+function lines(out: string) {
+  return out
+    .trim()
+    .split("\n")
+    .filter((l) => l)
+    .map((l) => JSON.parse(l));
+}
+
+describe("klstore CLI (direct mode)", () => {
+  const key = "odd key/../ü";
+
+  it("creates a keyspace once", () => {
+    assert.equal(klstore(["keyspace", "create", "ks"]).code, 0);
+    const again = klstore(["keyspace", "create", "ks"]);
+    assert.equal(again.code, 1);
+    assert.match(again.err, /already exists/);
+    assert.equal(lines(klstore(["keyspace", "get", "ks"]).out)[0].keyspace, "ks");
+  });
+
+  it("appends from arguments, stdin lines and jsonl, dropping duplicate nonces", () => {
+    assert.equal(klstore(["append", "ks", key, "a", "b"]).code, 0);
+    assert.equal(klstore(["append", "ks", key], "c\nd\n").code, 0);
+    const jsonl = [
+      '{"value":"n5","nonce":"5","timestamp":1700000000000}',
+      '{"value":"n3","nonce":3}',
+      '{"value":"n9","nonce":"9"}',
+    ].join("\n");
+    const res = klstore(["append", "ks", key, "--format", "jsonl", "--output", "jsonl"], jsonl);
+    assert.equal(res.code, 0, res.err);
+    assert.deepEqual(
+      lines(res.out).map((o) => o.duplicate ?? o.offset),
+      [4, true, 5],
+    );
+    assert.match(klstore(["append", "ks", key, "--nonce", "9", "dup"]).out, /duplicate/);
+  });
+
+  it("reads forwards, backwards, from offsets and nonces, in small pages", () => {
+    const all = lines(klstore(["read", "ks", key, "--page-size", "2"]).out);
+    assert.deepEqual(
+      all.map((i) => i.value),
+      ["a", "b", "c", "d", "n5", "n9"],
+    );
+    assert.deepEqual(
+      all.map((i) => i.offset),
+      [0, 1, 2, 3, 4, 5],
+    );
+    assert.equal(all[4].nonce, "5");
+    const back = lines(klstore(["read", "ks", key, "--reverse", "--page-size", "1", "--limit", "3"]).out);
+    assert.deepEqual(
+      back.map((i) => i.value),
+      ["n9", "n5", "d"],
+    );
+    assert.deepEqual(
+      lines(klstore(["read", "ks", key, "--from-offset", "3"]).out).map((i) => i.value),
+      ["d", "n5", "n9"],
+    );
+    assert.deepEqual(
+      lines(klstore(["read", "ks", key, "--from-nonce", "6"]).out).map((i) => i.value),
+      ["n9"],
+    );
+    assert.deepEqual(
+      lines(klstore(["read", "ks", key, "--reverse", "--from-nonce", "8"]).out).map((i) => i.value),
+      ["n5", "d", "c", "b", "a"],
+    );
+    const stat = lines(klstore(["stat", "ks", key]).out)[0];
+    assert.equal(stat.next_offset, 6);
+    assert.equal(stat.next_nonce, "10");
+  });
+
+  it("names objects in the seed's layout inside one folder per key", () => {
+    const folder = join(dir, "ks", "odd%20key%2F..%2F%C3%BC");
+    const names = readdirSync(folder).filter((n) => n.startsWith("data_"));
+    assert.ok(names.length > 0);
+    for (const n of names) assert.match(n, /^data_o\d{20}-o\d+_t-?\d+-t-?\d+_n\d+-n\d+_s\d+_p\d+\.bin$/);
+  });
+
+  it("fails with a one-line message and a non-zero exit on bad input", () => {
+    const missing = klstore(["append", "nope", "k", "v"]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.err, /keyspace "nope" does not exist/);
+    const badNonce = klstore(["append", "ks", "k", "--nonce", "-1", "v"]);
+    assert.notEqual(badNonce.code, 0);
+    const badJson = klstore(["append", "ks", "k", "--format", "jsonl"], "{not json}\n");
+    assert.equal(badJson.code, 1);
+    assert.match(badJson.err, /line 1/);
+    const empty = klstore(["append", "ks", "", "v"]);
+    assert.equal(empty.code, 1);
+    assert.match(empty.err, /invalid key/);
+  });
+});
