@@ -110,7 +110,3 @@ export function planAppend(tail: KeyTail, insertions: readonly Insertion[], now:
     tailAfter: { nextOffset, nextNonce, lastTimestamp, newestStartOffset: first.offset },
   };
 }
-
-export function plannedBytes(plan: AppendPlan): number {
-  return encodedSize(plan.records);
-}
