@@ -20,5 +20,6 @@ export KLSTORE_TEST_S3_ENDPOINT="http://127.0.0.1:${KLSTORE_S3_PORT:-8333}"
 export KLSTORE_TEST_S3_ACCESS_KEY=klstore KLSTORE_TEST_S3_SECRET_KEY=klstore-secret
 
 echo "== tests"
-node --test --test-reporter=spec --test-concurrency=2 \
+# A hung test fails after 2 minutes instead of eating the CI budget.
+node --test --test-reporter=spec --test-concurrency=2 --test-timeout=120000 \
   "packages/*/src/**/*.test.ts" "packages/*/test/**/*.test.ts" "$@"

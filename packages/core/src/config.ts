@@ -35,8 +35,10 @@ export interface ReaderConfig extends LimitsConfig {
 export interface BatchingConfig {
   /** Worker threads doing serialization and compaction (0 = inline on the main thread). */
   writerThreadCount: number;
-  /** Appends waiting across all keys before new ones are refused (RESOURCE_EXHAUSTED). */
+  /** Insertions waiting across all keys before new appends are refused (RESOURCE_EXHAUSTED). */
   writerThreadQueueCapacity: number;
+  /** Value bytes waiting across all keys before new appends are refused (RESOURCE_EXHAUSTED). */
+  writerQueueMaxBytes: number;
   /** How often due batches are looked for. */
   batchCheckIntervalMillis: number;
   /** A key's pending items are flushed at most this long after the first arrived. */
@@ -72,6 +74,7 @@ export const READER_DEFAULTS: ReaderConfig = {
 export const BATCHING_DEFAULTS: BatchingConfig = {
   writerThreadCount: 1,
   writerThreadQueueCapacity: 1_000_000,
+  writerQueueMaxBytes: 256 * 1024 * 1024,
   batchCheckIntervalMillis: 100,
   batchFlushIntervalMillis: 1000,
   batchFlushItemCountThreshold: Number.MAX_SAFE_INTEGER,

@@ -96,6 +96,12 @@ export class StorageUnavailable extends KlstoreError {
   override readonly retryable = true;
 }
 
+/** The writer is shutting down and takes no more work; another instance (or a retry) will. */
+export class ShuttingDown extends KlstoreError {
+  readonly code = "UNAVAILABLE";
+  override readonly retryable = true;
+}
+
 export class InternalError extends KlstoreError {
   readonly code = "INTERNAL";
 }

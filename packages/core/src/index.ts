@@ -28,4 +28,5 @@ export { S3Store, type S3StoreConfig } from "./storage/s3.ts";
 export { openStore, s3ConfigFromUrl } from "./storage/store-url.ts";
 export { createCodecPool, InlineCodecPool, type RecordCodecPool, WorkerCodecPool } from "./workers/codec-pool.ts";
 export type { Insertion, ItemOutcome } from "./writer/append-plan.ts";
+export { BatchingStoreWriter, type BatchingStoreWriterOptions } from "./writer/batching-writer.ts";
 export { type CreateKeyspaceOptions, StoreWriter, type StoreWriterOptions } from "./writer/store-writer.ts";

@@ -12,22 +12,35 @@ export interface RecordCodecPool {
   encode(records: readonly RecordInput[], compression: Compression): Promise<Uint8Array>;
   merge(inputs: readonly MergeInput[], compression: Compression): Promise<Uint8Array>;
   close(): Promise<void>;
+  /** Worker threads doing the work; 0 when it runs inline. */
+  readonly threads: number;
+  /** Tasks finished so far (shows in tests and metrics that the pool is really used). */
+  readonly completedTasks: number;
 }
 
 export class InlineCodecPool implements RecordCodecPool {
+  readonly threads = 0;
+  completedTasks = 0;
+
   async encode(records: readonly RecordInput[], compression: Compression): Promise<Uint8Array> {
-    return encodeBatch({ records, compression });
+    const out = encodeBatch({ records, compression });
+    this.completedTasks++;
+    return out;
   }
   async merge(inputs: readonly MergeInput[], compression: Compression): Promise<Uint8Array> {
-    return mergeObjects({ inputs, compression });
+    const out = mergeObjects({ inputs, compression });
+    this.completedTasks++;
+    return out;
   }
   async close(): Promise<void> {}
 }
 
 export class WorkerCodecPool implements RecordCodecPool {
   private readonly piscina: Piscina;
+  readonly threads: number;
 
   constructor(threads: number) {
+    this.threads = threads;
     this.piscina = new Piscina({
       filename: new URL("./codec-worker.ts", import.meta.url).href,
       minThreads: threads,
@@ -47,6 +60,10 @@ export class WorkerCodecPool implements RecordCodecPool {
       .map((i) => i.stored.buffer as ArrayBuffer)
       .filter((b, i, all) => all.indexOf(b) === i);
     return (await this.piscina.run({ inputs, compression }, { name: "merge", transferList })) as Uint8Array;
+  }
+
+  get completedTasks(): number {
+    return this.piscina.completed;
   }
 
   async close(): Promise<void> {

@@ -34,7 +34,8 @@ export class StoreWriter {
   readonly store: ObjectStore;
   readonly prefix: string;
   readonly config: WriterConfig;
-  private readonly codec: RecordCodecPool;
+  /** Where batches are serialized and compactions merged. */
+  readonly codec: RecordCodecPool;
   private readonly keys: LRUCache<string, KeyState>;
   private readonly keyspaces = new LRUCache<string, KeyspaceSettings>({ max: MAX_CACHED_KEYSPACES });
   private readonly queue = new KeyQueue();
@@ -77,6 +78,15 @@ export class StoreWriter {
   /** Appends to one key and returns, per insertion, its offset or that it was a duplicate. */
   async appendList(keyspace: string, key: string, insertions: readonly Insertion[]): Promise<ItemOutcome[]> {
     validateInsertions(insertions, this.config);
+    return this.commitValidated(keyspace, key, insertions);
+  }
+
+  /**
+   * Commits insertions already checked by validateInsertions as one object. The batching
+   * writer validates each call on arrival and commits a group of calls through here, so
+   * the group may hold more items than one call is allowed.
+   */
+  async commitValidated(keyspace: string, key: string, insertions: readonly Insertion[]): Promise<ItemOutcome[]> {
     const layout = new KeyspaceLayout(this.prefix, keyspace).key(key);
     const settings = await this.keyspaceSettings(keyspace);
     return this.queue.run(layout.folder, async () => {

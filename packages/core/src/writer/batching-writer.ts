@@ -1,0 +1,240 @@
+// The batching writer (seed: BatchingStoreWriter): concurrent appends to one key are
+// grouped and committed as one object (group commit), so a busy key costs one PUT per
+// flush instead of one per call. Each call still gets its own per-insertion outcome, and
+// its promise settles only once its items are durable (or failed), so acknowledging to a
+// client after it resolves is always safe.
+//
+// A key's group is flushed when it reaches the item or size threshold, when its oldest
+// item has waited batch_flush_interval_millis (checked every batch_check_interval_millis
+// by duty_cycle), or on flush_key / flush_all / close. At most one commit per key is in
+// flight; calls arriving meanwhile form the next group, which keeps per-key order. The
+// queue is bounded in items and bytes: past either bound an append is refused with a
+// retryable RESOURCE_EXHAUSTED instead of growing memory without limit.
+
+import { BATCHING_DEFAULTS, type BatchingConfig } from "../config.ts";
+import { ResourceExhausted, ShuttingDown } from "../errors.ts";
+import type { KeyspaceSettings } from "../format/keyspace-config.ts";
+import { KeyspaceLayout } from "../format/layout.ts";
+import { createCodecPool } from "../workers/codec-pool.ts";
+import { type Insertion, type ItemOutcome, validateInsertions } from "./append-plan.ts";
+import { type CreateKeyspaceOptions, StoreWriter, type StoreWriterOptions } from "./store-writer.ts";
+
+export interface BatchingStoreWriterOptions extends Omit<StoreWriterOptions, "codec"> {
+  readonly batching?: Partial<BatchingConfig>;
+}
+
+interface Waiter {
+  readonly count: number;
+  readonly resolve: (outcomes: ItemOutcome[]) => void;
+  readonly reject: (err: unknown) => void;
+}
+
+/** The calls waiting to be committed together for one key. */
+class PendingGroup {
+  readonly insertions: Insertion[] = [];
+  readonly waiters: Waiter[] = [];
+  bytes = 0;
+  due = false;
+  readonly firstArrivalMillis: number;
+  /** Settles when this group is committed; flush_key waits on it. */
+  readonly committed = Promise.withResolvers<void>();
+
+  constructor(now: number) {
+    this.firstArrivalMillis = now;
+    // flush_key may never be called for this group; its failure is reported to the waiters.
+    this.committed.promise.catch(() => {});
+  }
+}
+
+interface KeyEntry {
+  readonly keyspace: string;
+  readonly key: string;
+  pending: PendingGroup | undefined;
+  inFlight: PendingGroup | undefined;
+}
+
+export class BatchingStoreWriter {
+  readonly writer: StoreWriter;
+  readonly batching: BatchingConfig;
+  private readonly entries = new Map<string, KeyEntry>();
+  private readonly timer: NodeJS.Timeout;
+  private readonly admitting = new Set<Promise<unknown>>();
+  private queuedItems = 0;
+  private queuedBytes = 0;
+  private closed = false;
+
+  constructor(options: BatchingStoreWriterOptions) {
+    this.batching = { ...BATCHING_DEFAULTS, ...options.batching };
+    const codec = createCodecPool(this.batching.writerThreadCount);
+    this.writer = new StoreWriter({ ...options, codec });
+    this.timer = setInterval(() => void this.dutyCycle(), this.batching.batchCheckIntervalMillis);
+    // The timer alone never keeps a process alive; pending work is flushed by close().
+    this.timer.unref();
+  }
+
+  createKeyspace(keyspace: string, options?: CreateKeyspaceOptions): Promise<KeyspaceSettings> {
+    return this.writer.createKeyspace(keyspace, options);
+  }
+
+  keyspaceSettings(keyspace: string): Promise<KeyspaceSettings> {
+    return this.writer.keyspaceSettings(keyspace);
+  }
+
+  /** Queues insertions for one key; resolves with their outcomes once they are durable. */
+  async appendList(keyspace: string, key: string, insertions: readonly Insertion[]): Promise<ItemOutcome[]> {
+    if (this.closed) throw new ShuttingDown("the writer is closing and accepts no more appends");
+    validateInsertions(insertions, this.writer.config);
+    const folder = new KeyspaceLayout(this.writer.prefix, keyspace).key(key).folder;
+    // A missing keyspace fails this call alone, not the group it would have joined.
+    await this.admit(keyspace);
+    if (insertions.length === 0) return [];
+    const bytes = insertions.reduce((n, i) => n + i.value.byteLength, 0);
+    this.reserve(insertions.length, bytes);
+
+    const now = Date.now();
+    const clock = this.writer.config.clock();
+    let entry = this.entries.get(folder);
+    if (!entry) {
+      entry = { keyspace, key, pending: undefined, inFlight: undefined };
+      this.entries.set(folder, entry);
+    }
+    const group = (entry.pending ??= new PendingGroup(now));
+    // Missing timestamps are the arrival time, not the (later) commit time.
+    for (const ins of insertions)
+      group.insertions.push(ins.timestamp === undefined ? { ...ins, timestamp: clock } : ins);
+    group.bytes += bytes;
+    const outcome = new Promise<ItemOutcome[]>((resolve, reject) => {
+      group.waiters.push({ count: insertions.length, resolve, reject });
+    });
+    if (
+      this.batching.batchFlushIntervalMillis === 0 ||
+      group.insertions.length >= this.batching.batchFlushItemCountThreshold ||
+      group.bytes >= this.batching.batchFlushSizeThreshold
+    ) {
+      group.due = true;
+      this.kick(folder, entry);
+    }
+    return outcome;
+  }
+
+  /** Commits what is pending for one key; rejects if that commit failed. */
+  async flushKey(keyspace: string, key: string): Promise<void> {
+    const folder = new KeyspaceLayout(this.writer.prefix, keyspace).key(key).folder;
+    await this.flushEntry(folder);
+  }
+
+  /** Commits what is pending for every key; rejects with the first failure. */
+  async flushAll(): Promise<void> {
+    await Promise.allSettled(this.admitting);
+    const results = await Promise.allSettled([...this.entries.keys()].map((folder) => this.flushEntry(folder)));
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
+  }
+
+  /** Flushes groups whose oldest item has waited the flush interval; resolves when those commits end. */
+  async dutyCycle(): Promise<void> {
+    const cutoff = Date.now() - this.batching.batchFlushIntervalMillis;
+    const started: Promise<void>[] = [];
+    for (const [folder, entry] of this.entries) {
+      const group = entry.pending;
+      if (group && group.firstArrivalMillis <= cutoff) {
+        group.due = true;
+        this.kick(folder, entry);
+        started.push(group.committed.promise);
+      }
+    }
+    // Failures reach the appends' callers; the duty cycle itself has nothing to report.
+    await Promise.allSettled(started);
+  }
+
+  invalidate(keyspace: string, key: string): void {
+    this.writer.invalidate(keyspace, key);
+  }
+
+  /** Items and value bytes accepted but not yet committed. */
+  get queued(): { items: number; bytes: number } {
+    return { items: this.queuedItems, bytes: this.queuedBytes };
+  }
+
+  /** Refuses new appends, commits everything pending, then stops the worker threads. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.timer);
+    try {
+      await this.flushAll();
+    } finally {
+      await this.writer.close();
+    }
+  }
+
+  private reserve(items: number, bytes: number): void {
+    const { writerThreadQueueCapacity: maxItems, writerQueueMaxBytes: maxBytes } = this.batching;
+    // An empty queue takes any single valid call, so a large call is never refused forever.
+    const empty = this.queuedItems === 0;
+    if (!empty && (this.queuedItems + items > maxItems || this.queuedBytes + bytes > maxBytes)) {
+      throw new ResourceExhausted(
+        `writer queue is full (${this.queuedItems} items, ${this.queuedBytes} bytes waiting; ` +
+          `limits ${maxItems} items, ${maxBytes} bytes); retry later`,
+      );
+    }
+    this.queuedItems += items;
+    this.queuedBytes += bytes;
+  }
+
+  /**
+   * Checks the keyspace of an arriving call. Flushes wait for the calls being admitted, so
+   * flush_key and flush_all cover every append called before them, even one still waiting
+   * for its keyspace's settings to be read.
+   */
+  private admit(keyspace: string): Promise<unknown> {
+    const admission = this.writer.keyspaceSettings(keyspace);
+    this.admitting.add(admission);
+    const done = () => this.admitting.delete(admission);
+    admission.then(done, done);
+    return admission;
+  }
+
+  private async flushEntry(folder: string): Promise<void> {
+    await Promise.allSettled(this.admitting);
+    const entry = this.entries.get(folder);
+    if (!entry) return;
+    // The pending group commits after the one in flight, so waiting on it covers both.
+    const group = entry.pending ?? entry.inFlight;
+    if (!group) return;
+    group.due = true;
+    this.kick(folder, entry);
+    await group.committed.promise;
+  }
+
+  /** Starts the key's next commit if one is due and none is in flight. */
+  private kick(folder: string, entry: KeyEntry): void {
+    const group = entry.pending;
+    if (entry.inFlight || !group?.due) return;
+    entry.pending = undefined;
+    entry.inFlight = group;
+    void this.commit(entry, group).finally(() => {
+      entry.inFlight = undefined;
+      if (entry.pending) this.kick(folder, entry);
+      else this.entries.delete(folder);
+    });
+  }
+
+  private async commit(entry: KeyEntry, group: PendingGroup): Promise<void> {
+    try {
+      const outcomes = await this.writer.commitValidated(entry.keyspace, entry.key, group.insertions);
+      let start = 0;
+      for (const waiter of group.waiters) {
+        waiter.resolve(outcomes.slice(start, start + waiter.count));
+        start += waiter.count;
+      }
+      group.committed.resolve();
+    } catch (err) {
+      // Nothing of a failed group was acknowledged; every caller in it gets the error.
+      for (const waiter of group.waiters) waiter.reject(err);
+      group.committed.reject(err);
+    } finally {
+      this.queuedItems -= group.insertions.length;
+      this.queuedBytes -= group.bytes;
+    }
+  }
+}
