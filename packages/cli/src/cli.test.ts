@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -105,5 +105,18 @@ describe("klstore CLI (direct mode)", () => {
     const empty = klstore(["append", "ks", "", "v"]);
     assert.equal(empty.code, 1);
     assert.match(empty.err, /invalid key/);
+  });
+
+  it("reports a corrupt object as data loss naming it, and prints none of its bytes", () => {
+    assert.equal(klstore(["append", "ks", "damaged", "intact-value"]).code, 0);
+    const folder = join(dir, "ks", "damaged");
+    const name = readdirSync(folder).find((n) => n.startsWith("data_")) as string;
+    const path = join(folder, name);
+    writeFileSync(path, readFileSync(path).subarray(0, 20)); // truncated, as by a failed copy
+    const read = klstore(["read", "ks", "damaged"]);
+    assert.equal(read.code, 1);
+    assert.equal(read.out, "");
+    assert.match(read.err, new RegExp(`corrupt object ks/damaged/${name.replaceAll(".", "\\.")}`));
+    assert.equal(read.err.trim().split("\n").length, 1, "one line");
   });
 });

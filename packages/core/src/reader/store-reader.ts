@@ -99,12 +99,20 @@ export class StoreReader {
     return { keyspace, ...decodeKeyspaceConfig(layout.configKey, obj.body) };
   }
 
+  private async requireKeyspace(keyspace: string): Promise<void> {
+    const layout = new KeyspaceLayout(this.prefix, keyspace);
+    if (!(await this.store.get(layout.configKey))) throw new KeyspaceNotFound(keyspace);
+  }
+
   /** Undefined when the key holds no items. Costs one GET and two LISTs. */
   async readKeyMetadata(keyspace: string, key: string): Promise<KeyMetadata | undefined> {
     const layout = new KeyspaceLayout(this.prefix, keyspace).key(key);
     const tail = await readTail(this.store, layout);
     const newest = tail.chain.at(-1);
-    if (!newest) return undefined;
+    if (!newest) {
+      await this.requireKeyspace(keyspace);
+      return undefined;
+    }
     const oldest =
       tail.watermark === undefined
         ? tail.chain[0]
@@ -124,7 +132,7 @@ export class StoreReader {
     const order = request.order ?? "forwards";
     if (order !== "forwards" && order !== "backwards")
       throw new InvalidArgument("order", `${String(order)} is not forwards or backwards`);
-    const maxSize = request.maxSize ?? this.config.defaultMaxResults;
+    const maxSize = request.maxSize ?? Math.min(this.config.defaultMaxResults, this.config.maxPageItems);
     if (!Number.isSafeInteger(maxSize) || maxSize < 1 || maxSize > this.config.maxPageItems) {
       throw new InvalidArgument("max_size", `${maxSize} is outside 1..${this.config.maxPageItems}`);
     }
@@ -134,6 +142,8 @@ export class StoreReader {
     const page = new PageRead(countingStore(this.store, stats), layout, this.config, maxSize);
     const rule = startRule(layout, order, request);
     const { items, next } = order === "forwards" ? await page.forwards(rule) : await page.backwards(rule);
+    // Only an empty answer pays for telling a missing keyspace from an empty key.
+    if (items.length === 0) await this.requireKeyspace(keyspace);
     return {
       keyspace,
       key,
