@@ -207,7 +207,11 @@ for (const backend of backends()) {
             }
           },
         ),
-        { seed: 20261124, numRuns: backend.name === "s3" ? 15 : 40 },
+        // KLSTORE_MODEL_SEED and KLSTORE_MODEL_RUNS explore further than the fixed CI run.
+        {
+          seed: Number(process.env.KLSTORE_MODEL_SEED ?? 20261124),
+          numRuns: Number(process.env.KLSTORE_MODEL_RUNS ?? (backend.name === "s3" ? 15 : 40)),
+        },
       );
     });
   });

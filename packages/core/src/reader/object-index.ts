@@ -60,17 +60,19 @@ export class ObjectIndex {
 
   /**
    * The first object for which `pred` holds, where `pred` is monotone along the list
-   * (false...false true...true). `hint` is a first offset believed to be at or before the answer:
-   * when its window starts with a false object, the search is a forward scan from there.
+   * (false...false true...true). `hint` is a first offset believed to be at or before the
+   * answer (a continuation's object): an object starting exactly there that holds is the
+   * answer; one that does not starts a forward scan.
    */
   async findFirst(pred: ObjectPredicate, hint?: bigint): Promise<Located | undefined> {
     if (hint !== undefined) {
       const w = await this.windowFrom(hint);
       const head = w.objects[0];
       if (head && !pred(head)) return this.scanForward(w, pred);
+      if (head && head.name.firstOffset === hint) return { window: w, index: 0 };
     }
     // Invariants: every object starting before `lo` is false; the first object starting
-    // at or after `hi` is true (or there is none).
+    // at or after `hi` is true (or there is none), and `hiWindow` starts with it.
     const w = await this.windowFrom(0n);
     const index = w.objects.findIndex(pred);
     if (index >= 0) return { window: w, index };
@@ -80,9 +82,24 @@ export class ObjectIndex {
     let hiWindow: Window | undefined;
     while (lo < hi) {
       const mid = lo + (hi - lo) / 2n;
-      const probe = await this.windowFrom(mid);
-      const head = probe.objects[0];
-      if (!head || pred(head)) {
+      let probe = await this.windowFrom(mid);
+      let head = probe.objects[0];
+      if (head && pred(head)) {
+        hi = mid;
+        hiWindow = probe;
+        // Bisecting offsets alone would take log2(object size) more probes to rule out
+        // the object holding `mid`; the head's name says where that object starts.
+        const holder = await this.holderOf(head, lo, mid);
+        if (!holder) continue;
+        if (pred(holder.objects[0] as DataObject)) {
+          hi = (holder.objects[0] as DataObject).name.firstOffset;
+          hiWindow = holder;
+          continue;
+        }
+        probe = holder;
+        head = holder.objects[0];
+      }
+      if (!head) {
         hi = mid;
         hiWindow = probe;
         continue;
@@ -115,9 +132,21 @@ export class ObjectIndex {
     let hi = (await this.upperBound()) + 1n;
     while (lo < hi) {
       const mid = lo + (hi - lo) / 2n;
-      const probe = await this.windowFrom(mid);
-      const head = probe.objects[0];
-      if (!head || !pred(head)) {
+      let probe = await this.windowFrom(mid);
+      let head = probe.objects[0];
+      if (head && !pred(head)) {
+        hi = mid;
+        // As in findFirst: look at the object holding `mid` instead of bisecting it.
+        const holder = await this.holderOf(head, lo, mid);
+        if (!holder) continue;
+        if (!pred(holder.objects[0] as DataObject)) {
+          hi = (holder.objects[0] as DataObject).name.firstOffset;
+          continue;
+        }
+        probe = holder;
+        head = holder.objects[0];
+      }
+      if (!head) {
         hi = mid;
         continue;
       }
@@ -128,6 +157,21 @@ export class ObjectIndex {
       lo = (probe.objects.at(-1) as DataObject).name.firstOffset + 1n;
     }
     return best;
+  }
+
+  /**
+   * The window starting at the object that holds offset `mid`, found through the prior
+   * start offset in the name of `next` (the first object starting after `mid`). Looked up
+   * only when that object spans at least half of [lo, mid): then the probe halves the
+   * range at least as well as bisecting would, and often ends the search. Undefined when
+   * not worth it, or when the pointer is stale (its object was merged into another).
+   */
+  private async holderOf(next: DataObject, lo: bigint, mid: bigint): Promise<Window | undefined> {
+    const prior = next.name.priorStartOffset;
+    if (prior < lo || prior >= mid || prior >= next.name.firstOffset) return undefined;
+    if (prior - lo > (mid - lo) / 2n) return undefined;
+    const w = await this.windowFrom(prior);
+    return w.objects[0]?.name.firstOffset === prior ? w : undefined;
   }
 
   /** The first object satisfying pred in `w` or the windows after it. */
