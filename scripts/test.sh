@@ -9,6 +9,20 @@ echo "== lint and typecheck"
 biome check .
 tsc -p tsconfig.json
 
+echo "== API: buf lint, breaking changes, generated code up to date"
+buf lint
+# Every commit must stay wire-compatible with the one before it.
+if git cat-file -e HEAD~1:proto/klstore/v1 2>/dev/null; then
+  buf breaking proto --against ".git#ref=HEAD~1,subdir=proto"
+fi
+if git cat-file -e HEAD:proto/klstore/v1 2>/dev/null; then
+  buf breaking proto --against ".git#ref=HEAD,subdir=proto"
+fi
+fresh="$(mktemp -d)"
+scripts/generate.sh "$fresh"
+diff -r "$fresh" packages/proto/src/gen || { echo "generated code is stale: run scripts/generate.sh" >&2; exit 1; }
+rm -rf "$fresh"
+
 echo "== test services"
 started=""
 if ! scripts/services.sh status s3 | grep -q running; then

@@ -25,18 +25,20 @@ async function runAndKill(url: string, firstNonce: bigint, round: number, acks: 
   const exited = new Promise<NodeJS.Signals | null>((resolve) => proc.on("exit", (_code, signal) => resolve(signal)));
   let acked = 0;
   const lines = createInterface({ input: proc.stdout });
-  const ready = new Promise<void>((resolve) => {
+  // Running means it has acknowledged something (a loaded machine may take a while).
+  const running = new Promise<void>((resolve) => {
     lines.on("line", (line) => {
-      if (line === "ready") return resolve();
+      if (line === "ready") return;
       const [word, key, value] = line.split(" ");
       assert.equal(word, "ack", `unexpected output: ${line}`);
       acks(key as string, value as string);
       acked++;
+      resolve();
     });
   });
-  await Promise.race([ready, exited]);
+  await Promise.race([running, exited]);
   // A random moment, so kills land in claims, data PUTs, merges, deletes and watermark writes.
-  await sleep(100 + Math.floor(Math.random() * 400));
+  await sleep(Math.floor(Math.random() * 400));
   proc.kill("SIGKILL");
   assert.equal(await exited, "SIGKILL", "the writer was running until killed");
   lines.close();

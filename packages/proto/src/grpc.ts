@@ -1,0 +1,128 @@
+// grpc-js service definitions derived from protobuf-es service descriptors (protobuf-es
+// generates none for grpc-js): each method's path and streaming kind come from the
+// descriptor, and toBinary/fromBinary are its (de)serializers. Typed handler and client
+// helpers keep the services and the client free of casts.
+
+import { type DescMethod, type DescService, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
+import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
+import {
+  type CallOptions,
+  type Client,
+  type handleBidiStreamingCall,
+  type handleClientStreamingCall,
+  type handleServerStreamingCall,
+  type handleUnaryCall,
+  Metadata,
+  type MethodDefinition,
+  type ServiceDefinition,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
+
+type Req<M extends Pick<DescMethod, "input">> = MessageShape<M["input"]>;
+type Res<M extends Pick<DescMethod, "output">> = MessageShape<M["output"]>;
+
+/** The handler grpc-js expects for one method, typed by its descriptor. */
+export type HandlerOf<M extends GenServiceMethods[string]> = M["methodKind"] extends "unary"
+  ? handleUnaryCall<Req<M>, Res<M>>
+  : M["methodKind"] extends "server_streaming"
+    ? handleServerStreamingCall<Req<M>, Res<M>>
+    : M["methodKind"] extends "client_streaming"
+      ? handleClientStreamingCall<Req<M>, Res<M>>
+      : handleBidiStreamingCall<Req<M>, Res<M>>;
+
+/** An implementation of every method of a service, by the method's local (camelCase) name. */
+export type ServiceHandlers<S extends GenServiceMethods> = { [K in keyof S]: HandlerOf<S[K]> };
+
+function methodDefinition(service: DescService, method: DescMethod): MethodDefinition<unknown, unknown> {
+  return {
+    path: `/${service.typeName}/${method.name}`,
+    requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
+    responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
+    requestSerialize: (m) => Buffer.from(toBinary(method.input, m as MessageShape<typeof method.input>)),
+    requestDeserialize: (bytes: Buffer) => fromBinary(method.input, bytes),
+    responseSerialize: (m) => Buffer.from(toBinary(method.output, m as MessageShape<typeof method.output>)),
+    responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
+    originalName: method.localName,
+  };
+}
+
+/** The grpc-js definition of a service, keyed by local method name. */
+export function serviceDefinition(service: DescService): ServiceDefinition {
+  const definition: Record<string, MethodDefinition<unknown, unknown>> = {};
+  for (const method of service.methods) definition[method.localName] = methodDefinition(service, method);
+  return definition;
+}
+
+/** Pairs a service with typed handlers, for `server.addService(...implementation(...))`. */
+export function implementation<S extends GenServiceMethods>(
+  service: GenService<S>,
+  handlers: ServiceHandlers<S>,
+): [ServiceDefinition, UntypedServiceImplementation] {
+  return [serviceDefinition(service as unknown as DescService), handlers as unknown as UntypedServiceImplementation];
+}
+
+type MethodOf<S extends GenServiceMethods, K extends keyof S> = GenService<S>["method"][K];
+
+/** Calls a unary method; rejects with the grpc-js ServiceError on a non-OK status. */
+export function callUnary<S extends GenServiceMethods, K extends keyof S>(
+  client: Client,
+  service: GenService<S>,
+  name: K,
+  request: Req<S[K]>,
+  options: CallOptions = {},
+  metadata: Metadata = new Metadata(),
+): Promise<Res<S[K]>> {
+  const method = service.method[name] as MethodOf<S, K> & DescMethod;
+  const def = methodDefinition(service as unknown as DescService, method);
+  return new Promise((resolve, reject) => {
+    client.makeUnaryRequest(
+      def.path,
+      def.requestSerialize,
+      def.responseDeserialize,
+      request,
+      metadata,
+      options,
+      (err, response) => (err ? reject(err) : resolve(response as Res<S[K]>)),
+    );
+  });
+}
+
+/** Calls a server-streaming method; iterate the returned stream with `for await`. */
+export function callServerStream<S extends GenServiceMethods, K extends keyof S>(
+  client: Client,
+  service: GenService<S>,
+  name: K,
+  request: Req<S[K]>,
+  options: CallOptions = {},
+  metadata: Metadata = new Metadata(),
+) {
+  const method = service.method[name] as MethodOf<S, K> & DescMethod;
+  const def = methodDefinition(service as unknown as DescService, method);
+  return client.makeServerStreamRequest<Req<S[K]>, Res<S[K]>>(
+    def.path,
+    def.requestSerialize,
+    def.responseDeserialize as (b: Buffer) => Res<S[K]>,
+    request,
+    metadata,
+    options,
+  );
+}
+
+/** Opens a bidirectional stream. */
+export function callBidiStream<S extends GenServiceMethods, K extends keyof S>(
+  client: Client,
+  service: GenService<S>,
+  name: K,
+  options: CallOptions = {},
+  metadata: Metadata = new Metadata(),
+) {
+  const method = service.method[name] as MethodOf<S, K> & DescMethod;
+  const def = methodDefinition(service as unknown as DescService, method);
+  return client.makeBidiStreamRequest<Req<S[K]>, Res<S[K]>>(
+    def.path,
+    def.requestSerialize,
+    def.responseDeserialize as (b: Buffer) => Res<S[K]>,
+    metadata,
+    options,
+  );
+}

@@ -1,0 +1,10 @@
+// The klstore API for TypeScript: messages and services generated from proto/klstore/v1
+// (never edited by hand), google.rpc error details, and the grpc-js glue.
+
+export * from "./gen/google/rpc/error_details_pb.ts";
+export * from "./gen/google/rpc/status_pb.ts";
+export * from "./gen/klstore/v1/reader_pb.ts";
+export * from "./gen/klstore/v1/types_pb.ts";
+export * from "./gen/klstore/v1/writer_pb.ts";
+export * from "./grpc.ts";
+export * from "./uint128.ts";
