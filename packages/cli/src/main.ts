@@ -5,6 +5,7 @@
 
 import { type Insertion, type Item, KlstoreError, openStore, StoreReader, StoreWriter } from "@klstore/core";
 import { Command, InvalidArgumentError, Option } from "commander";
+import { type DevOptions, runDev } from "./dev.ts";
 import { readInsertions } from "./input.ts";
 import { formatItem, type OutputFormat } from "./output.ts";
 
@@ -203,6 +204,23 @@ program
         `"next_offset":${meta.nextOffset},"next_nonce":"${meta.nextNonce}","item_count":${meta.itemCount},` +
         `"min_timestamp":${meta.minTimestamp},"max_timestamp":${meta.maxTimestamp}}`,
     );
+  });
+
+program
+  .command("dev")
+  .description("run writer shards and a reader on a local folder store (Ctrl-C flushes and stops)")
+  .option("--data <dir>", "folder holding the store", "./klstore-data")
+  .option("--shards <n>", "writer shards", positiveIntArg("--shards"), 1)
+  .option(
+    "--writer-port <port>",
+    "first writer shard's port (the next shards take the next ports)",
+    positiveIntArg("--writer-port"),
+    7401,
+  )
+  .option("--reader-port <port>", "reader's port", positiveIntArg("--reader-port"), 7501)
+  .option("--host <host>", "address to listen on", "127.0.0.1")
+  .action(async (opts: DevOptions) => {
+    await runDev(opts, print);
   });
 
 try {

@@ -23,7 +23,13 @@ export {
   StoreReader,
 } from "./reader/store-reader.ts";
 export { FilesystemStore } from "./storage/filesystem.ts";
-export { countingStore, type ObjectStore, PreconditionFailed, StorageStats } from "./storage/object-store.ts";
+export {
+  countingStore,
+  type ObjectStore,
+  PreconditionFailed,
+  StorageStats,
+  type StoredObject,
+} from "./storage/object-store.ts";
 export { S3Store, type S3StoreConfig } from "./storage/s3.ts";
 export { openStore, s3ConfigFromUrl } from "./storage/store-url.ts";
 export { createCodecPool, InlineCodecPool, type RecordCodecPool, WorkerCodecPool } from "./workers/codec-pool.ts";

@@ -152,6 +152,19 @@ export class StoreReader {
       stats: { listRequests: stats.listRequests, getRequests: stats.getRequests, bytesRead: stats.bytesRead },
     };
   }
+
+  /**
+   * A continuation that resumes a read right after `item` (forwards: at its offset + 1;
+   * backwards: at its offset - 1), e.g. for a stream that delivered items one message at a
+   * time. Undefined backwards after offset 0.
+   */
+  continuationAfter(keyspace: string, key: string, order: IterationOrder, itemOffset: bigint): string | undefined {
+    const layout = new KeyspaceLayout(this.prefix, keyspace).key(key);
+    const nextOffset = order === "forwards" ? itemOffset + 1n : itemOffset - 1n;
+    if (nextOffset < 0n) return undefined;
+    // The hint is only a starting guess: a wrong one costs a search, never a wrong item.
+    return encodeContinuation(layout.folder, { order, nextOffset, hint: nextOffset });
+  }
 }
 
 function validateFilter(filter: ItemFilter | undefined): void {

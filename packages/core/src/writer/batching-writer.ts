@@ -82,12 +82,26 @@ export class BatchingStoreWriter {
 
   /** Queues insertions for one key; resolves with their outcomes once they are durable. */
   async appendList(keyspace: string, key: string, insertions: readonly Insertion[]): Promise<ItemOutcome[]> {
+    const { outcome } = await this.submit(keyspace, key, insertions);
+    return outcome;
+  }
+
+  /**
+   * Queues insertions for one key and resolves as soon as they are accepted (validated and
+   * queued), with the promise of their outcomes. For callers that acknowledge acceptance
+   * before durability; `outcome` must still be handled (it rejects if the commit fails).
+   */
+  async submit(
+    keyspace: string,
+    key: string,
+    insertions: readonly Insertion[],
+  ): Promise<{ outcome: Promise<ItemOutcome[]> }> {
     if (this.closed) throw new ShuttingDown("the writer is closing and accepts no more appends");
     validateInsertions(insertions, this.writer.config);
     const folder = new KeyspaceLayout(this.writer.prefix, keyspace).key(key).folder;
     // A missing keyspace fails this call alone, not the group it would have joined.
     await this.admit(keyspace);
-    if (insertions.length === 0) return [];
+    if (insertions.length === 0) return { outcome: Promise.resolve([]) };
     const bytes = insertions.reduce((n, i) => n + i.value.byteLength, 0);
     this.reserve(insertions.length, bytes);
 
@@ -114,7 +128,7 @@ export class BatchingStoreWriter {
       group.due = true;
       this.kick(folder, entry);
     }
-    return outcome;
+    return { outcome };
   }
 
   /** Commits what is pending for one key; rejects if that commit failed. */

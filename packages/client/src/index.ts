@@ -1,0 +1,3 @@
+// The klstore TypeScript client.
+
+export * from "./klstore-client.ts";

@@ -1,0 +1,272 @@
+// The TypeScript client. Appends go straight to the shard that owns the key (the same
+// rendezvous hash the shards use), reads go to any reader, and `items()` is an async
+// iterator over a ReadStream that resumes from its last continuation if the stream breaks.
+// Retries happen only where they are safe: nothing stored (ABORTED, RESOURCE_EXHAUSTED),
+// or every insertion carries a nonce (a resend is deduplicated).
+
+import { setTimeout as sleep } from "node:timers/promises";
+import { create } from "@bufbuild/protobuf";
+import {
+  type CallOptions,
+  type ChannelCredentials,
+  Client,
+  credentials,
+  type ServiceError,
+  status,
+} from "@grpc/grpc-js";
+import {
+  AckMode,
+  AppendRequestSchema,
+  Compression,
+  CreateKeyspaceRequestSchema,
+  callServerStream,
+  callUnary,
+  FlushAllRequestSchema,
+  FlushKeyRequestSchema,
+  fromUint128,
+  GetKeyMetadataRequestSchema,
+  GetKeyspaceMetadataRequestSchema,
+  InsertionSchema,
+  ItemFilterSchema,
+  type Item as ItemMessage,
+  Order,
+  ReaderService,
+  ReadPageRequestSchema,
+  ReadStreamRequestSchema,
+  toUint128,
+  WriterService,
+} from "@klstore/proto";
+import { parseShardList, type Shard, ShardRing } from "@klstore/sharding";
+
+export interface ClientInsertion {
+  readonly value: Uint8Array | string;
+  readonly nonce?: bigint | undefined;
+  /** ms since the epoch; unset takes the writer's clock. */
+  readonly timestamp?: bigint | undefined;
+}
+
+export type AppendOutcome =
+  | { readonly kind: "appended"; readonly offset: bigint; readonly timestamp: bigint }
+  | { readonly kind: "duplicate" };
+
+export interface ClientItem {
+  readonly offset: bigint;
+  readonly timestamp: bigint;
+  readonly nonce: bigint | undefined;
+  readonly value: Uint8Array;
+}
+
+export interface ReadOptions {
+  readonly order?: "forwards" | "backwards";
+  readonly startOffset?: bigint;
+  readonly startTimestamp?: bigint;
+  readonly startNonce?: bigint;
+  readonly continuation?: string;
+}
+
+export interface KlstoreClientOptions {
+  /** Writer shards: a list, or "name=host:port,..." as the shards are configured. */
+  readonly writers: readonly Shard[] | string;
+  /** host:port of a reader (or a load balancer in front of readers). */
+  readonly reader: string;
+  readonly credentials?: ChannelCredentials;
+  /** Deadline of each call, ms. */
+  readonly deadlineMillis?: number;
+  /** Attempts of a call that may be retried. */
+  readonly maxAttempts?: number;
+}
+
+const RETRY_BASE_MILLIS = 50;
+
+export class KlstoreClient {
+  readonly ring: ShardRing;
+  private readonly writers = new Map<string, Client>();
+  private readonly reader: Client;
+  private readonly deadlineMillis: number;
+  private readonly maxAttempts: number;
+
+  constructor(options: KlstoreClientOptions) {
+    const shards = typeof options.writers === "string" ? parseShardList(options.writers) : options.writers;
+    this.ring = new ShardRing(shards);
+    const creds = options.credentials ?? credentials.createInsecure();
+    for (const shard of shards) this.writers.set(shard.name, new Client(shard.address, creds));
+    this.reader = new Client(options.reader, creds);
+    this.deadlineMillis = options.deadlineMillis ?? 30_000;
+    this.maxAttempts = options.maxAttempts ?? 5;
+  }
+
+  private options(): CallOptions {
+    return { deadline: Date.now() + this.deadlineMillis };
+  }
+
+  private writerFor(keyspace: string, key: string): Client {
+    return this.writers.get(this.ring.ownerOf(keyspace, key).name) as Client;
+  }
+
+  /** Retries `call` while `retryable(err)` says a repeat is safe, with jittered backoff. */
+  private async retrying<T>(call: () => Promise<T>, retryable: (err: ServiceError) => boolean): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await call();
+      } catch (err) {
+        if (attempt >= this.maxAttempts || !retryable(err as ServiceError)) throw err;
+        await sleep(RETRY_BASE_MILLIS * 2 ** (attempt - 1) * (0.5 + Math.random()));
+      }
+    }
+  }
+
+  async createKeyspace(keyspace: string, options: { compression?: "none" | "zstd" } = {}) {
+    const compression = options.compression === "zstd" ? Compression.ZSTD : Compression.NONE;
+    const anyShard = this.writers.values().next().value as Client;
+    const res = await callUnary(
+      anyShard,
+      WriterService,
+      "createKeyspace",
+      create(CreateKeyspaceRequestSchema, { keyspace, compression }),
+      this.options(),
+    );
+    return res.keyspace;
+  }
+
+  /** Appends to one key; resolves once durable with each insertion's outcome. */
+  async append(
+    keyspace: string,
+    key: string,
+    insertions: readonly ClientInsertion[],
+    options: { acceptedOnly?: boolean } = {},
+  ): Promise<AppendOutcome[]> {
+    const request = create(AppendRequestSchema, {
+      keyspace,
+      key,
+      ackMode: options.acceptedOnly ? AckMode.ACCEPTED : AckMode.DURABLE,
+      insertions: insertions.map((i) =>
+        create(InsertionSchema, {
+          value: typeof i.value === "string" ? Buffer.from(i.value) : i.value,
+          nonce: toUint128(i.nonce),
+          timestampMillis: i.timestamp,
+        }),
+      ),
+    });
+    const allNonced = insertions.every((i) => i.nonce !== undefined);
+    const res = await this.retrying(
+      () => callUnary(this.writerFor(keyspace, key), WriterService, "append", request, this.options()),
+      (err) =>
+        err.code === status.ABORTED ||
+        err.code === status.RESOURCE_EXHAUSTED ||
+        (allNonced && (err.code === status.UNAVAILABLE || err.code === status.DEADLINE_EXCEEDED)),
+    );
+    return res.outcomes.map((o) =>
+      o.outcome.case === "appended"
+        ? { kind: "appended", offset: o.outcome.value.offset, timestamp: o.outcome.value.timestampMillis }
+        : { kind: "duplicate" },
+    );
+  }
+
+  async flushKey(keyspace: string, key: string): Promise<void> {
+    const request = create(FlushKeyRequestSchema, { keyspace, key });
+    await callUnary(this.writerFor(keyspace, key), WriterService, "flushKey", request, this.options());
+  }
+
+  /** Flushes every shard. */
+  async flushAll(): Promise<void> {
+    await Promise.all(
+      [...this.writers.values()].map((w) =>
+        callUnary(w, WriterService, "flushAll", create(FlushAllRequestSchema), this.options()),
+      ),
+    );
+  }
+
+  async keyspaceMetadata(keyspace: string) {
+    const req = create(GetKeyspaceMetadataRequestSchema, { keyspace });
+    return (await callUnary(this.reader, ReaderService, "getKeyspaceMetadata", req, this.options())).keyspace;
+  }
+
+  /** Undefined when the key holds no items. */
+  async keyMetadata(keyspace: string, key: string) {
+    const req = create(GetKeyMetadataRequestSchema, { keyspace, key });
+    const meta = (await callUnary(this.reader, ReaderService, "getKeyMetadata", req, this.options())).metadata;
+    return meta ? { ...meta, nextNonce: fromUint128(meta.nextNonce) ?? 0n } : undefined;
+  }
+
+  async readPage(keyspace: string, key: string, options: ReadOptions & { maxItems?: number } = {}) {
+    const req = create(ReadPageRequestSchema, {
+      keyspace,
+      key,
+      order: options.order === "backwards" ? Order.BACKWARDS : Order.FORWARDS,
+      maxItems: options.maxItems ?? 0,
+      filter: filterOf(options),
+      continuation: options.continuation ?? "",
+    });
+    const res = await this.retrying(
+      () => callUnary(this.reader, ReaderService, "readPage", req, this.options()),
+      (err) => err.code === status.UNAVAILABLE,
+    );
+    return { items: res.items.map(toItem), continuation: res.continuation || undefined, stats: res.stats };
+  }
+
+  /**
+   * Every item from the start position on; with `follow`, then new items as they are
+   * committed, until `signal` aborts. A broken stream is resumed from where it stopped.
+   */
+  async *items(
+    keyspace: string,
+    key: string,
+    options: ReadOptions & { follow?: boolean; pageSize?: number; limit?: bigint; signal?: AbortSignal } = {},
+  ): AsyncGenerator<ClientItem> {
+    let continuation = options.continuation;
+    let remaining = options.limit;
+    let failures = 0;
+    for (;;) {
+      const req = create(ReadStreamRequestSchema, {
+        keyspace,
+        key,
+        order: options.order === "backwards" ? Order.BACKWARDS : Order.FORWARDS,
+        filter: continuation ? undefined : filterOf(options),
+        continuation: continuation ?? "",
+        pageSize: options.pageSize ?? 0,
+        limit: remaining ?? 0n,
+        follow: options.follow ?? false,
+      });
+      const stream = callServerStream(this.reader, ReaderService, "readStream", req, {});
+      const cancel = () => stream.cancel();
+      options.signal?.addEventListener("abort", cancel, { once: true });
+      try {
+        for await (const message of stream) {
+          failures = 0;
+          for (const item of message.items) yield toItem(item);
+          continuation = message.continuation || continuation;
+          if (remaining !== undefined) remaining -= BigInt(message.items.length);
+        }
+        return;
+      } catch (err) {
+        if (options.signal?.aborted) return;
+        const code = (err as ServiceError).code;
+        if (code !== status.UNAVAILABLE || ++failures >= this.maxAttempts) throw err;
+        await sleep(RETRY_BASE_MILLIS * 2 ** failures);
+      } finally {
+        options.signal?.removeEventListener("abort", cancel);
+        stream.cancel();
+      }
+    }
+  }
+
+  close(): void {
+    for (const w of this.writers.values()) w.close();
+    this.reader.close();
+  }
+}
+
+function filterOf(options: ReadOptions) {
+  if (options.startOffset === undefined && options.startTimestamp === undefined && options.startNonce === undefined) {
+    return undefined;
+  }
+  return create(ItemFilterSchema, {
+    startOffset: options.startOffset,
+    startTimestampMillis: options.startTimestamp,
+    startNonce: toUint128(options.startNonce),
+  });
+}
+
+function toItem(m: ItemMessage): ClientItem {
+  return { offset: m.offset, timestamp: m.timestampMillis, nonce: fromUint128(m.nonce), value: m.value };
+}

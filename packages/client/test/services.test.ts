@@ -1,0 +1,217 @@
+// The writer shards and readers end to end over loopback gRPC: 3 writer shards and 2
+// readers on one store, driven through the TypeScript client and through raw calls to
+// each shard (which forward to the owner).
+// Needs: the filesystem, and SeaweedFS when KLSTORE_TEST_S3_ENDPOINT is set.
+
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { create, fromBinary } from "@bufbuild/protobuf";
+import { anyUnpack } from "@bufbuild/protobuf/wkt";
+import { Client, credentials, type ServiceError, status } from "@grpc/grpc-js";
+import {
+  AppendRequestSchema,
+  AppendSessionRequestSchema,
+  type AppendSessionResponse,
+  BadRequestSchema,
+  callBidiStream,
+  callUnary,
+  InsertionSchema,
+  StatusSchema,
+  WriterService,
+} from "@klstore/proto";
+import { type RunningReader, startReader } from "@klstore/reader-service";
+import { createLogger } from "@klstore/service-runtime";
+import { type RunningWriterShard, startWriterShard } from "@klstore/writer-service";
+import { backends } from "../../core/test/backends.ts";
+import { type ClientItem, KlstoreClient } from "../src/klstore-client.ts";
+
+const logger = createLogger("test", "silent");
+const text = (items: readonly ClientItem[]) => items.map((i) => Buffer.from(i.value).toString());
+
+async function collect(iterable: AsyncIterable<ClientItem>): Promise<ClientItem[]> {
+  const out: ClientItem[] = [];
+  for await (const item of iterable) out.push(item);
+  return out;
+}
+
+function statusOf(err: unknown): ServiceError {
+  assert.ok(err instanceof Error && "code" in err, `a gRPC error, got ${String(err)}`);
+  return err as ServiceError;
+}
+
+for (const backend of backends()) {
+  describe(`writer shards and readers (${backend.name})`, () => {
+    let writers: RunningWriterShard[] = [];
+    let readers: RunningReader[] = [];
+    let client: KlstoreClient;
+    let cleanup: () => Promise<void>;
+
+    before(async () => {
+      const opened = await backend.open();
+      cleanup = opened.cleanup;
+      // Ports are picked by the OS; the shard list needs them up front, so bind in two steps.
+      const names = ["writer-0", "writer-1", "writer-2"];
+      const ports = await Promise.all(names.map(() => freePort()));
+      const shards = names.map((name, i) => ({ name, address: `127.0.0.1:${ports[i]}` }));
+      writers = await Promise.all(
+        shards.map((s) =>
+          startWriterShard({ store: opened.url, name: s.name, shards, server: { listen: s.address } }, logger),
+        ),
+      );
+      readers = await Promise.all(
+        [0, 1].map(() =>
+          startReader({ store: opened.url, server: { listen: "127.0.0.1:0" }, followPollMillis: 50 }, logger),
+        ),
+      );
+      client = new KlstoreClient({ writers: shards, reader: readers[0]?.address as string });
+      await client.createKeyspace("ks");
+    });
+
+    after(async () => {
+      client?.close();
+      await Promise.all([...writers.map((w) => w.close()), ...readers.map((r) => r.close())]);
+      await cleanup?.();
+    });
+
+    it("lands appends on the owning shard, whichever shard receives them, and reads them back through every reader", async () => {
+      const keys = Array.from({ length: 12 }, (_, i) => `key/${i} ü`);
+      const owners = new Set(keys.map((k) => client.ring.ownerOf("ks", k).name));
+      assert.equal(owners.size, 3, "the keys spread over all shards");
+      for (const [i, key] of keys.entries()) {
+        // Half through the client (routed to the owner), half to a shard that may not own it.
+        if (i % 2 === 0) {
+          const outcomes = await client.append("ks", key, [{ value: "a", nonce: 1n }, { value: "b" }]);
+          assert.deepEqual(
+            outcomes.map((o) => o.kind === "appended" && o.offset),
+            [0n, 1n],
+          );
+        } else {
+          const shard = new Client(writers[i % 3]?.address as string, credentials.createInsecure());
+          const request = create(AppendRequestSchema, {
+            keyspace: "ks",
+            key,
+            insertions: [
+              create(InsertionSchema, { value: Buffer.from("a") }),
+              create(InsertionSchema, { value: Buffer.from("b") }),
+            ],
+          });
+          const res = await callUnary(shard, WriterService, "append", request);
+          assert.equal(res.outcomes.length, 2);
+          shard.close();
+        }
+      }
+      const second = new KlstoreClient({ writers: client.ring.shards, reader: readers[1]?.address as string });
+      try {
+        for (const key of keys) {
+          assert.deepEqual(text(await collect(client.items("ks", key))), ["a", "b"], key);
+          assert.deepEqual(text((await second.readPage("ks", key)).items), ["a", "b"], key);
+        }
+        // A duplicate nonce through the client is reported, not stored.
+        const [dup] = await client.append("ks", keys[0] as string, [{ value: "again", nonce: 1n }]);
+        assert.equal(dup?.kind, "duplicate");
+        const meta = await second.keyMetadata("ks", keys[0] as string);
+        assert.equal(meta?.nextOffset, 2n);
+        assert.equal(meta?.nextNonce, 2n);
+      } finally {
+        second.close();
+      }
+    });
+
+    it("answers bad input with the right status code and details", async () => {
+      await assert.rejects(client.createKeyspace("ks"), (e) => statusOf(e).code === status.ALREADY_EXISTS);
+      await assert.rejects(client.append("nope", "k", [{ value: "x" }]), (e) => statusOf(e).code === status.NOT_FOUND);
+      await assert.rejects(client.readPage("nope", "k"), (e) => statusOf(e).code === status.NOT_FOUND);
+      await assert.rejects(
+        client.readPage("ks", "k", { continuation: "not-a-token" }),
+        (e) => statusOf(e).code === status.INVALID_ARGUMENT,
+      );
+      await assert.rejects(
+        client.append("ks", "", [{ value: "x" }]),
+        (e) => statusOf(e).code === status.INVALID_ARGUMENT,
+      );
+      await assert.rejects(client.append("ks", "k", [{ value: "x", nonce: (1n << 128n) - 1n }]), (e) => {
+        const err = statusOf(e);
+        assert.equal(err.code, status.INVALID_ARGUMENT);
+        const bin = err.metadata.get("grpc-status-details-bin")[0] as Buffer;
+        const rpcStatus = fromBinary(StatusSchema, bin);
+        const badRequest = rpcStatus.details.map((d) => anyUnpack(d, BadRequestSchema)).find((d) => d !== undefined);
+        assert.equal(badRequest?.fieldViolations[0]?.field, "items[0].nonce");
+        return true;
+      });
+    });
+
+    it("acknowledges pipelined AppendSession requests in order, with in-band errors", async () => {
+      const shard = new Client(writers[0]?.address as string, credentials.createInsecure());
+      const stream = callBidiStream(shard, WriterService, "appendSession");
+      const responses: AppendSessionResponse[] = [];
+      const done = (async () => {
+        for await (const r of stream) responses.push(r);
+      })();
+      for (let i = 0; i < 60; i++) {
+        stream.write(
+          create(AppendSessionRequestSchema, {
+            sequence: BigInt(i),
+            keyspace: i === 30 ? "missing" : "ks",
+            key: `session-${i % 4}`,
+            insertions: [create(InsertionSchema, { value: Buffer.from(`v${i}`) })],
+          }),
+        );
+      }
+      stream.end();
+      await done;
+      shard.close();
+      assert.deepEqual(
+        responses.map((r) => r.sequence),
+        Array.from({ length: 60 }, (_, i) => BigInt(i)),
+      );
+      assert.equal(responses[30]?.error?.code, status.NOT_FOUND);
+      assert.equal(responses.filter((r) => r.error).length, 1);
+      const expected = Array.from({ length: 60 }, (_, i) => i).filter((i) => i % 4 === 1 && i !== 30);
+      assert.deepEqual(
+        text(await collect(client.items("ks", "session-1"))),
+        expected.map((i) => `v${i}`),
+      );
+    });
+
+    it("delivers new items to followers within a bounded time, polling once per key for all of them", async () => {
+      const abort = new AbortController();
+      const followers = [0, 1, 2, 3].map(async () => {
+        const seen: string[] = [];
+        for await (const item of client.items("ks", "followed", { follow: true, signal: abort.signal })) {
+          seen.push(Buffer.from(item.value).toString());
+          if (seen.length === 3) break;
+        }
+        return seen;
+      });
+      const started = Date.now();
+      await client.append("ks", "followed", [{ value: "one" }]);
+      await client.append("ks", "followed", [{ value: "two" }, { value: "three" }]);
+      let timer: NodeJS.Timeout | undefined;
+      const results = await Promise.race([
+        Promise.all(followers),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error("followers too slow")), 10_000);
+        }),
+      ]).finally(() => clearTimeout(timer));
+      abort.abort();
+      for (const seen of results) assert.deepEqual(seen, ["one", "two", "three"]);
+      const elapsed = Date.now() - started;
+      const hub = readers[0]?.hub;
+      assert.ok(hub);
+      // 4 followers polling alone would poll about 4x as often as the shared poller.
+      assert.ok(hub.polls <= elapsed / 50 + 4, `${hub.polls} polls in ${elapsed} ms for 4 followers`);
+    });
+  });
+}
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolve(port));
+    });
+    server.on("error", reject);
+  });
+}

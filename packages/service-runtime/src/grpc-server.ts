@@ -1,0 +1,100 @@
+// A gRPC server as every klstore process runs it: message-size limits, keepalive, health
+// checking (grpc.health.v1) and server reflection (so grpcurl works without .proto files),
+// bound to one address with or without TLS.
+
+import { readFileSync } from "node:fs";
+import type { DescFile } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
+import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { loadFileDescriptorSetFromBuffer } from "@grpc/proto-loader";
+import { ReflectionService } from "@grpc/reflection";
+import { file_klstore_v1_reader, file_klstore_v1_types, file_klstore_v1_writer } from "@klstore/proto";
+import { HealthImplementation } from "grpc-health-check";
+
+export interface ServerConfig {
+  /** host:port to listen on; port 0 picks a free one. */
+  readonly listen: string;
+  /** Largest request or response message, in bytes. */
+  readonly maxMessageBytes: number;
+  /** Ping idle connections this often, so dead peers are noticed. */
+  readonly keepaliveTimeMillis: number;
+  /** Close a connection whose ping is not answered within this. */
+  readonly keepaliveTimeoutMillis: number;
+  /** PEM files; without them the port is plaintext (local development). */
+  readonly tlsCertFile?: string | undefined;
+  readonly tlsKeyFile?: string | undefined;
+  /** With a CA file, clients must present a certificate it signed (mutual TLS). */
+  readonly tlsClientCaFile?: string | undefined;
+}
+
+export const SERVER_DEFAULTS: Omit<ServerConfig, "listen"> = {
+  maxMessageBytes: 64 * 1024 * 1024,
+  keepaliveTimeMillis: 30_000,
+  keepaliveTimeoutMillis: 10_000,
+};
+
+export interface RunningServer {
+  readonly server: Server;
+  readonly health: HealthImplementation;
+  /** The address actually bound (the real port when 0 was asked for). */
+  readonly address: string;
+}
+
+function reflectionDescriptors(files: readonly DescFile[]) {
+  const set = create(FileDescriptorSetSchema, { file: files.map((f) => f.proto) });
+  return loadFileDescriptorSetFromBuffer(Buffer.from(toBinary(FileDescriptorSetSchema, set)));
+}
+
+export function serverCredentials(config: ServerConfig): ServerCredentials {
+  if (!config.tlsCertFile || !config.tlsKeyFile) return ServerCredentials.createInsecure();
+  const rootCerts = config.tlsClientCaFile ? readFileSync(config.tlsClientCaFile) : null;
+  return ServerCredentials.createSsl(
+    rootCerts,
+    [{ cert_chain: readFileSync(config.tlsCertFile), private_key: readFileSync(config.tlsKeyFile) }],
+    rootCerts !== null,
+  );
+}
+
+/** Creates the server with health and reflection; the caller adds its services, then `listen`s. */
+export function createGrpcServer(config: ServerConfig): { server: Server; health: HealthImplementation } {
+  const server = new Server({
+    "grpc.max_receive_message_length": config.maxMessageBytes,
+    "grpc.max_send_message_length": config.maxMessageBytes,
+    "grpc.keepalive_time_ms": config.keepaliveTimeMillis,
+    "grpc.keepalive_timeout_ms": config.keepaliveTimeoutMillis,
+    "grpc.keepalive_permit_without_calls": 1,
+  });
+  // Serving only once the process is ready; set back to NOT_SERVING while draining.
+  const health = new HealthImplementation({ "": "NOT_SERVING" });
+  health.addToServer(server);
+  const files = [file_klstore_v1_types, file_klstore_v1_writer, file_klstore_v1_reader];
+  new ReflectionService(reflectionDescriptors(files)).addToServer(server);
+  return { server, health };
+}
+
+export async function listen(
+  server: Server,
+  health: HealthImplementation,
+  config: ServerConfig,
+): Promise<RunningServer> {
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(config.listen, serverCredentials(config), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  const host = config.listen.slice(0, config.listen.lastIndexOf(":"));
+  return { server, health, address: `${host}:${port}` };
+}
+
+/** Stops taking calls, lets running ones finish (up to `graceMillis`), then forces. */
+export async function shutdown(server: Server, graceMillis: number): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const force = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMillis);
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,6 @@
+// Shared by every klstore gRPC process.
+
+export * from "./grpc-server.ts";
+export * from "./logger.ts";
+export * from "./status.ts";
+export * from "./unary.ts";

@@ -1,0 +1,3 @@
+// The klstore reader.
+
+export * from "./reader-server.ts";

@@ -1,0 +1,44 @@
+// Proto messages <-> engine values for the reader.
+
+import { create } from "@bufbuild/protobuf";
+import type { Item, ItemFilter, IterationOrder, KeyMetadata } from "@klstore/core";
+import {
+  fromUint128,
+  type ItemFilter as ItemFilterMessage,
+  type Item as ItemMessage,
+  ItemSchema,
+  type KeyMetadata as KeyMetadataMessage,
+  KeyMetadataSchema,
+  Order,
+  toUint128,
+} from "@klstore/proto";
+
+export function toOrder(order: Order): IterationOrder {
+  return order === Order.BACKWARDS ? "backwards" : "forwards";
+}
+
+export function toFilter(filter: ItemFilterMessage | undefined): ItemFilter | undefined {
+  if (!filter) return undefined;
+  return {
+    startOffset: filter.startOffset,
+    startTimestamp: filter.startTimestampMillis,
+    startNonce: fromUint128(filter.startNonce),
+  };
+}
+
+export function toItemMessages(items: readonly Item[]): ItemMessage[] {
+  return items.map((i) =>
+    create(ItemSchema, { offset: i.offset, timestampMillis: i.timestamp, nonce: toUint128(i.nonce), value: i.value }),
+  );
+}
+
+export function toKeyMetadataMessage(m: KeyMetadata): KeyMetadataMessage {
+  return create(KeyMetadataSchema, {
+    firstOffset: m.firstOffset,
+    nextOffset: m.nextOffset,
+    nextNonce: toUint128(m.nextNonce),
+    itemCount: m.itemCount,
+    minTimestampMillis: m.minTimestamp,
+    maxTimestampMillis: m.maxTimestamp,
+  });
+}

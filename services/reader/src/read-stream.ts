@@ -1,0 +1,102 @@
+// ReadStream: pages pushed to the client from any start position, then, with `follow`,
+// new items as they are committed. One page is read only after the previous message was
+// taken by the transport (write() returning false means wait for 'drain'), so a slow
+// client holds at most one page in this server.
+
+import { once } from "node:events";
+import { create } from "@bufbuild/protobuf";
+import type { ServerWritableStream } from "@grpc/grpc-js";
+import { InvalidArgument, type ItemFilter, type IterationOrder, type StoreReader } from "@klstore/core";
+import { type ReadStreamRequest, type ReadStreamResponse, ReadStreamResponseSchema } from "@klstore/proto";
+import { type Logger, toServiceError } from "@klstore/service-runtime";
+import type { FollowHub } from "./follow-hub.ts";
+import { toFilter, toItemMessages, toOrder } from "./messages.ts";
+
+export interface ReadStreamDeps {
+  readonly reader: StoreReader;
+  readonly hub: FollowHub;
+  readonly logger: Logger;
+  /** Items per message when the request says 0. */
+  readonly defaultPageSize: number;
+}
+
+export function serveReadStream(
+  call: ServerWritableStream<ReadStreamRequest, ReadStreamResponse>,
+  deps: ReadStreamDeps,
+) {
+  const abort = new AbortController();
+  call.on("cancelled", () => abort.abort());
+  call.on("close", () => abort.abort());
+  streamPages(call, deps, abort.signal).then(
+    () => {
+      if (!abort.signal.aborted) call.end();
+    },
+    (err: unknown) => {
+      if (abort.signal.aborted) return;
+      const error = toServiceError(err);
+      if (error.code === 13) deps.logger.error({ err }, "read stream failed");
+      call.destroy(Object.assign(new Error(error.details), error));
+    },
+  );
+}
+
+async function streamPages(
+  call: ServerWritableStream<ReadStreamRequest, ReadStreamResponse>,
+  deps: ReadStreamDeps,
+  signal: AbortSignal,
+): Promise<void> {
+  const { reader, hub } = deps;
+  const request = call.request;
+  const order: IterationOrder = toOrder(request.order);
+  if (request.follow && order === "backwards") {
+    throw new InvalidArgument("follow", "a backwards stream has no new items to follow; use ORDER_FORWARDS");
+  }
+  const pageSize = request.pageSize === 0 ? deps.defaultPageSize : request.pageSize;
+  let remaining = request.limit === 0n ? undefined : request.limit;
+  let continuation = request.continuation === "" ? undefined : request.continuation;
+  let filter: ItemFilter | undefined = continuation ? undefined : toFilter(request.filter);
+  let lastSent: bigint | undefined;
+
+  // Ends cleanly (the client resumes from its last continuation) when the server shuts down.
+  while (!signal.aborted && !hub.closed) {
+    // Following before anything was sent: note the key's end first, so an item committed
+    // between this and the page read is either in the page or wakes the wait below.
+    const endBefore =
+      request.follow && lastSent === undefined
+        ? ((await reader.readKeyMetadata(request.keyspace, request.key))?.nextOffset ?? 0n)
+        : undefined;
+    const maxSize = remaining === undefined ? pageSize : Math.min(pageSize, Number(remaining));
+    const page = await reader.readPage(request.keyspace, request.key, { order, maxSize, filter, continuation });
+    const last = page.items.at(-1);
+    if (last) {
+      lastSent = last.offset;
+      const message = create(ReadStreamResponseSchema, {
+        items: toItemMessages(page.items),
+        continuation: reader.continuationAfter(request.keyspace, request.key, order, last.offset) ?? "",
+      });
+      if (!call.write(message)) await once(call, "drain", { signal });
+      if (remaining !== undefined) {
+        remaining -= BigInt(page.items.length);
+        if (remaining <= 0n) return;
+      }
+    }
+    if (page.continuation) {
+      continuation = page.continuation;
+      filter = undefined;
+      continue;
+    }
+    if (!request.follow) return;
+    // At the end of the list: sleep until it grows past what was seen, then go on right
+    // after the last item sent (or from the original start if nothing was sent yet).
+    if (lastSent !== undefined) {
+      continuation = reader.continuationAfter(request.keyspace, request.key, order, lastSent);
+      filter = undefined;
+    }
+    await hub.waitForGrowth(
+      request.keyspace,
+      request.key,
+      lastSent !== undefined ? lastSent + 1n : (endBefore ?? 0n),
+      signal,
+    );
+  }
+}

@@ -1,0 +1,85 @@
+// One reader process: the store behind a cache of immutable objects, the StoreReader, the
+// follow hub, and the gRPC server with health and reflection. Stateless: run any number.
+
+import { openStore, READER_DEFAULTS, type ReaderConfig, StoreReader } from "@klstore/core";
+import { implementation, ReaderService } from "@klstore/proto";
+import {
+  createGrpcServer,
+  type Logger,
+  listen,
+  SERVER_DEFAULTS,
+  type ServerConfig,
+  shutdown,
+} from "@klstore/service-runtime";
+import { FollowHub } from "./follow-hub.ts";
+import { cachingStore, ObjectCacheStats } from "./object-cache.ts";
+import { readerHandlers } from "./reader-service.ts";
+
+export interface ReaderServerConfig {
+  /** Store URL (file://... or s3://...). */
+  readonly store: string;
+  /** `listen` is required; the rest default to SERVER_DEFAULTS. */
+  readonly server: Partial<ServerConfig> & Pick<ServerConfig, "listen">;
+  readonly reader?: Partial<ReaderConfig>;
+  /** Bytes of data objects kept in memory. */
+  readonly objectCacheBytes?: number;
+  /** How often a followed key's end is polled (once per key, however many followers). */
+  readonly followPollMillis?: number;
+  /** Items per ReadStream message when the request says 0. */
+  readonly streamPageSize?: number;
+  readonly shutdownGraceMillis?: number;
+}
+
+export const READER_SERVER_DEFAULTS = {
+  objectCacheBytes: 256 * 1024 * 1024,
+  followPollMillis: 250,
+  streamPageSize: 1000,
+  shutdownGraceMillis: 5_000,
+};
+
+export interface RunningReader {
+  readonly address: string;
+  readonly hub: FollowHub;
+  readonly cacheStats: ObjectCacheStats;
+  close(): Promise<void>;
+}
+
+export async function startReader(config: ReaderServerConfig, logger: Logger): Promise<RunningReader> {
+  const settings = { ...READER_SERVER_DEFAULTS, ...stripUndefined(config) };
+  const { store, prefix } = openStore(config.store);
+  const cacheStats = new ObjectCacheStats();
+  const reader = new StoreReader({
+    store: cachingStore(store, settings.objectCacheBytes, cacheStats),
+    prefix,
+    config: { ...READER_DEFAULTS, ...config.reader },
+  });
+  const hub = new FollowHub(reader, settings.followPollMillis, logger);
+  const serverConfig = { ...SERVER_DEFAULTS, ...config.server };
+  const { server, health } = createGrpcServer(serverConfig);
+  server.addService(
+    ...implementation(ReaderService, readerHandlers({ reader, hub, logger, streamPageSize: settings.streamPageSize })),
+  );
+  const running = await listen(server, health, serverConfig);
+  health.setStatus("", "SERVING");
+  logger.info({ address: running.address }, "reader serving");
+  let closing: Promise<void> | undefined;
+  return {
+    address: running.address,
+    hub,
+    cacheStats,
+    close() {
+      closing ??= (async () => {
+        health.setStatus("", "NOT_SERVING");
+        hub.close(); // followers end their streams cleanly
+        await shutdown(server, settings.shutdownGraceMillis);
+        await store.close();
+        logger.info("reader stopped");
+      })();
+      return closing;
+    },
+  };
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

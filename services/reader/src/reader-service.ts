@@ -1,0 +1,72 @@
+// The ReaderService handlers: gRPC in, the core's StoreReader out.
+
+import { create } from "@bufbuild/protobuf";
+import type { StoreReader } from "@klstore/core";
+import {
+  Compression,
+  GetKeyMetadataResponseSchema,
+  GetKeyspaceMetadataResponseSchema,
+  KeyspaceMetadataSchema,
+  type ReaderService,
+  ReadPageResponseSchema,
+  ReadStatsSchema,
+  type ServiceHandlers,
+} from "@klstore/proto";
+import { type Logger, unary } from "@klstore/service-runtime";
+import type { FollowHub } from "./follow-hub.ts";
+import { toFilter, toItemMessages, toKeyMetadataMessage, toOrder } from "./messages.ts";
+import { serveReadStream } from "./read-stream.ts";
+
+type ReaderMethods = typeof ReaderService extends { method: infer M } ? M : never;
+type Handlers = ServiceHandlers<{ [K in keyof ReaderMethods]: ReaderMethods[K] }>;
+
+export interface ReaderServiceDeps {
+  readonly reader: StoreReader;
+  readonly hub: FollowHub;
+  readonly logger: Logger;
+  readonly streamPageSize: number;
+}
+
+export function readerHandlers(deps: ReaderServiceDeps): Handlers {
+  const { reader, logger } = deps;
+  return {
+    getKeyspaceMetadata: unary(logger, async (request) => {
+      const meta = await reader.readKeyspaceMetadata(request.keyspace);
+      return create(GetKeyspaceMetadataResponseSchema, {
+        keyspace: create(KeyspaceMetadataSchema, {
+          keyspace: meta.keyspace,
+          createdMillis: meta.createdMillis,
+          compression: meta.compression === "zstd" ? Compression.ZSTD : Compression.NONE,
+        }),
+      });
+    }),
+
+    getKeyMetadata: unary(logger, async (request) => {
+      const meta = await reader.readKeyMetadata(request.keyspace, request.key);
+      return create(GetKeyMetadataResponseSchema, { metadata: meta ? toKeyMetadataMessage(meta) : undefined });
+    }),
+
+    readPage: unary(logger, async (request) => {
+      const page = await reader.readPage(request.keyspace, request.key, {
+        order: toOrder(request.order),
+        maxSize: request.maxItems === 0 ? undefined : request.maxItems,
+        filter: request.continuation ? undefined : toFilter(request.filter),
+        continuation: request.continuation === "" ? undefined : request.continuation,
+      });
+      return create(ReadPageResponseSchema, {
+        keyspace: page.keyspace,
+        key: page.key,
+        items: toItemMessages(page.items),
+        continuation: page.continuation ?? "",
+        stats: create(ReadStatsSchema, {
+          listRequests: page.stats.listRequests,
+          getRequests: page.stats.getRequests,
+          bytesRead: BigInt(page.stats.bytesRead),
+        }),
+      });
+    }),
+
+    readStream: (call) =>
+      serveReadStream(call, { reader, hub: deps.hub, logger, defaultPageSize: deps.streamPageSize }),
+  };
+}

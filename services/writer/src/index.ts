@@ -1,0 +1,3 @@
+// The klstore writer shard.
+
+export * from "./writer-shard.ts";

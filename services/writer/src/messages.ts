@@ -1,0 +1,45 @@
+// Proto messages <-> engine values for the writer. Range checks stay in the engine, which
+// reports them as InvalidArgument with the field's name.
+
+import { create } from "@bufbuild/protobuf";
+import type { Insertion, ItemOutcome, KeyspaceSettings } from "@klstore/core";
+import {
+  Compression,
+  fromUint128,
+  type Insertion as InsertionMessage,
+  ItemOutcome_AppendedSchema,
+  ItemOutcome_DuplicateSchema,
+  type ItemOutcome as ItemOutcomeMessage,
+  ItemOutcomeSchema,
+  type KeyspaceMetadata,
+  KeyspaceMetadataSchema,
+} from "@klstore/proto";
+
+export function toInsertions(messages: readonly InsertionMessage[]): Insertion[] {
+  return messages.map((m) => ({ value: m.value, nonce: fromUint128(m.nonce), timestamp: m.timestampMillis }));
+}
+
+export function toOutcomeMessages(outcomes: readonly ItemOutcome[]): ItemOutcomeMessage[] {
+  return outcomes.map((o) =>
+    o.kind === "appended"
+      ? create(ItemOutcomeSchema, {
+          outcome: {
+            case: "appended",
+            value: create(ItemOutcome_AppendedSchema, { offset: o.offset, timestampMillis: o.timestamp }),
+          },
+        })
+      : create(ItemOutcomeSchema, { outcome: { case: "duplicate", value: create(ItemOutcome_DuplicateSchema) } }),
+  );
+}
+
+export function toCompression(c: Compression): "none" | "zstd" {
+  return c === Compression.ZSTD ? "zstd" : "none";
+}
+
+export function toKeyspaceMessage(keyspace: string, settings: KeyspaceSettings): KeyspaceMetadata {
+  return create(KeyspaceMetadataSchema, {
+    keyspace,
+    createdMillis: settings.createdMillis,
+    compression: settings.compression === "zstd" ? Compression.ZSTD : Compression.NONE,
+  });
+}

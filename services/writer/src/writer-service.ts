@@ -1,0 +1,151 @@
+// The WriterService handlers: gRPC in, batching writer out. Requests for keys another
+// shard owns are forwarded to it (forwarder.ts); everything else is served here.
+
+import { once } from "node:events";
+import { create } from "@bufbuild/protobuf";
+import type { Metadata, ServerDuplexStream } from "@grpc/grpc-js";
+import type { BatchingStoreWriter } from "@klstore/core";
+import {
+  AckMode,
+  type AppendRequest,
+  AppendRequestSchema,
+  AppendResponseSchema,
+  type AppendSessionRequest,
+  type AppendSessionResponse,
+  AppendSessionResponseSchema,
+  CreateKeyspaceResponseSchema,
+  FlushAllResponseSchema,
+  FlushKeyResponseSchema,
+  type ServiceHandlers,
+  type WriterService,
+} from "@klstore/proto";
+import { type Logger, toRequestError, unary } from "@klstore/service-runtime";
+import type { ShardRing } from "@klstore/sharding";
+import { Forwarder } from "./forwarder.ts";
+import { toCompression, toInsertions, toKeyspaceMessage, toOutcomeMessages } from "./messages.ts";
+
+type WriterMethods = typeof WriterService extends { method: infer M } ? M : never;
+type Handlers = ServiceHandlers<{ [K in keyof WriterMethods]: WriterMethods[K] }>;
+
+export interface WriterServiceDeps {
+  readonly writer: BatchingStoreWriter;
+  readonly ring: ShardRing;
+  /** This shard's name in the ring. */
+  readonly self: string;
+  readonly forwarder: Forwarder;
+  readonly logger: Logger;
+  /** Unanswered requests on one AppendSession before the server stops reading it. */
+  readonly sessionMaxInFlight: number;
+}
+
+export function writerHandlers(deps: WriterServiceDeps): Handlers {
+  const { writer, ring, self, forwarder, logger } = deps;
+  const owns = (keyspace: string, key: string) => ring.ownerOf(keyspace, key).name === self;
+
+  /** Appends here, or at the owner; resolves with the outcomes (or [] when only accepted). */
+  async function append(request: AppendRequest, metadata: Metadata, deadline: Date | number | undefined) {
+    if (!owns(request.keyspace, request.key) && !Forwarder.wasForwarded(metadata)) {
+      const owner = ring.ownerOf(request.keyspace, request.key);
+      return (await forwarder.append(owner, request, deadline)).outcomes;
+    }
+    const { outcome } = await writer.submit(request.keyspace, request.key, toInsertions(request.insertions));
+    if (request.ackMode === AckMode.ACCEPTED) {
+      // Acknowledged on acceptance: a later commit failure can only be logged.
+      outcome.catch((err: unknown) => logger.warn({ err, keyspace: request.keyspace }, "accepted append failed"));
+      return [];
+    }
+    return toOutcomeMessages(await outcome);
+  }
+
+  return {
+    createKeyspace: unary(logger, async (request) => {
+      const settings = await writer.createKeyspace(request.keyspace, {
+        compression: toCompression(request.compression),
+      });
+      return create(CreateKeyspaceResponseSchema, { keyspace: toKeyspaceMessage(request.keyspace, settings) });
+    }),
+
+    append: unary(logger, async (request, metadata, deadline) =>
+      create(AppendResponseSchema, { outcomes: await append(request, metadata, deadline) }),
+    ),
+
+    flushKey: unary(logger, async (request, metadata, deadline) => {
+      if (!owns(request.keyspace, request.key) && !Forwarder.wasForwarded(metadata)) {
+        await forwarder.flushKey(ring.ownerOf(request.keyspace, request.key), request, deadline);
+      } else {
+        await writer.flushKey(request.keyspace, request.key);
+      }
+      return create(FlushKeyResponseSchema);
+    }),
+
+    flushAll: unary(logger, async () => {
+      await writer.flushAll();
+      return create(FlushAllResponseSchema);
+    }),
+
+    appendSession: (call) => serveSession(call, deps, append),
+  };
+}
+
+/**
+ * One AppendSession: requests start in arrival order, responses go out in the same order
+ * as each completes. Reading pauses while `sessionMaxInFlight` are unanswered, and writing
+ * waits for `drain`, so neither side can make the server buffer without bound.
+ */
+function serveSession(
+  call: ServerDuplexStream<AppendSessionRequest, AppendSessionResponse>,
+  deps: WriterServiceDeps,
+  append: (
+    r: AppendRequest,
+    m: Metadata,
+    d: Date | number | undefined,
+  ) => Promise<ReturnType<typeof toOutcomeMessages>>,
+): void {
+  const answers: Promise<AppendSessionResponse>[] = [];
+  // Each request is submitted only after the previous one was admitted (or, when
+  // forwarded, finished), so a key's requests reach the writer in stream order.
+  let previous: Promise<unknown> = Promise.resolve();
+  let writing = false;
+  let ended = false;
+
+  call.on("data", (request: AppendSessionRequest) => {
+    const start = previous.then(() =>
+      append(
+        create(AppendRequestSchema, { keyspace: request.keyspace, key: request.key, insertions: request.insertions }),
+        call.metadata,
+        call.getDeadline(),
+      ),
+    );
+    previous = start.catch(() => {});
+    answers.push(
+      start.then(
+        (outcomes) => create(AppendSessionResponseSchema, { sequence: request.sequence, outcomes }),
+        (err) => create(AppendSessionResponseSchema, { sequence: request.sequence, error: toRequestError(err) }),
+      ),
+    );
+    if (answers.length >= deps.sessionMaxInFlight) call.pause();
+    void writeAnswers();
+  });
+  call.on("end", () => {
+    ended = true;
+    void writeAnswers();
+  });
+  call.on("error", (err) => deps.logger.debug({ err }, "append session ended by the client"));
+
+  async function writeAnswers(): Promise<void> {
+    if (writing) return;
+    writing = true;
+    try {
+      while (answers.length > 0) {
+        const answer = await (answers[0] as Promise<AppendSessionResponse>);
+        answers.shift();
+        if (call.cancelled || call.destroyed) return;
+        if (!call.write(answer)) await once(call, "drain");
+        if (answers.length < deps.sessionMaxInFlight) call.resume();
+      }
+      if (ended) call.end();
+    } finally {
+      writing = false;
+    }
+  }
+}

@@ -1,0 +1,107 @@
+// One writer shard process: the store, the batching writer (group commit, piscina pool),
+// the gRPC server with health and reflection, and an orderly shutdown.
+
+import {
+  BATCHING_DEFAULTS,
+  type BatchingConfig,
+  BatchingStoreWriter,
+  openStore,
+  WRITER_DEFAULTS,
+  type WriterConfig,
+} from "@klstore/core";
+import { implementation, WriterService } from "@klstore/proto";
+import {
+  createGrpcServer,
+  type Logger,
+  listen,
+  SERVER_DEFAULTS,
+  type ServerConfig,
+  shutdown,
+} from "@klstore/service-runtime";
+import { type Shard, ShardRing } from "@klstore/sharding";
+import { Forwarder } from "./forwarder.ts";
+import { writerHandlers } from "./writer-service.ts";
+
+export interface WriterShardConfig {
+  /** Store URL (file://... or s3://...), as for the CLI. */
+  readonly store: string;
+  /** This shard's name; must be one of `shards`. */
+  readonly name: string;
+  /** Every writer shard, this one included. */
+  readonly shards: readonly Shard[];
+  /** `listen` is required; the rest default to SERVER_DEFAULTS. */
+  readonly server: Partial<ServerConfig> & Pick<ServerConfig, "listen">;
+  readonly writer?: Partial<WriterConfig>;
+  readonly batching?: Partial<BatchingConfig>;
+  /** Unanswered requests per AppendSession before the shard stops reading it. */
+  readonly sessionMaxInFlight?: number;
+  /** How long running calls may take to finish at shutdown before they are cut. */
+  readonly shutdownGraceMillis?: number;
+}
+
+export const WRITER_SHARD_DEFAULTS = {
+  sessionMaxInFlight: 1024,
+  shutdownGraceMillis: 10_000,
+  /**
+   * Appends are acknowledged on durability, so waiting for a flush interval would only add
+   * latency; with 0, appends to a key that arrive while its previous commit runs still form
+   * one group (natural group commit). The seed's 1000 ms suits the Kafka bridge.
+   */
+  batching: { batchFlushIntervalMillis: 0 } satisfies Partial<BatchingConfig>,
+};
+
+export interface RunningWriterShard {
+  readonly address: string;
+  readonly writer: BatchingStoreWriter;
+  /** Stops taking calls, lets running ones finish, flushes everything pending, closes. */
+  close(): Promise<void>;
+}
+
+export async function startWriterShard(config: WriterShardConfig, logger: Logger): Promise<RunningWriterShard> {
+  const ring = new ShardRing(config.shards);
+  if (!ring.byName(config.name)) throw new Error(`shard ${config.name} is not in the shard list`);
+  const { store, prefix } = openStore(config.store);
+  const writer = new BatchingStoreWriter({
+    store,
+    prefix,
+    config: { ...WRITER_DEFAULTS, ...config.writer },
+    batching: { ...BATCHING_DEFAULTS, ...WRITER_SHARD_DEFAULTS.batching, ...config.batching },
+  });
+  writer.writer.onCompactionError = (layout, err) => logger.warn({ err, key: layout.folder }, "compaction failed");
+  const forwarder = new Forwarder(config.name);
+  const { server, health } = createGrpcServer({ ...SERVER_DEFAULTS, ...config.server });
+  server.addService(
+    ...implementation(
+      WriterService,
+      writerHandlers({
+        writer,
+        ring,
+        self: config.name,
+        forwarder,
+        logger,
+        sessionMaxInFlight: config.sessionMaxInFlight ?? WRITER_SHARD_DEFAULTS.sessionMaxInFlight,
+      }),
+    ),
+  );
+  const running = await listen(server, health, { ...SERVER_DEFAULTS, ...config.server });
+  health.setStatus("", "SERVING");
+  logger.info({ address: running.address, shard: config.name, shards: config.shards.length }, "writer shard serving");
+
+  let closing: Promise<void> | undefined;
+  return {
+    address: running.address,
+    writer,
+    close() {
+      closing ??= (async () => {
+        health.setStatus("", "NOT_SERVING");
+        // Our connections to peer shards would otherwise hold their shutdown open (and theirs ours).
+        forwarder.close();
+        await shutdown(server, config.shutdownGraceMillis ?? WRITER_SHARD_DEFAULTS.shutdownGraceMillis);
+        await writer.close();
+        await store.close();
+        logger.info({ shard: config.name }, "writer shard stopped; everything accepted is durable");
+      })();
+      return closing;
+    },
+  };
+}
