@@ -33,6 +33,9 @@ export type HandlerOf<M extends GenServiceMethods[string]> = M["methodKind"] ext
 /** An implementation of every method of a service, by the method's local (camelCase) name. */
 export type ServiceHandlers<S extends GenServiceMethods> = { [K in keyof S]: HandlerOf<S[K]> };
 
+/** The handlers of a generated service, e.g. `HandlersOf<typeof WriterService>`. */
+export type HandlersOf<S> = S extends GenService<infer M> ? ServiceHandlers<M> : never;
+
 function methodDefinition(service: DescService, method: DescMethod): MethodDefinition<unknown, unknown> {
   return {
     path: `/${service.typeName}/${method.name}`,
@@ -61,7 +64,10 @@ export function implementation<S extends GenServiceMethods>(
   return [serviceDefinition(service as unknown as DescService), handlers as unknown as UntypedServiceImplementation];
 }
 
-type MethodOf<S extends GenServiceMethods, K extends keyof S> = GenService<S>["method"][K];
+function definitionOf<S extends GenServiceMethods>(service: GenService<S>, name: keyof S) {
+  const method = service.method[name] as DescMethod;
+  return methodDefinition(service as unknown as DescService, method);
+}
 
 /** Calls a unary method; rejects with the grpc-js ServiceError on a non-OK status. */
 export function callUnary<S extends GenServiceMethods, K extends keyof S>(
@@ -72,8 +78,7 @@ export function callUnary<S extends GenServiceMethods, K extends keyof S>(
   options: CallOptions = {},
   metadata: Metadata = new Metadata(),
 ): Promise<Res<S[K]>> {
-  const method = service.method[name] as MethodOf<S, K> & DescMethod;
-  const def = methodDefinition(service as unknown as DescService, method);
+  const def = definitionOf(service, name);
   return new Promise((resolve, reject) => {
     client.makeUnaryRequest(
       def.path,
@@ -96,8 +101,7 @@ export function callServerStream<S extends GenServiceMethods, K extends keyof S>
   options: CallOptions = {},
   metadata: Metadata = new Metadata(),
 ) {
-  const method = service.method[name] as MethodOf<S, K> & DescMethod;
-  const def = methodDefinition(service as unknown as DescService, method);
+  const def = definitionOf(service, name);
   return client.makeServerStreamRequest<Req<S[K]>, Res<S[K]>>(
     def.path,
     def.requestSerialize,
@@ -116,8 +120,7 @@ export function callBidiStream<S extends GenServiceMethods, K extends keyof S>(
   options: CallOptions = {},
   metadata: Metadata = new Metadata(),
 ) {
-  const method = service.method[name] as MethodOf<S, K> & DescMethod;
-  const def = methodDefinition(service as unknown as DescService, method);
+  const def = definitionOf(service, name);
   return client.makeBidiStreamRequest<Req<S[K]>, Res<S[K]>>(
     def.path,
     def.requestSerialize,

@@ -6,19 +6,18 @@ import {
   Compression,
   GetKeyMetadataResponseSchema,
   GetKeyspaceMetadataResponseSchema,
+  type HandlersOf,
   KeyspaceMetadataSchema,
   type ReaderService,
   ReadPageResponseSchema,
   ReadStatsSchema,
-  type ServiceHandlers,
 } from "@klstore/proto";
 import { type Logger, unary } from "@klstore/service-runtime";
 import type { FollowHub } from "./follow-hub.ts";
 import { toFilter, toItemMessages, toKeyMetadataMessage, toOrder } from "./messages.ts";
 import { serveReadStream } from "./read-stream.ts";
 
-type ReaderMethods = typeof ReaderService extends { method: infer M } ? M : never;
-type Handlers = ServiceHandlers<{ [K in keyof ReaderMethods]: ReaderMethods[K] }>;
+type Handlers = HandlersOf<typeof ReaderService>;
 
 export interface ReaderServiceDeps {
   readonly reader: StoreReader;

@@ -16,7 +16,7 @@ import {
   CreateKeyspaceResponseSchema,
   FlushAllResponseSchema,
   FlushKeyResponseSchema,
-  type ServiceHandlers,
+  type HandlersOf,
   type WriterService,
 } from "@klstore/proto";
 import { type Logger, toRequestError, unary } from "@klstore/service-runtime";
@@ -24,8 +24,7 @@ import type { ShardRing } from "@klstore/sharding";
 import { Forwarder } from "./forwarder.ts";
 import { toCompression, toInsertions, toKeyspaceMessage, toOutcomeMessages } from "./messages.ts";
 
-type WriterMethods = typeof WriterService extends { method: infer M } ? M : never;
-type Handlers = ServiceHandlers<{ [K in keyof WriterMethods]: WriterMethods[K] }>;
+type Handlers = HandlersOf<typeof WriterService>;
 
 export interface WriterServiceDeps {
   readonly writer: BatchingStoreWriter;
