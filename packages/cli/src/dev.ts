@@ -6,6 +6,7 @@ import { resolve } from "node:path";
 import { startReader } from "@klstore/reader-service";
 import { createLogger } from "@klstore/service-runtime";
 import { type RunningWriterShard, startWriterShard } from "@klstore/writer-service";
+import { untilStopSignal } from "./signals.ts";
 
 export interface DevOptions {
   readonly data: string;
@@ -44,16 +45,8 @@ export async function runDev(options: DevOptions, print: (line: string) => Promi
     `ready: try  ./bin/klstore --writer ${writers[0]?.address} --reader ${reader.address} keyspace create demo`,
   );
 
-  await new Promise<void>((done) => {
-    const stop = async (signal: string) => {
-      process.off("SIGINT", onInt).off("SIGTERM", onTerm);
-      logger.info({ signal }, "stopping: flushing writers");
-      await Promise.all([...writers.map((w) => w.close()), reader.close()]);
-      await print("stopped: everything acknowledged is durable");
-      done();
-    };
-    const onInt = () => void stop("SIGINT");
-    const onTerm = () => void stop("SIGTERM");
-    process.on("SIGINT", onInt).on("SIGTERM", onTerm);
-  });
+  const signal = await untilStopSignal();
+  logger.info({ signal }, "stopping: flushing writers");
+  await Promise.all([...writers.map((w) => w.close()), reader.close()]);
+  await print("stopped: everything acknowledged is durable");
 }

@@ -1,13 +1,23 @@
 #!/usr/bin/env node
 
-// The klstore command line. Direct mode: every command works on a store URL
-// (file://DIR or s3://BUCKET/PREFIX?...) through the core engines, no service needed.
+// The klstore command line. Every data command works in two modes: direct, on a store URL
+// (--store file://DIR or s3://BUCKET/PREFIX?...) through the core engines, or remote,
+// through running services (--writer HOST:PORT --reader HOST:PORT). `dev` and `serve` run
+// the services themselves.
 
-import { type Insertion, type Item, KlstoreError, openStore, StoreReader, StoreWriter } from "@klstore/core";
+import { readFileSync } from "node:fs";
+import { credentials, status } from "@grpc/grpc-js";
+import { ConfigError } from "@klstore/config";
+import { type Insertion, InvalidArgument, KlstoreError } from "@klstore/core";
 import { Command, InvalidArgumentError, Option } from "commander";
+import type { Backend } from "./backends/backend.ts";
+import { directBackend } from "./backends/direct.ts";
+import { remoteBackend } from "./backends/remote.ts";
 import { type DevOptions, runDev } from "./dev.ts";
 import { readInsertions } from "./input.ts";
 import { formatItem, type OutputFormat } from "./output.ts";
+import { runServe, type ServeRole } from "./serve.ts";
+import { abortOnStopSignal } from "./signals.ts";
 
 const DEFAULT_STORE = "file://./klstore-data";
 
@@ -32,28 +42,47 @@ const U64 = (1n << 64n) - 1n;
 const U128 = (1n << 128n) - 1n;
 const I64 = (1n << 63n) - 1n;
 
-function storeOf(command: Command) {
-  const url = (command.optsWithGlobals().store as string | undefined) ?? DEFAULT_STORE;
-  return openStore(url);
+interface GlobalOptions {
+  store?: string;
+  writer?: string;
+  reader?: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  timeout: number;
 }
 
-async function withWriter<T>(command: Command, fn: (w: StoreWriter) => Promise<T>): Promise<T> {
-  const { store, prefix } = storeOf(command);
-  const writer = new StoreWriter({ store, prefix });
-  try {
-    return await fn(writer);
-  } finally {
-    await writer.close();
-    await store.close();
+function tlsCredentials(opts: GlobalOptions) {
+  if (!opts.tlsCa && !opts.tlsCert) return undefined;
+  if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined)) {
+    throw new InvalidArgument("--tls-cert", "--tls-cert and --tls-key go together");
   }
+  const read = (path: string | undefined) => (path ? readFileSync(path) : null);
+  return credentials.createSsl(read(opts.tlsCa), read(opts.tlsKey), read(opts.tlsCert));
 }
 
-async function withReader<T>(command: Command, fn: (r: StoreReader) => Promise<T>): Promise<T> {
-  const { store, prefix } = storeOf(command);
+/** Remote mode when --writer or --reader is given, else direct mode on --store. */
+function backendOf(command: Command): Backend {
+  const opts = command.optsWithGlobals() as GlobalOptions;
+  const remote = opts.writer !== undefined || opts.reader !== undefined;
+  if (remote && command.getOptionValueSourceWithGlobals("store") === "cli") {
+    throw new InvalidArgument("--store", "give either --store (direct) or --writer/--reader (remote), not both");
+  }
+  if (!remote) return directBackend(opts.store ?? DEFAULT_STORE);
+  return remoteBackend({
+    writer: opts.writer,
+    reader: opts.reader,
+    credentials: tlsCredentials(opts),
+    deadlineMillis: opts.timeout,
+  });
+}
+
+async function withBackend<T>(command: Command, fn: (backend: Backend) => Promise<T>): Promise<T> {
+  const backend = backendOf(command);
   try {
-    return await fn(new StoreReader({ store, prefix }));
+    return await fn(backend);
   } finally {
-    await store.close();
+    await backend.close();
   }
 }
 
@@ -65,13 +94,31 @@ function print(line: string): Promise<void> {
   });
 }
 
+function keyspaceLine(info: { keyspace: string; createdMillis: bigint; compression: string }): string {
+  return JSON.stringify({
+    keyspace: info.keyspace,
+    created: Number(info.createdMillis),
+    compression: info.compression,
+  });
+}
+
 const program = new Command("klstore")
   .description("Appendable, iterable key/list storage on S3-compatible object storage")
   .addOption(
-    new Option("--store <url>", "storage URL: file://DIR or s3://BUCKET/PREFIX?endpoint=...")
+    new Option("--store <url>", "direct mode: storage URL, file://DIR or s3://BUCKET/PREFIX?endpoint=...")
       .env("KLSTORE_STORE")
       .default(DEFAULT_STORE),
   )
+  .addOption(
+    new Option("--writer <address>", "remote mode: a writer shard host:port, or every shard as name=host:port,...").env(
+      "KLSTORE_WRITER",
+    ),
+  )
+  .addOption(new Option("--reader <address>", "remote mode: a reader host:port").env("KLSTORE_READER"))
+  .option("--tls-ca <file>", "remote mode over TLS: CA certificate (PEM) that signed the servers'")
+  .option("--tls-cert <file>", "remote mode with mutual TLS: this client's certificate (PEM)")
+  .option("--tls-key <file>", "remote mode with mutual TLS: this client's private key (PEM)")
+  .option("--timeout <ms>", "remote mode: deadline of each call", positiveIntArg("--timeout"), 30_000)
   .showHelpAfterError();
 
 const keyspace = program.command("keyspace").description("create and inspect keyspaces");
@@ -83,18 +130,14 @@ keyspace
     new Option("--compression <codec>", "compression of compacted objects").choices(["none", "zstd"]).default("none"),
   )
   .action(async (name: string, opts: { compression: "none" | "zstd" }, command: Command) => {
-    const settings = await withWriter(command, (w) => w.createKeyspace(name, { compression: opts.compression }));
-    await print(
-      JSON.stringify({ keyspace: name, created: Number(settings.createdMillis), compression: settings.compression }),
-    );
+    await print(keyspaceLine(await withBackend(command, (b) => b.createKeyspace(name, opts.compression))));
   });
 
 keyspace
   .command("get <keyspace>")
   .description("print a keyspace's metadata")
   .action(async (name: string, _opts: unknown, command: Command) => {
-    const meta = await withReader(command, (r) => r.readKeyspaceMetadata(name));
-    await print(JSON.stringify({ keyspace: name, created: Number(meta.createdMillis), compression: meta.compression }));
+    await print(keyspaceLine(await withBackend(command, (b) => b.keyspace(name))));
   });
 
 program
@@ -130,7 +173,7 @@ program
         const only = insertions[0] as Insertion;
         insertions = [{ ...only, nonce: opts.nonce ?? only.nonce, timestamp: opts.timestamp ?? only.timestamp }];
       }
-      const outcomes = await withWriter(command, (w) => w.appendList(ks, key, insertions));
+      const outcomes = await withBackend(command, (b) => b.append(ks, key, insertions));
       for (const o of outcomes) {
         if (opts.output === "jsonl") {
           await print(
@@ -145,13 +188,14 @@ program
 
 program
   .command("read <keyspace> <key>")
-  .description("print a key's items, forwards or backwards, from any start")
+  .description("print a key's items, forwards or backwards, from any start; --follow tails")
   .option("--reverse", "newest first")
   .option("--from-offset <n>", "start at this offset", bigintArg("--from-offset", 0n, U64))
   .option("--from-timestamp <ms>", "start at this timestamp", bigintArg("--from-timestamp", -I64 - 1n, I64))
   .option("--from-nonce <n>", "start at this nonce", bigintArg("--from-nonce", 0n, U128))
   .option("--limit <n>", "stop after this many items", positiveIntArg("--limit"))
-  .option("--page-size <n>", "items per storage page", positiveIntArg("--page-size"))
+  .option("--page-size <n>", "items per page", positiveIntArg("--page-size"))
+  .option("-f, --follow", "after the last item, keep printing new ones until Ctrl-C")
   .addOption(new Option("--output <format>", "item format").choices(["jsonl", "text"]).default("jsonl"))
   .action(
     async (
@@ -164,6 +208,7 @@ program
         fromNonce?: bigint;
         limit?: number;
         pageSize?: number;
+        follow?: boolean;
         output: OutputFormat;
       },
       command: Command,
@@ -171,21 +216,20 @@ program
       const starts = [opts.fromOffset, opts.fromTimestamp, opts.fromNonce].filter((v) => v !== undefined).length;
       if (starts > 1)
         throw new InvalidArgumentError("give at most one of --from-offset, --from-timestamp, --from-nonce");
-      await withReader(command, async (reader) => {
-        let remaining = opts.limit ?? Number.POSITIVE_INFINITY;
-        let continuation: string | undefined;
-        const filter = { startOffset: opts.fromOffset, startTimestamp: opts.fromTimestamp, startNonce: opts.fromNonce };
-        do {
-          const page = await reader.readPage(ks, key, {
-            order: opts.reverse ? "backwards" : "forwards",
-            maxSize: Math.min(remaining, opts.pageSize ?? reader.config.defaultMaxResults),
-            filter: continuation ? undefined : filter,
-            continuation,
-          });
-          for (const item of page.items as Item[]) await print(formatItem(item, opts.output));
-          remaining -= page.items.length;
-          continuation = page.continuation;
-        } while (continuation && remaining > 0);
+      if (opts.follow && opts.reverse) throw new InvalidArgumentError("--follow reads forwards; drop --reverse");
+      const signal = opts.follow ? abortOnStopSignal() : new AbortController().signal;
+      await withBackend(command, async (backend) => {
+        const items = backend.items(ks, key, {
+          order: opts.reverse ? "backwards" : "forwards",
+          startOffset: opts.fromOffset,
+          startTimestamp: opts.fromTimestamp,
+          startNonce: opts.fromNonce,
+          limit: opts.limit,
+          pageSize: opts.pageSize,
+          follow: opts.follow,
+          signal,
+        });
+        for await (const item of items) await print(formatItem(item, opts.output));
       });
     },
   );
@@ -194,7 +238,7 @@ program
   .command("stat <keyspace> <key>")
   .description("print a key's metadata (null if the key has no items)")
   .action(async (ks: string, key: string, _opts: unknown, command: Command) => {
-    const meta = await withReader(command, (r) => r.readKeyMetadata(ks, key));
+    const meta = await withBackend(command, (b) => b.keyMetadata(ks, key));
     if (!meta) {
       await print("null");
       return;
@@ -223,6 +267,21 @@ program
     await runDev(opts, print);
   });
 
+program
+  .command("serve")
+  .description("run one production process: a writer shard or a reader (SIGTERM flushes and stops)")
+  .addArgument(new Command().createArgument("<role>", "writer or reader").choices(["writer", "reader"]))
+  .option("--config <file>", "config file (docs/operations.md); env KLSTORE_<SECTION>_<KEY> overrides it")
+  .option(
+    "--set <section.key=value>",
+    "override one setting (repeatable), e.g. --set writer.name=writer-1",
+    (value: string, previous: string[]) => [...previous, value],
+    [] as string[],
+  )
+  .action(async (role: ServeRole, opts: { config?: string; set: string[] }) => {
+    await runServe(role, opts, print);
+  });
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
@@ -232,6 +291,14 @@ try {
   } else if (err instanceof InvalidArgumentError) {
     process.stderr.write(`klstore: ${err.message}\n`);
     process.exitCode = 2;
+  } else if (err instanceof ConfigError) {
+    process.stderr.write(`klstore: config: ${err.message}\n`);
+    process.exitCode = 78; // EX_CONFIG
+  } else if (typeof (err as { code?: unknown }).code === "number" && "details" in (err as object)) {
+    // A gRPC status from a service (remote mode).
+    const e = err as { code: number; details: string };
+    process.stderr.write(`klstore: ${status[e.code] ?? e.code}: ${e.details}\n`);
+    process.exitCode = 1;
   } else {
     process.stderr.write(`klstore: ${(err as Error).stack ?? String(err)}\n`);
     process.exitCode = 70;

@@ -30,9 +30,14 @@ export {
   StorageStats,
   type StoredObject,
 } from "./storage/object-store.ts";
-export { S3Store, type S3StoreConfig } from "./storage/s3.ts";
-export { openStore, s3ConfigFromUrl } from "./storage/store-url.ts";
+export { S3_DEFAULTS, S3Store, type S3StoreConfig } from "./storage/s3.ts";
+export { openStore, type StoreLocation, s3ConfigFromUrl } from "./storage/store-url.ts";
 export { createCodecPool, InlineCodecPool, type RecordCodecPool, WorkerCodecPool } from "./workers/codec-pool.ts";
 export type { Insertion, ItemOutcome } from "./writer/append-plan.ts";
 export { BatchingStoreWriter, type BatchingStoreWriterOptions } from "./writer/batching-writer.ts";
-export { type CreateKeyspaceOptions, StoreWriter, type StoreWriterOptions } from "./writer/store-writer.ts";
+export {
+  type CreateKeyspaceOptions,
+  StoreWriter,
+  type StoreWriterOptions,
+  type WriterObserver,
+} from "./writer/store-writer.ts";

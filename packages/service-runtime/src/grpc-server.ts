@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import type { DescFile } from "@bufbuild/protobuf";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
-import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { type ChannelCredentials, credentials, Server, ServerCredentials, type ServerInterceptor } from "@grpc/grpc-js";
 import { loadFileDescriptorSetFromBuffer } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { file_klstore_v1_reader, file_klstore_v1_types, file_klstore_v1_writer } from "@klstore/proto";
@@ -26,6 +26,12 @@ export interface ServerConfig {
   readonly tlsKeyFile?: string | undefined;
   /** With a CA file, clients must present a certificate it signed (mutual TLS). */
   readonly tlsClientCaFile?: string | undefined;
+  /**
+   * CA that signed the other processes' certificates, for calls this process makes to them
+   * (a shard forwarding to its peer); defaults to tlsClientCaFile. With TLS on, this
+   * process presents its own certificate on those calls, so peers with mutual TLS accept it.
+   */
+  readonly tlsPeerCaFile?: string | undefined;
 }
 
 export const SERVER_DEFAULTS: Omit<ServerConfig, "listen"> = {
@@ -56,9 +62,24 @@ export function serverCredentials(config: ServerConfig): ServerCredentials {
   );
 }
 
+/** Credentials for calls to peer processes, matching this process's own TLS settings. */
+export function peerCredentials(config: ServerConfig): ChannelCredentials {
+  if (!config.tlsCertFile || !config.tlsKeyFile) return credentials.createInsecure();
+  const ca = config.tlsPeerCaFile ?? config.tlsClientCaFile;
+  return credentials.createSsl(
+    ca ? readFileSync(ca) : null,
+    readFileSync(config.tlsKeyFile),
+    readFileSync(config.tlsCertFile),
+  );
+}
+
 /** Creates the server with health and reflection; the caller adds its services, then `listen`s. */
-export function createGrpcServer(config: ServerConfig): { server: Server; health: HealthImplementation } {
+export function createGrpcServer(
+  config: ServerConfig,
+  interceptors: ServerInterceptor[] = [],
+): { server: Server; health: HealthImplementation } {
   const server = new Server({
+    interceptors,
     "grpc.max_receive_message_length": config.maxMessageBytes,
     "grpc.max_send_message_length": config.maxMessageBytes,
     "grpc.keepalive_time_ms": config.keepaliveTimeMillis,

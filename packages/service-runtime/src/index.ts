@@ -2,5 +2,6 @@
 
 export * from "./grpc-server.ts";
 export * from "./logger.ts";
+export * from "./metrics.ts";
 export * from "./status.ts";
 export * from "./unary.ts";

@@ -11,6 +11,7 @@ import { type ReadStreamRequest, type ReadStreamResponse, ReadStreamResponseSche
 import { type Logger, toServiceError } from "@klstore/service-runtime";
 import type { FollowHub } from "./follow-hub.ts";
 import { toFilter, toItemMessages, toOrder } from "./messages.ts";
+import type { ReaderMetrics } from "./reader-metrics.ts";
 
 export interface ReadStreamDeps {
   readonly reader: StoreReader;
@@ -18,6 +19,7 @@ export interface ReadStreamDeps {
   readonly logger: Logger;
   /** Items per message when the request says 0. */
   readonly defaultPageSize: number;
+  readonly metrics: ReaderMetrics;
 }
 
 export function serveReadStream(
@@ -27,11 +29,14 @@ export function serveReadStream(
   const abort = new AbortController();
   call.on("cancelled", () => abort.abort());
   call.on("close", () => abort.abort());
+  const stopCounting = call.request.follow ? deps.metrics.following() : () => {};
   streamPages(call, deps, abort.signal).then(
     () => {
+      stopCounting();
       if (!abort.signal.aborted) call.end();
     },
     (err: unknown) => {
+      stopCounting();
       if (abort.signal.aborted) return;
       const error = toServiceError(err);
       if (error.code === 13) deps.logger.error({ err }, "read stream failed");
@@ -74,6 +79,7 @@ async function streamPages(
         items: toItemMessages(page.items),
         continuation: reader.continuationAfter(request.keyspace, request.key, order, last.offset) ?? "",
       });
+      deps.metrics.pageServed("read_stream", page.items.length);
       if (!call.write(message)) await once(call, "drain", { signal });
       if (remaining !== undefined) {
         remaining -= BigInt(page.items.length);

@@ -1,23 +1,28 @@
 // One reader process: the store behind a cache of immutable objects, the StoreReader, the
 // follow hub, and the gRPC server with health and reflection. Stateless: run any number.
 
-import { openStore, READER_DEFAULTS, type ReaderConfig, StoreReader } from "@klstore/core";
+import { openStore, READER_DEFAULTS, type ReaderConfig, type StoreLocation, StoreReader } from "@klstore/core";
 import { implementation, ReaderService } from "@klstore/proto";
 import {
+  callObserver,
   createGrpcServer,
   type Logger,
   listen,
+  measuredStore,
   SERVER_DEFAULTS,
   type ServerConfig,
+  ServiceMetrics,
+  serveMetrics,
   shutdown,
 } from "@klstore/service-runtime";
 import { FollowHub } from "./follow-hub.ts";
 import { cachingStore, ObjectCacheStats } from "./object-cache.ts";
+import { ReaderMetrics } from "./reader-metrics.ts";
 import { readerHandlers } from "./reader-service.ts";
 
 export interface ReaderServerConfig {
-  /** Store URL (file://... or s3://...). */
-  readonly store: string;
+  /** Store URL (file://... or s3://...), or S3 settings. */
+  readonly store: StoreLocation;
   /** `listen` is required; the rest default to SERVER_DEFAULTS. */
   readonly server: Partial<ServerConfig> & Pick<ServerConfig, "listen">;
   readonly reader?: Partial<ReaderConfig>;
@@ -28,6 +33,8 @@ export interface ReaderServerConfig {
   /** Items per ReadStream message when the request says 0. */
   readonly streamPageSize?: number;
   readonly shutdownGraceMillis?: number;
+  /** host:port serving Prometheus metrics at /metrics; unset serves none. */
+  readonly metricsListen?: string | undefined;
 }
 
 export const READER_SERVER_DEFAULTS = {
@@ -41,12 +48,18 @@ export interface RunningReader {
   readonly address: string;
   readonly hub: FollowHub;
   readonly cacheStats: ObjectCacheStats;
+  readonly metrics: ServiceMetrics;
+  /** Where /metrics is served, when it is. */
+  readonly metricsAddress: string | undefined;
   close(): Promise<void>;
 }
 
 export async function startReader(config: ReaderServerConfig, logger: Logger): Promise<RunningReader> {
   const settings = { ...READER_SERVER_DEFAULTS, ...stripUndefined(config) };
-  const { store, prefix } = openStore(config.store);
+  const metrics = new ServiceMetrics("reader");
+  const opened = openStore(config.store);
+  const store = measuredStore(opened.store, metrics);
+  const prefix = opened.prefix;
   const cacheStats = new ObjectCacheStats();
   const reader = new StoreReader({
     store: cachingStore(store, settings.objectCacheBytes, cacheStats),
@@ -55,11 +68,16 @@ export async function startReader(config: ReaderServerConfig, logger: Logger): P
   });
   const hub = new FollowHub(reader, settings.followPollMillis, logger);
   const serverConfig = { ...SERVER_DEFAULTS, ...config.server };
-  const { server, health } = createGrpcServer(serverConfig);
+  const { server, health } = createGrpcServer(serverConfig, [callObserver(metrics, logger)]);
+  const readerMetrics = new ReaderMetrics(metrics, hub, cacheStats);
   server.addService(
-    ...implementation(ReaderService, readerHandlers({ reader, hub, logger, streamPageSize: settings.streamPageSize })),
+    ...implementation(
+      ReaderService,
+      readerHandlers({ reader, hub, logger, streamPageSize: settings.streamPageSize, metrics: readerMetrics }),
+    ),
   );
   const running = await listen(server, health, serverConfig);
+  const metricsEndpoint = config.metricsListen ? await serveMetrics(config.metricsListen, metrics) : undefined;
   health.setStatus("", "SERVING");
   logger.info({ address: running.address }, "reader serving");
   let closing: Promise<void> | undefined;
@@ -67,12 +85,15 @@ export async function startReader(config: ReaderServerConfig, logger: Logger): P
     address: running.address,
     hub,
     cacheStats,
+    metrics,
+    metricsAddress: metricsEndpoint?.address,
     close() {
       closing ??= (async () => {
         health.setStatus("", "NOT_SERVING");
         hub.close(); // followers end their streams cleanly
         await shutdown(server, settings.shutdownGraceMillis);
         await store.close();
+        await metricsEndpoint?.close();
         logger.info("reader stopped");
       })();
       return closing;

@@ -16,6 +16,7 @@ import { type Logger, unary } from "@klstore/service-runtime";
 import type { FollowHub } from "./follow-hub.ts";
 import { toFilter, toItemMessages, toKeyMetadataMessage, toOrder } from "./messages.ts";
 import { serveReadStream } from "./read-stream.ts";
+import type { ReaderMetrics } from "./reader-metrics.ts";
 
 type Handlers = HandlersOf<typeof ReaderService>;
 
@@ -24,10 +25,11 @@ export interface ReaderServiceDeps {
   readonly hub: FollowHub;
   readonly logger: Logger;
   readonly streamPageSize: number;
+  readonly metrics: ReaderMetrics;
 }
 
 export function readerHandlers(deps: ReaderServiceDeps): Handlers {
-  const { reader, logger } = deps;
+  const { reader, logger, metrics } = deps;
   return {
     getKeyspaceMetadata: unary(logger, async (request) => {
       const meta = await reader.readKeyspaceMetadata(request.keyspace);
@@ -52,6 +54,7 @@ export function readerHandlers(deps: ReaderServiceDeps): Handlers {
         filter: request.continuation ? undefined : toFilter(request.filter),
         continuation: request.continuation === "" ? undefined : request.continuation,
       });
+      metrics.pageServed("read_page", page.items.length);
       return create(ReadPageResponseSchema, {
         keyspace: page.keyspace,
         key: page.key,
@@ -66,6 +69,6 @@ export function readerHandlers(deps: ReaderServiceDeps): Handlers {
     }),
 
     readStream: (call) =>
-      serveReadStream(call, { reader, hub: deps.hub, logger, defaultPageSize: deps.streamPageSize }),
+      serveReadStream(call, { reader, hub: deps.hub, logger, defaultPageSize: deps.streamPageSize, metrics }),
   };
 }

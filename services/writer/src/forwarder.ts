@@ -3,7 +3,7 @@
 // shard list (mid-rollout), the second one serves the call itself and fencing keeps the
 // key consistent (docs/sharding.md).
 
-import { Client, credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import { type ChannelCredentials, Client, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import type { AppendRequest, AppendResponse, FlushKeyRequest } from "@klstore/proto";
 import { callUnary, WriterService } from "@klstore/proto";
 import type { Shard } from "@klstore/sharding";
@@ -13,9 +13,11 @@ export const FORWARDED_HEADER = "klstore-forwarded-by";
 export class Forwarder {
   private readonly clients = new Map<string, Client>();
   private readonly self: string;
+  private readonly credentials: ChannelCredentials;
 
-  constructor(self: string) {
+  constructor(self: string, credentials: ChannelCredentials) {
     this.self = self;
+    this.credentials = credentials;
   }
 
   static wasForwarded(metadata: Metadata): boolean {
@@ -25,7 +27,7 @@ export class Forwarder {
   private client(shard: Shard): Client {
     let client = this.clients.get(shard.address);
     if (!client) {
-      client = new Client(shard.address, credentials.createInsecure());
+      client = new Client(shard.address, this.credentials);
       this.clients.set(shard.address, client);
     }
     return client;

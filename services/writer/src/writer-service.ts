@@ -23,6 +23,7 @@ import { type Logger, toRequestError, unary } from "@klstore/service-runtime";
 import type { ShardRing } from "@klstore/sharding";
 import { Forwarder } from "./forwarder.ts";
 import { toCompression, toInsertions, toKeyspaceMessage, toOutcomeMessages } from "./messages.ts";
+import type { WriterMetrics } from "./writer-metrics.ts";
 
 type Handlers = HandlersOf<typeof WriterService>;
 
@@ -35,19 +36,26 @@ export interface WriterServiceDeps {
   readonly logger: Logger;
   /** Unanswered requests on one AppendSession before the server stops reading it. */
   readonly sessionMaxInFlight: number;
+  readonly metrics: WriterMetrics;
 }
 
 export function writerHandlers(deps: WriterServiceDeps): Handlers {
-  const { writer, ring, self, forwarder, logger } = deps;
+  const { writer, ring, self, forwarder, logger, metrics } = deps;
   const owns = (keyspace: string, key: string) => ring.ownerOf(keyspace, key).name === self;
 
   /** Appends here, or at the owner; resolves with the outcomes (or [] when only accepted). */
   async function append(request: AppendRequest, metadata: Metadata, deadline: Date | number | undefined) {
     if (!owns(request.keyspace, request.key) && !Forwarder.wasForwarded(metadata)) {
       const owner = ring.ownerOf(request.keyspace, request.key);
+      metrics.forwarded();
       return (await forwarder.append(owner, request, deadline)).outcomes;
     }
-    const { outcome } = await writer.submit(request.keyspace, request.key, toInsertions(request.insertions));
+    const insertions = toInsertions(request.insertions);
+    const { outcome } = await writer.submit(request.keyspace, request.key, insertions);
+    void outcome.then(
+      (outcomes) => metrics.appended(insertions, outcomes),
+      () => {},
+    );
     if (request.ackMode === AckMode.ACCEPTED) {
       // Acknowledged on acceptance: a later commit failure can only be logged.
       outcome.catch((err: unknown) => logger.warn({ err, keyspace: request.keyspace }, "accepted append failed"));
@@ -70,6 +78,7 @@ export function writerHandlers(deps: WriterServiceDeps): Handlers {
 
     flushKey: unary(logger, async (request, metadata, deadline) => {
       if (!owns(request.keyspace, request.key) && !Forwarder.wasForwarded(metadata)) {
+        metrics.forwarded();
         await forwarder.flushKey(ring.ownerOf(request.keyspace, request.key), request, deadline);
       } else {
         await writer.flushKey(request.keyspace, request.key);

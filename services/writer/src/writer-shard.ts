@@ -6,25 +6,32 @@ import {
   type BatchingConfig,
   BatchingStoreWriter,
   openStore,
+  type StoreLocation,
   WRITER_DEFAULTS,
   type WriterConfig,
 } from "@klstore/core";
 import { implementation, WriterService } from "@klstore/proto";
 import {
+  callObserver,
   createGrpcServer,
   type Logger,
   listen,
+  measuredStore,
+  peerCredentials,
   SERVER_DEFAULTS,
   type ServerConfig,
+  ServiceMetrics,
+  serveMetrics,
   shutdown,
 } from "@klstore/service-runtime";
 import { type Shard, ShardRing } from "@klstore/sharding";
 import { Forwarder } from "./forwarder.ts";
+import { WriterMetrics } from "./writer-metrics.ts";
 import { writerHandlers } from "./writer-service.ts";
 
 export interface WriterShardConfig {
-  /** Store URL (file://... or s3://...), as for the CLI. */
-  readonly store: string;
+  /** Store URL (file://... or s3://...), as for the CLI, or S3 settings. */
+  readonly store: StoreLocation;
   /** This shard's name; must be one of `shards`. */
   readonly name: string;
   /** Every writer shard, this one included. */
@@ -37,6 +44,8 @@ export interface WriterShardConfig {
   readonly sessionMaxInFlight?: number;
   /** How long running calls may take to finish at shutdown before they are cut. */
   readonly shutdownGraceMillis?: number;
+  /** host:port serving Prometheus metrics at /metrics; unset serves none. */
+  readonly metricsListen?: string | undefined;
 }
 
 export const WRITER_SHARD_DEFAULTS = {
@@ -52,6 +61,9 @@ export const WRITER_SHARD_DEFAULTS = {
 
 export interface RunningWriterShard {
   readonly address: string;
+  /** Where /metrics is served, when it is. */
+  readonly metricsAddress: string | undefined;
+  readonly metrics: ServiceMetrics;
   readonly writer: BatchingStoreWriter;
   /** Stops taking calls, lets running ones finish, flushes everything pending, closes. */
   close(): Promise<void>;
@@ -60,7 +72,10 @@ export interface RunningWriterShard {
 export async function startWriterShard(config: WriterShardConfig, logger: Logger): Promise<RunningWriterShard> {
   const ring = new ShardRing(config.shards);
   if (!ring.byName(config.name)) throw new Error(`shard ${config.name} is not in the shard list`);
-  const { store, prefix } = openStore(config.store);
+  const metrics = new ServiceMetrics("writer");
+  const opened = openStore(config.store);
+  const store = measuredStore(opened.store, metrics);
+  const prefix = opened.prefix;
   const writer = new BatchingStoreWriter({
     store,
     prefix,
@@ -68,8 +83,9 @@ export async function startWriterShard(config: WriterShardConfig, logger: Logger
     batching: { ...BATCHING_DEFAULTS, ...WRITER_SHARD_DEFAULTS.batching, ...config.batching },
   });
   writer.writer.onCompactionError = (layout, err) => logger.warn({ err, key: layout.folder }, "compaction failed");
-  const forwarder = new Forwarder(config.name);
-  const { server, health } = createGrpcServer({ ...SERVER_DEFAULTS, ...config.server });
+  const serverConfig = { ...SERVER_DEFAULTS, ...config.server };
+  const forwarder = new Forwarder(config.name, peerCredentials(serverConfig));
+  const { server, health } = createGrpcServer(serverConfig, [callObserver(metrics, logger)]);
   server.addService(
     ...implementation(
       WriterService,
@@ -80,16 +96,20 @@ export async function startWriterShard(config: WriterShardConfig, logger: Logger
         forwarder,
         logger,
         sessionMaxInFlight: config.sessionMaxInFlight ?? WRITER_SHARD_DEFAULTS.sessionMaxInFlight,
+        metrics: new WriterMetrics(metrics, writer),
       }),
     ),
   );
-  const running = await listen(server, health, { ...SERVER_DEFAULTS, ...config.server });
+  const running = await listen(server, health, serverConfig);
+  const metricsEndpoint = config.metricsListen ? await serveMetrics(config.metricsListen, metrics) : undefined;
   health.setStatus("", "SERVING");
   logger.info({ address: running.address, shard: config.name, shards: config.shards.length }, "writer shard serving");
 
   let closing: Promise<void> | undefined;
   return {
     address: running.address,
+    metricsAddress: metricsEndpoint?.address,
+    metrics,
     writer,
     close() {
       closing ??= (async () => {
@@ -99,6 +119,7 @@ export async function startWriterShard(config: WriterShardConfig, logger: Logger
         await shutdown(server, config.shutdownGraceMillis ?? WRITER_SHARD_DEFAULTS.shutdownGraceMillis);
         await writer.close();
         await store.close();
+        await metricsEndpoint?.close();
         logger.info({ shard: config.name }, "writer shard stopped; everything accepted is durable");
       })();
       return closing;

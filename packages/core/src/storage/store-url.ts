@@ -65,7 +65,12 @@ export interface OpenedStore {
   readonly prefix: string;
 }
 
-export function openStore(url: string): OpenedStore {
+/** Where a store is: a URL, or S3 settings as a config file's [s3] section gives them. */
+export type StoreLocation = string | S3StoreConfig;
+
+export function openStore(location: StoreLocation): OpenedStore {
+  if (typeof location !== "string") return { store: new S3Store(location), prefix: location.objectPrefix };
+  const url = location;
   if (url.startsWith("file://")) {
     const path = decodeURIComponent(url.slice("file://".length));
     if (path === "") throw new InvalidArgument("store URL", "file:// needs a path");

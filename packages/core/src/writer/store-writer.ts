@@ -30,6 +30,13 @@ export interface CreateKeyspaceOptions {
 
 const MAX_CACHED_KEYSPACES = 10_000;
 
+export interface WriterObserver {
+  /** A batch became durable as one object of `bytes` holding `items` new items. */
+  committed?(items: number, bytes: number): void;
+  /** A key's small objects were merged into a compacted one. */
+  compacted?(): void;
+}
+
 export class StoreWriter {
   readonly store: ObjectStore;
   readonly prefix: string;
@@ -110,6 +117,7 @@ export class StoreWriter {
         uncompacted: [...state.uncompacted, { key: dataKey, name }],
       };
       this.keys.set(layout.folder, committed);
+      this.observer.committed?.(plan.records.length, body.byteLength);
       await this.compact(layout, committed, settings.compression);
       return plan.outcomes;
     });
@@ -145,12 +153,18 @@ export class StoreWriter {
   private async compact(layout: KeyLayout, state: KeyState, compression: Compression): Promise<void> {
     try {
       const after = await compactKey(this.store, layout, state, this.config, compression, this.codec);
-      if (after !== state) this.keys.set(layout.folder, after);
+      if (after !== state) {
+        this.keys.set(layout.folder, after);
+        this.observer.compacted?.();
+      }
     } catch (err) {
       this.keys.delete(layout.folder);
       if (!(err instanceof PreconditionFailed || err instanceof Fenced)) this.onCompactionError(layout, err);
     }
   }
+
+  /** Told about commits and compactions, for metrics. */
+  observer: WriterObserver = {};
 
   /** Compaction errors do not fail the append that was already committed; they are reported here. */
   onCompactionError: (layout: KeyLayout, err: unknown) => void = (layout, err) => {

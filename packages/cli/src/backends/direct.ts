@@ -1,0 +1,71 @@
+// Direct mode: the commands work on a store URL through the core engines, no service
+// needed. Appends go through a StoreWriter with fencing, so running this beside live
+// writer shards is safe (one of the two is fenced and the command fails cleanly).
+
+import { setTimeout as sleep } from "node:timers/promises";
+import { type Item, openStore, StoreReader, StoreWriter } from "@klstore/core";
+import type { Backend, ReadItemsOptions } from "./backend.ts";
+
+/** How often `read --follow` looks for new items in direct mode. */
+const FOLLOW_POLL_MILLIS = 250;
+
+export function directBackend(url: string): Backend {
+  const { store, prefix } = openStore(url);
+  const reader = new StoreReader({ store, prefix });
+  let writer: StoreWriter | undefined;
+  const writerOf = () => {
+    writer ??= new StoreWriter({ store, prefix });
+    return writer;
+  };
+
+  async function* items(keyspace: string, key: string, options: ReadItemsOptions): AsyncGenerator<Item> {
+    let remaining = options.limit ?? Number.POSITIVE_INFINITY;
+    let continuation: string | undefined;
+    let lastOffset: bigint | undefined;
+    const filter = {
+      startOffset: options.startOffset,
+      startTimestamp: options.startTimestamp,
+      startNonce: options.startNonce,
+    };
+    while (remaining > 0 && !options.signal.aborted) {
+      const page = await reader.readPage(keyspace, key, {
+        order: options.order,
+        maxSize: Math.min(remaining, options.pageSize ?? reader.config.defaultMaxResults),
+        filter: continuation ? undefined : filter,
+        continuation,
+      });
+      for (const item of page.items) {
+        yield item;
+        lastOffset = item.offset;
+      }
+      remaining -= page.items.length;
+      if (page.continuation) {
+        continuation = page.continuation;
+        continue;
+      }
+      if (!options.follow) return;
+      // At the end: resume right after the last item seen (or from the start if none yet).
+      continuation =
+        lastOffset === undefined ? undefined : reader.continuationAfter(keyspace, key, options.order, lastOffset);
+      await sleep(FOLLOW_POLL_MILLIS, undefined, { signal: options.signal }).catch(() => {});
+    }
+  }
+
+  return {
+    async createKeyspace(keyspace, compression) {
+      const settings = await writerOf().createKeyspace(keyspace, { compression });
+      return { keyspace, createdMillis: settings.createdMillis, compression: settings.compression };
+    },
+    async keyspace(keyspace) {
+      const meta = await reader.readKeyspaceMetadata(keyspace);
+      return { keyspace, createdMillis: meta.createdMillis, compression: meta.compression };
+    },
+    append: (keyspace, key, insertions) => writerOf().appendList(keyspace, key, insertions),
+    keyMetadata: (keyspace, key) => reader.readKeyMetadata(keyspace, key),
+    items,
+    async close() {
+      await writer?.close();
+      await store.close();
+    },
+  };
+}

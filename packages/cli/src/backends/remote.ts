@@ -1,0 +1,85 @@
+// Remote mode: the commands go through running services, appends to the writer shards
+// (`--writer`: one address, which forwards to the owner, or the whole "name=host:port,..."
+// list, which lets the client route itself) and reads to a reader (`--reader`).
+
+import type { ChannelCredentials } from "@grpc/grpc-js";
+import { KlstoreClient } from "@klstore/client";
+import { InvalidArgument } from "@klstore/core";
+import { Compression } from "@klstore/proto";
+import type { Backend, KeyspaceInfo } from "./backend.ts";
+
+export interface RemoteOptions {
+  readonly writer?: string | undefined;
+  readonly reader?: string | undefined;
+  readonly credentials?: ChannelCredentials | undefined;
+  readonly deadlineMillis?: number | undefined;
+}
+
+function keyspaceInfo(message: { keyspace: string; createdMillis: bigint; compression: Compression } | undefined) {
+  if (!message) throw new Error("the service answered without keyspace metadata");
+  return {
+    keyspace: message.keyspace,
+    createdMillis: message.createdMillis,
+    compression: message.compression === Compression.ZSTD ? "zstd" : "none",
+  } satisfies KeyspaceInfo;
+}
+
+export function remoteBackend(options: RemoteOptions): Backend {
+  const missing = (flag: string) => () => {
+    throw new InvalidArgument(flag, "this command needs it in remote mode (or give --store instead)");
+  };
+  const client = new KlstoreClient({
+    // A client needs both ends; a command that uses only one never calls the placeholder.
+    writers: options.writer ?? "unset=127.0.0.1:1",
+    reader: options.reader ?? "127.0.0.1:1",
+    credentials: options.credentials,
+    deadlineMillis: options.deadlineMillis,
+  });
+  const needWriter = options.writer ? () => {} : missing("--writer");
+  const needReader = options.reader ? () => {} : missing("--reader");
+
+  return {
+    async createKeyspace(keyspace, compression) {
+      needWriter();
+      return keyspaceInfo(await client.createKeyspace(keyspace, { compression }));
+    },
+    async keyspace(keyspace) {
+      needReader();
+      return keyspaceInfo(await client.keyspaceMetadata(keyspace));
+    },
+    async append(keyspace, key, insertions) {
+      needWriter();
+      return client.append(keyspace, key, insertions);
+    },
+    async keyMetadata(keyspace, key) {
+      needReader();
+      const meta = await client.keyMetadata(keyspace, key);
+      return meta
+        ? {
+            firstOffset: meta.firstOffset,
+            nextOffset: meta.nextOffset,
+            nextNonce: meta.nextNonce,
+            itemCount: meta.itemCount,
+            minTimestamp: meta.minTimestampMillis,
+            maxTimestamp: meta.maxTimestampMillis,
+          }
+        : undefined;
+    },
+    async *items(keyspace, key, options) {
+      needReader();
+      yield* client.items(keyspace, key, {
+        order: options.order,
+        startOffset: options.startOffset,
+        startTimestamp: options.startTimestamp,
+        startNonce: options.startNonce,
+        limit: options.limit === undefined ? undefined : BigInt(options.limit),
+        pageSize: options.pageSize,
+        follow: options.follow,
+        signal: options.signal,
+      });
+    },
+    async close() {
+      client.close();
+    },
+  };
+}

@@ -1,0 +1,75 @@
+// `klstore serve writer|reader --config FILE`: one production process, configured from the
+// config file (packages/config), the environment and --set flags. It prints one JSON line
+// with its addresses once it serves, and on SIGTERM stops taking calls, flushes and exits.
+
+import { ConfigError, type KlstoreConfig, loadKlstoreConfig } from "@klstore/config";
+import { startReader } from "@klstore/reader-service";
+import { createLogger, type ServerConfig } from "@klstore/service-runtime";
+import { startWriterShard } from "@klstore/writer-service";
+import { untilStopSignal } from "./signals.ts";
+
+export type ServeRole = "writer" | "reader";
+
+export interface ServeOptions {
+  readonly config?: string | undefined;
+  readonly set: readonly string[];
+}
+
+const DEFAULT_LISTEN: Record<ServeRole, string> = { writer: "127.0.0.1:7401", reader: "127.0.0.1:7501" };
+
+function serverConfig(config: KlstoreConfig, listen: string): Partial<ServerConfig> & Pick<ServerConfig, "listen"> {
+  const { logLevel: _, ...server } = config.server;
+  return withoutUndefined({ ...server, listen });
+}
+
+function withoutUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+export async function runServe(role: ServeRole, options: ServeOptions, print: (line: string) => Promise<void>) {
+  const config = loadKlstoreConfig({ file: options.config, overrides: options.set });
+  if (config.store === undefined) {
+    throw new ConfigError("no store configured: give [store] url=... or an [s3] section with bucket_name");
+  }
+  const logger = createLogger(`klstore-${role}`, config.server.logLevel ?? process.env.KLSTORE_LOG_LEVEL ?? "info");
+  let running: { address: string; metricsAddress: string | undefined; close(): Promise<void> };
+  if (role === "writer") {
+    const listen = config.writer.listen ?? DEFAULT_LISTEN.writer;
+    const name = config.writer.name ?? "writer-0";
+    // A lone writer needs no shard list: it owns every key.
+    const shards = config.writer.shards ?? [{ name, address: listen }];
+    running = await startWriterShard(
+      withoutUndefined({
+        store: config.store,
+        name,
+        shards,
+        server: serverConfig(config, listen),
+        writer: config.writer.engine,
+        batching: config.batching,
+        sessionMaxInFlight: config.writer.sessionMaxInFlight,
+        shutdownGraceMillis: config.writer.shutdownGraceMillis,
+        metricsListen: config.writer.metricsListen,
+      }),
+      logger.child({ shard: name }),
+    );
+  } else {
+    const listen = config.reader.listen ?? DEFAULT_LISTEN.reader;
+    running = await startReader(
+      withoutUndefined({
+        store: config.store,
+        server: serverConfig(config, listen),
+        reader: config.reader.engine,
+        objectCacheBytes: config.reader.objectCacheBytes,
+        followPollMillis: config.reader.followPollMillis,
+        streamPageSize: config.reader.streamPageSize,
+        shutdownGraceMillis: config.reader.shutdownGraceMillis,
+        metricsListen: config.reader.metricsListen,
+      }),
+      logger,
+    );
+  }
+  await print(JSON.stringify({ role, address: running.address, metrics: running.metricsAddress ?? null }));
+  const signal = await untilStopSignal();
+  logger.info({ signal }, "stopping");
+  await running.close();
+}

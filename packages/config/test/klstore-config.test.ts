@@ -1,0 +1,170 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { ConfigError, loadKlstoreConfig, parseConfigText, parseKlstoreConfig } from "../src/index.ts";
+
+function fileWith(text: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), "klstore-config-")), "klstore.ini");
+  writeFileSync(path, text);
+  return path;
+}
+
+// The seed's example, minus the sections only the Kafka bridge reads.
+const SEED_EXAMPLE = `[s3]
+endpoint="http://localhost:4566"
+bucket_name="my-bucket"
+region="us-east-1"
+path_style=true
+use_default_credentials=false
+access_key="test"
+secret_key="test"
+security_token="test"
+session_token="test"
+profile="test"
+compact_size_threshold=1000000
+compact_items_threshold=100
+compact_objects_threshold=10
+[batcher]
+writer_thread_count=1
+writer_thread_queue_capacity=4096
+batch_check_interval_millis=100
+batch_flush_interval_millis=1000
+batch_flush_item_count_threshold=100000
+batch_flush_size_threshold=1000000
+`;
+
+describe("config file", () => {
+  it("reads the seed's example: S3 settings, compaction thresholds in [s3], batcher", () => {
+    const config = loadKlstoreConfig({ file: fileWith(SEED_EXAMPLE), env: {} });
+    assert.deepEqual(config.store, {
+      bucketName: "my-bucket",
+      objectPrefix: "",
+      endpoint: "http://localhost:4566",
+      region: "us-east-1",
+      pathStyle: true,
+      useDefaultCredentials: false,
+      accessKey: "test",
+      secretKey: "test",
+      sessionToken: "test",
+      profile: "test",
+      maxAttempts: 8,
+    });
+    assert.deepEqual(config.writer.engine, {
+      compactSizeThreshold: 1_000_000,
+      compactItemsThreshold: 100,
+      compactObjectsThreshold: 10,
+    });
+    assert.deepEqual(config.batching, {
+      writerThreadCount: 1,
+      writerThreadQueueCapacity: 4096,
+      batchCheckIntervalMillis: 100,
+      batchFlushIntervalMillis: 1000,
+      batchFlushItemCountThreshold: 100_000,
+      batchFlushSizeThreshold: 1_000_000,
+    });
+  });
+
+  it("lets the environment override the file, and --set override both", () => {
+    const file = fileWith('[store]\nurl="file:///data"\n[writer]\nname=writer-0\nlisten=0.0.0.0:7401\n');
+    const config = loadKlstoreConfig({
+      file,
+      env: { KLSTORE_WRITER_NAME: "writer-1", KLSTORE_WRITER_LISTEN: "0.0.0.0:9000", KLSTORE_LOG_LEVEL: "debug" },
+      overrides: ["writer.listen=127.0.0.1:7402"],
+    });
+    assert.equal(config.store, "file:///data");
+    assert.equal(config.writer.name, "writer-1");
+    assert.equal(config.writer.listen, "127.0.0.1:7402");
+  });
+
+  it("derives the shard list of a StatefulSet, naming this shard after the pod", () => {
+    const raw = parseConfigText(
+      "[writer]\nstatefulset=klstore-writer\nreplicas=3\nservice=klstore-writer-hl\ndns_suffix=ns.svc.cluster.local\n",
+      "k8s.ini",
+    );
+    const config = parseKlstoreConfig(raw, { HOSTNAME: "klstore-writer-2" });
+    assert.equal(config.writer.name, "klstore-writer-2");
+    assert.deepEqual(config.writer.shards, [
+      { name: "klstore-writer-0", address: "klstore-writer-0.klstore-writer-hl.ns.svc.cluster.local:7401" },
+      { name: "klstore-writer-1", address: "klstore-writer-1.klstore-writer-hl.ns.svc.cluster.local:7401" },
+      { name: "klstore-writer-2", address: "klstore-writer-2.klstore-writer-hl.ns.svc.cluster.local:7401" },
+    ]);
+  });
+
+  it("reads a static shard list", () => {
+    const raw = parseConfigText('[writer]\nshards="a=10.0.0.1:7401,b=10.0.0.2:7401"\nname=b\n', "f");
+    assert.deepEqual(parseKlstoreConfig(raw, {}).writer.shards, [
+      { name: "a", address: "10.0.0.1:7401" },
+      { name: "b", address: "10.0.0.2:7401" },
+    ]);
+  });
+
+  const refusals: [string, string, RegExp][] = [
+    [
+      "unknown key, with its origin",
+      "[writer]\nshardz=a\n",
+      /f \[writer\] shardz: unknown setting \(known in \[writer\]: .*shards/,
+    ],
+    ["unknown section", "[writers]\nname=a\n", /unknown section/],
+    [
+      "a number that is not one",
+      "[batcher]\nwriter_thread_count=two\n",
+      /writer_thread_count: "two" is not an integer/,
+    ],
+    ["a number out of range", "[batcher]\nwriter_thread_count=100000\n", /outside 0\.\.256/],
+    ["a bad boolean", "[s3]\nbucket_name=b\npath_style=yes\n", /path_style: "yes" is not true or false/],
+    ["both a store URL and [s3]", "[store]\nurl=file:///x\n[s3]\nbucket_name=b\n", /either \[store\] url or \[s3\]/],
+    ["[s3] without a bucket", "[s3]\nregion=eu-west-1\n", /bucket_name is required/],
+    [
+      "explicit credentials missing",
+      "[s3]\nbucket_name=b\nuse_default_credentials=false\n",
+      /needs access_key and secret_key/,
+    ],
+    [
+      "a threshold set twice",
+      "[s3]\nbucket_name=b\ncompact_items_threshold=1\n[writer]\ncompact_items_threshold=2\n",
+      /both \[s3\] and \[writer\]/,
+    ],
+    [
+      "shards and statefulset together",
+      "[writer]\nshards=a=h:1\nstatefulset=s\nreplicas=1\n",
+      /either shards or statefulset/,
+    ],
+    ["a StatefulSet without replicas", "[writer]\nstatefulset=s\n", /needs replicas/],
+    ["half a TLS key pair", "[server]\ntls_cert_file=/c.pem\n", /go together/],
+    ["mutual TLS without a certificate", "[server]\ntls_client_ca_file=/ca.pem\n", /needs tls_cert_file/],
+    ["a key outside any section", "name=a\n", /outside any \[section\]/],
+    ["an unknown log level", "[server]\nlog_level=loud\n", /log_level: "loud" is not one of/],
+  ];
+  for (const [what, text, message] of refusals) {
+    it(`refuses ${what}`, () => {
+      assert.throws(
+        () => parseKlstoreConfig(parseConfigText(text, "f"), {}),
+        (err: unknown) => {
+          assert.ok(err instanceof ConfigError, String(err));
+          assert.match(err.message, message);
+          return true;
+        },
+      );
+    });
+  }
+
+  it("names the variable or flag that holds a bad value", () => {
+    assert.throws(
+      () => loadKlstoreConfig({ env: { KLSTORE_READER_FOLLOW_POLL_MILLIS: "soon" } }),
+      /env KLSTORE_READER_FOLLOW_POLL_MILLIS follow_poll_millis: "soon" is not an integer/,
+    );
+    assert.throws(
+      () => loadKlstoreConfig({ env: {}, overrides: ["reader.bogus=1"] }),
+      /--set reader\.bogus bogus: unknown/,
+    );
+    assert.throws(() => loadKlstoreConfig({ env: {}, overrides: ["nodot"] }), /expected section\.key=value/);
+  });
+
+  it("hands sections it does not own to the caller", () => {
+    const raw = parseConfigText('[kafka]\ntopic="inbound"\ngroup.id="g"\n', "f");
+    const config = parseKlstoreConfig(raw, {}, ["kafka"]);
+    assert.equal(config.extra.get("kafka")?.get("group.id")?.value, "g");
+  });
+});
