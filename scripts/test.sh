@@ -36,4 +36,4 @@ export KLSTORE_TEST_S3_ACCESS_KEY=klstore KLSTORE_TEST_S3_SECRET_KEY=klstore-sec
 echo "== tests"
 # A hung test fails after 2 minutes instead of eating the CI budget.
 node --test --test-reporter=spec --test-concurrency=2 --test-timeout=120000 \
-  "packages/*/src/**/*.test.ts" "packages/*/test/**/*.test.ts" "$@"
+  "packages/*/src/**/*.test.ts" "packages/*/test/**/*.test.ts" "e2e/**/*.test.ts" "$@"

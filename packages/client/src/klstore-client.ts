@@ -17,6 +17,7 @@ import {
 import {
   AckMode,
   AppendRequestSchema,
+  CHANNEL_OPTIONS,
   Compression,
   CreateKeyspaceRequestSchema,
   callServerStream,
@@ -89,8 +90,8 @@ export class KlstoreClient {
     const shards = typeof options.writers === "string" ? parseShardList(options.writers) : options.writers;
     this.ring = new ShardRing(shards);
     const creds = options.credentials ?? credentials.createInsecure();
-    for (const shard of shards) this.writers.set(shard.name, new Client(shard.address, creds));
-    this.reader = new Client(options.reader, creds);
+    for (const shard of shards) this.writers.set(shard.name, new Client(shard.address, creds, CHANNEL_OPTIONS));
+    this.reader = new Client(options.reader, creds, CHANNEL_OPTIONS);
     this.deadlineMillis = options.deadlineMillis ?? 30_000;
     this.maxAttempts = options.maxAttempts ?? 5;
   }

@@ -125,6 +125,19 @@ for (const backend of backends()) {
         client.readPage("ks", "k", { continuation: "not-a-token" }),
         (e) => statusOf(e).code === status.INVALID_ARGUMENT,
       );
+      // Streams end with the status too (a stream that just stopped would leave the client waiting).
+      const drain = async (items: AsyncIterable<unknown>) => {
+        for await (const _ of items);
+      };
+      await assert.rejects(drain(client.items("nope", "k")), (e) => statusOf(e).code === status.NOT_FOUND);
+      await assert.rejects(
+        drain(client.items("ks", "k", { continuation: "not-a-token" })),
+        (e) => statusOf(e).code === status.INVALID_ARGUMENT,
+      );
+      await assert.rejects(
+        drain(client.items("ks", "k", { follow: true, order: "backwards" })),
+        (e) => statusOf(e).code === status.INVALID_ARGUMENT && /follow/.test(statusOf(e).details),
+      );
       await assert.rejects(
         client.append("ks", "", [{ value: "x" }]),
         (e) => statusOf(e).code === status.INVALID_ARGUMENT,

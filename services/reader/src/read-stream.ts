@@ -40,7 +40,9 @@ export function serveReadStream(
       if (abort.signal.aborted) return;
       const error = toServiceError(err);
       if (error.code === 13) deps.logger.error({ err }, "read stream failed");
-      call.destroy(Object.assign(new Error(error.details), error));
+      // grpc-js turns an 'error' event into the call's status (and details trailer);
+      // destroy() would drop the call without any status, leaving the client waiting.
+      call.emit("error", error);
     },
   );
 }

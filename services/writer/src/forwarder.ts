@@ -5,7 +5,7 @@
 
 import { type ChannelCredentials, Client, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import type { AppendRequest, AppendResponse, FlushKeyRequest } from "@klstore/proto";
-import { callUnary, WriterService } from "@klstore/proto";
+import { CHANNEL_OPTIONS, callUnary, WriterService } from "@klstore/proto";
 import type { Shard } from "@klstore/sharding";
 
 export const FORWARDED_HEADER = "klstore-forwarded-by";
@@ -27,7 +27,7 @@ export class Forwarder {
   private client(shard: Shard): Client {
     let client = this.clients.get(shard.address);
     if (!client) {
-      client = new Client(shard.address, this.credentials);
+      client = new Client(shard.address, this.credentials, CHANNEL_OPTIONS);
       this.clients.set(shard.address, client);
     }
     return client;

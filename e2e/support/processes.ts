@@ -1,0 +1,143 @@
+// Real klstore processes for end-to-end tests: `klstore serve writer|reader` started as
+// child processes from a config file, exactly as an operator would run them.
+
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+
+export const ROOT = resolve(import.meta.dirname, "../..");
+export const CLI = join(ROOT, "packages/cli/src/main.ts");
+
+export const S3_ENDPOINT = process.env.KLSTORE_TEST_S3_ENDPOINT;
+export const S3_ACCESS_KEY = process.env.KLSTORE_TEST_S3_ACCESS_KEY ?? "klstore";
+export const S3_SECRET_KEY = process.env.KLSTORE_TEST_S3_SECRET_KEY ?? "klstore-secret";
+export const S3_BUCKET = "klstore-e2e";
+
+/** A port free right now (the kernel's pick); writer shards need theirs before they start. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const address = server.address();
+  server.close();
+  return typeof address === "object" && address ? address.port : 0;
+}
+
+/** A config file for every process of one test: SeaweedFS under a fresh prefix. */
+export function writeConfig(extra = ""): { file: string; prefix: string } {
+  const dir = mkdtempSync(join(tmpdir(), "klstore-e2e-"));
+  const prefix = `e2e-${Date.now()}-${Math.random().toString(36).slice(2, 8)}/`;
+  const file = join(dir, "klstore.ini");
+  writeFileSync(
+    file,
+    `[s3]
+endpoint="${S3_ENDPOINT}"
+bucket_name="${S3_BUCKET}"
+object_prefix="${prefix}"
+path_style=true
+access_key="${S3_ACCESS_KEY}"
+secret_key="${S3_SECRET_KEY}"
+[reader]
+follow_poll_millis=100
+[server]
+log_level=warn
+${extra}`,
+  );
+  return { file, prefix };
+}
+
+export interface ServedProcess {
+  readonly role: "writer" | "reader";
+  readonly address: string;
+  readonly metrics: string | null;
+  readonly child: ChildProcess;
+  readonly stderr: string[];
+  /** Resolves with the exit code once the process has exited. */
+  readonly exited: Promise<number | null>;
+}
+
+/** Starts `klstore serve ROLE --config FILE --set ...` and waits for its address line. */
+export async function serve(role: "writer" | "reader", configFile: string, sets: string[]): Promise<ServedProcess> {
+  const args = [CLI, "serve", role, "--config", configFile, ...sets.flatMap((s) => ["--set", s])];
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const stderr: string[] = [];
+  createInterface({ input: child.stderr as NodeJS.ReadableStream }).on("line", (line) => stderr.push(line));
+  const exited = once(child, "exit").then(([code]) => code as number | null);
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  const first = await Promise.race([
+    once(lines, "line").then(([line]) => line as string),
+    exited.then((code) => {
+      throw new Error(`klstore serve ${role} exited with ${code} before serving:\n${stderr.join("\n")}`);
+    }),
+  ]);
+  const ready = JSON.parse(first) as { address: string; metrics: string | null };
+  return { role, address: ready.address, metrics: ready.metrics, child, stderr, exited };
+}
+
+/** SIGTERM, then the exit code (the process flushes before it exits). */
+export async function stop(served: ServedProcess): Promise<number | null> {
+  if (served.child.exitCode === null) served.child.kill("SIGTERM");
+  return served.exited;
+}
+
+/** A Prometheus metric's value summed over the label sets matching `labels`. */
+export async function scrape(
+  metricsAddress: string,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
+  const text = await (await fetch(`http://${metricsAddress}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    const match = /^([a-z_]+)(?:\{([^}]*)\})? (\S+)$/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const have = Object.fromEntries(
+      [...(match[2] ?? "").matchAll(/([a-z_]+)="([^"]*)"/g)].map((m) => [m[1] as string, m[2] as string]),
+    );
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(match[3]);
+  }
+  return sum;
+}
+
+/** Runs the CLI to completion; resolves with its exit code and output. */
+export async function runCli(
+  args: string[],
+  input?: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d) => (stdout += d));
+  child.stderr.on("data", (d) => (stderr += d));
+  child.stdin.end(input ?? "");
+  const [code] = await once(child, "exit");
+  return { code: code as number | null, stdout, stderr };
+}
+
+let bucketReady: Promise<void> | undefined;
+
+/** Creates the shared test bucket once per process (idempotent). */
+export function ensureBucket(): Promise<void> {
+  bucketReady ??= (async () => {
+    const { CreateBucketCommand, S3Client } = await import("@aws-sdk/client-s3");
+    const client = new S3Client({
+      endpoint: S3_ENDPOINT,
+      region: "us-east-1",
+      forcePathStyle: true,
+      credentials: { accessKeyId: S3_ACCESS_KEY, secretAccessKey: S3_SECRET_KEY },
+    });
+    try {
+      await client.send(new CreateBucketCommand({ Bucket: S3_BUCKET }));
+    } catch (err) {
+      const name = (err as Error).name;
+      if (name !== "BucketAlreadyOwnedByYou" && name !== "BucketAlreadyExists") throw err;
+    } finally {
+      client.destroy();
+    }
+  })();
+  return bucketReady;
+}
