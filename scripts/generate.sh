@@ -13,3 +13,7 @@ buf generate proto --template "$template"
 # the working directory: generate from inside the resolved folder.
 cd "$(readlink -f node_modules/google-proto-files)"
 buf generate --template "$template" --path google/rpc/status.proto --path google/rpc/error_details.proto
+# grpc.health.v1 as grpc-health-check ships it: served by reflection beside klstore's own
+# files, so grpcurl can call the health service by name.
+cd "$(readlink -f "$KLSTORE_ROOT/packages/service-runtime/node_modules/grpc-health-check")/proto"
+buf generate --template "$template" --path health/v1/health.proto

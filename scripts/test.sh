@@ -33,6 +33,11 @@ trap '[ -n "$started" ] && scripts/services.sh stop $started' EXIT
 export KLSTORE_TEST_S3_ENDPOINT="http://127.0.0.1:${KLSTORE_S3_PORT:-8333}"
 export KLSTORE_TEST_S3_ACCESS_KEY=klstore KLSTORE_TEST_S3_SECRET_KEY=klstore-secret
 
+# Clients the end-to-end tests drive klstore with, besides its own: grpcurl and Python grpcio.
+KLSTORE_TEST_GRPCURL="$(scripts/test-tools.sh grpcurl)"
+KLSTORE_TEST_PYTHON="$(scripts/test-tools.sh python)"
+export KLSTORE_TEST_GRPCURL KLSTORE_TEST_PYTHON
+
 echo "== tests"
 # A hung test fails after 2 minutes instead of eating the CI budget.
 node --test --test-reporter=spec --test-concurrency=2 --test-timeout=120000 \

@@ -1,8 +1,10 @@
 // The klstore API for TypeScript: messages and services generated from proto/klstore/v1
-// (never edited by hand), google.rpc error details, and the grpc-js glue.
+// (never edited by hand), google.rpc error details, and the grpc-js glue. The health
+// service's descriptor is exported only for reflection (grpc-health-check serves it).
 
 export * from "./gen/google/rpc/error_details_pb.ts";
 export * from "./gen/google/rpc/status_pb.ts";
+export { file_health_v1_health } from "./gen/health/v1/health_pb.ts";
 export * from "./gen/klstore/v1/reader_pb.ts";
 export * from "./gen/klstore/v1/types_pb.ts";
 export * from "./gen/klstore/v1/writer_pb.ts";

@@ -9,7 +9,12 @@ import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { type ChannelCredentials, credentials, Server, ServerCredentials, type ServerInterceptor } from "@grpc/grpc-js";
 import { loadFileDescriptorSetFromBuffer } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
-import { file_klstore_v1_reader, file_klstore_v1_types, file_klstore_v1_writer } from "@klstore/proto";
+import {
+  file_health_v1_health,
+  file_klstore_v1_reader,
+  file_klstore_v1_types,
+  file_klstore_v1_writer,
+} from "@klstore/proto";
 import { HealthImplementation } from "grpc-health-check";
 
 export interface ServerConfig {
@@ -89,7 +94,8 @@ export function createGrpcServer(
   // Serving only once the process is ready; set back to NOT_SERVING while draining.
   const health = new HealthImplementation({ "": "NOT_SERVING" });
   health.addToServer(server);
-  const files = [file_klstore_v1_types, file_klstore_v1_writer, file_klstore_v1_reader];
+  // The health service too, so grpcurl can call it by name.
+  const files = [file_klstore_v1_types, file_klstore_v1_writer, file_klstore_v1_reader, file_health_v1_health];
   new ReflectionService(reflectionDescriptors(files)).addToServer(server);
   return { server, health };
 }

@@ -1,0 +1,74 @@
+// grpcurl against the real processes, with no .proto files: everything it needs comes from
+// server reflection, and health checks go through grpc.health.v1 as Kubernetes probes do.
+
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
+import { type Cluster, startCluster } from "./support/cluster.ts";
+import { ensureBucket, S3_ENDPOINT, writeConfig } from "./support/processes.ts";
+
+const GRPCURL = process.env.KLSTORE_TEST_GRPCURL;
+
+async function grpcurl(...args: string[]): Promise<string> {
+  const { stdout } = await promisify(execFile)(GRPCURL as string, ["-max-time", "10", ...args]);
+  return stdout;
+}
+
+describe("grpcurl through reflection", {
+  skip: (!S3_ENDPOINT || !GRPCURL) && "needs S3 and KLSTORE_TEST_GRPCURL (scripts/test.sh sets both)",
+}, () => {
+  let cluster: Cluster;
+
+  before(async () => {
+    await ensureBucket();
+    cluster = await startCluster(writeConfig().file, 2);
+  });
+  after(() => cluster?.stop());
+
+  it("lists and describes the services and reports health", async () => {
+    const writer = cluster.writers[0]?.address as string;
+    const services = (await grpcurl("-plaintext", writer, "list")).trim().split("\n");
+    assert.ok(services.includes("klstore.v1.WriterService"), services.join(","));
+    assert.ok(services.includes("grpc.health.v1.Health"), services.join(","));
+    assert.match(
+      await grpcurl("-plaintext", writer, "describe", "klstore.v1.WriterService"),
+      /rpc AppendSession \( stream/,
+    );
+    assert.match(await grpcurl("-plaintext", writer, "describe", "klstore.v1.Uint128"), /uint64 high = 1/);
+    for (const served of [...cluster.writers, cluster.reader]) {
+      const health = JSON.parse(await grpcurl("-plaintext", served.address, "grpc.health.v1.Health/Check"));
+      assert.deepEqual(health, { status: "SERVING" });
+    }
+  });
+
+  it("appends and reads with JSON requests", async () => {
+    const writer = cluster.writers[1]?.address as string;
+    const reader = cluster.reader.address;
+    await grpcurl("-plaintext", "-d", '{"keyspace":"curl"}', writer, "klstore.v1.WriterService/CreateKeyspace");
+    const appended = JSON.parse(
+      await grpcurl(
+        "-plaintext",
+        "-d",
+        // bytes are base64 in protobuf JSON; 64-bit integers are strings.
+        '{"keyspace":"curl","key":"k","insertions":[{"value":"aGVsbG8=","nonce":{"high":"1","low":"2"}},{"value":"aGVsbG8=","nonce":{"high":"1","low":"2"}}]}',
+        writer,
+        "klstore.v1.WriterService/Append",
+      ),
+    );
+    assert.equal(appended.outcomes.length, 2);
+    assert.ok("appended" in appended.outcomes[0]);
+    assert.ok("duplicate" in appended.outcomes[1]);
+    const page = JSON.parse(
+      await grpcurl("-plaintext", "-d", '{"keyspace":"curl","key":"k"}', reader, "klstore.v1.ReaderService/ReadPage"),
+    );
+    assert.equal(page.items.length, 1);
+    assert.equal(Buffer.from(page.items[0].value, "base64").toString(), "hello");
+    assert.deepEqual(page.items[0].nonce, { high: "1", low: "2" });
+    // A bad request is answered with its status code, which grpcurl prints and exits non-zero on.
+    await assert.rejects(
+      grpcurl("-plaintext", "-d", '{"keyspace":"nope","key":"k"}', reader, "klstore.v1.ReaderService/ReadPage"),
+      (err: Error & { stderr?: string }) => /Code: NotFound/.test(err.stderr ?? ""),
+    );
+  });
+});

@@ -1,0 +1,84 @@
+// A client in another language, written from the proto alone: python/klstore_check.py
+// generates its modules from proto/klstore/v1 with grpcio-tools and talks to real
+// processes. What it stored is then read back through the TypeScript client.
+
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
+import { KlstoreClient } from "@klstore/client";
+import { type Cluster, startCluster } from "./support/cluster.ts";
+import { ensureBucket, ROOT, S3_ENDPOINT, writeConfig } from "./support/processes.ts";
+
+const PYTHON = process.env.KLSTORE_TEST_PYTHON;
+
+describe("a Python client generated from the proto", {
+  skip: (!S3_ENDPOINT || !PYTHON) && "needs S3 and KLSTORE_TEST_PYTHON (scripts/test.sh sets both)",
+}, () => {
+  let cluster: Cluster;
+
+  before(async () => {
+    await ensureBucket();
+    cluster = await startCluster(writeConfig().file, 2);
+  });
+  after(() => cluster?.stop());
+
+  it("appends, reads a page and a stream, and gets the right status codes", async () => {
+    const { stdout } = await promisify(execFile)(PYTHON as string, [
+      join(ROOT, "e2e/python/klstore_check.py"),
+      "--writer",
+      cluster.writers[1]?.address as string,
+      "--reader",
+      cluster.reader.address,
+      "--proto-root",
+      join(ROOT, "proto"),
+      "--keyspace",
+      "python",
+    ]);
+    const report = JSON.parse(stdout);
+    const big = (1n << 100n) + 7n;
+    assert.equal(report.writer_health, "SERVING");
+    assert.equal(report.reader_health, "SERVING");
+    assert.ok(report.reflected_services.includes("klstore.v1.WriterService"));
+    assert.ok(report.reflected_services.includes("klstore.v1.ReaderService"));
+    assert.ok(report.reflected_services.includes("grpc.health.v1.Health"));
+    assert.equal(report.created_compression, "COMPRESSION_ZSTD");
+    assert.deepEqual(report.append_outcomes, [{ offset: 0 }, { offset: 1 }, "duplicate"]);
+    assert.deepEqual(report.session, [
+      { sequence: 0, error: null, outcomes: 1 },
+      { sequence: 1, error: 5, outcomes: 0 }, // NOT_FOUND, in band; the session goes on
+      { sequence: 2, error: null, outcomes: 1 },
+    ]);
+    assert.deepEqual(
+      report.page.map((i: { value: string; nonce: string }) => [i.value, i.nonce]),
+      [
+        ["two", String(big + 1n)],
+        ["one", String(big)],
+      ],
+    );
+    assert.equal(report.page[1].ts, 1_700_000_000_000);
+    assert.deepEqual(report.stream, ["two"]);
+    assert.equal(report.missing_keyspace, "NOT_FOUND");
+
+    // The TypeScript client sees exactly what Python stored, 128-bit nonces intact.
+    const client = new KlstoreClient({ writers: cluster.shardList, reader: cluster.reader.address });
+    try {
+      const page = await client.readPage("python", "py-key");
+      assert.deepEqual(
+        page.items.map((i) => [Buffer.from(i.value).toString(), i.nonce, i.timestamp === 1_700_000_000_000n]),
+        [
+          ["one", big, true],
+          ["two", big + 1n, false],
+        ],
+      );
+      const session = await client.readPage("python", "py-session");
+      assert.deepEqual(
+        session.items.map((i) => Buffer.from(i.value).toString()),
+        ["s0", "s2"],
+      );
+    } finally {
+      client.close();
+    }
+  });
+});
