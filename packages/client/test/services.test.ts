@@ -22,6 +22,7 @@ import {
 import { type RunningReader, startReader } from "@klstore/reader-service";
 import { createLogger } from "@klstore/service-runtime";
 import { type RunningWriterShard, startWriterShard } from "@klstore/writer-service";
+import type { Registry } from "prom-client";
 import { backends } from "../../core/test/backends.ts";
 import { type ClientItem, KlstoreClient } from "../src/klstore-client.ts";
 
@@ -32,6 +33,16 @@ async function collect(iterable: AsyncIterable<ClientItem>): Promise<ClientItem[
   const out: ClientItem[] = [];
   for await (const item of iterable) out.push(item);
   return out;
+}
+
+/** A metric's value summed over the label sets that match `labels`. */
+async function metricValue(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const metric = registry.getSingleMetric(name);
+  assert.ok(metric, `metric ${name} exists`);
+  const { values } = await metric.get();
+  return values
+    .filter((v) => Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want))
+    .reduce((sum, v) => sum + v.value, 0);
 }
 
 function statusOf(err: unknown): ServiceError {
@@ -55,7 +66,17 @@ for (const backend of backends()) {
       const shards = names.map((name, i) => ({ name, address: `127.0.0.1:${ports[i]}` }));
       writers = await Promise.all(
         shards.map((s) =>
-          startWriterShard({ store: opened.url, name: s.name, shards, server: { listen: s.address } }, logger),
+          startWriterShard(
+            // Compaction after 4 objects, so the metrics test sees one.
+            {
+              store: opened.url,
+              name: s.name,
+              shards,
+              server: { listen: s.address },
+              writer: { compactObjectsThreshold: 4 },
+            },
+            logger,
+          ),
         ),
       );
       readers = await Promise.all(
@@ -213,6 +234,78 @@ for (const backend of backends()) {
       assert.ok(hub);
       // 4 followers polling alone would poll about 4x as often as the shared poller.
       assert.ok(hub.polls <= elapsed / 50 + 4, `${hub.polls} polls in ${elapsed} ms for 4 followers`);
+    });
+    it("answers ACK_MODE_ACCEPTED on acceptance and still stores the items", async () => {
+      const outcomes = await client.append("ks", "accepted", [{ value: "a" }, { value: "b" }], { acceptedOnly: true });
+      assert.deepEqual(outcomes, [], "no per-item outcomes before durability");
+      await client.flushKey("ks", "accepted");
+      assert.deepEqual(text((await client.readPage("ks", "accepted")).items), ["a", "b"]);
+    });
+
+    it("counts appends, duplicates, batches, compactions, pages, followers, the cache and errors in its metrics", async () => {
+      const key = "metered";
+      const owner = writers[client.ring.shards.indexOf(client.ring.ownerOf("ks", key))] as RunningWriterShard;
+      const reader = readers[0] as RunningReader;
+      const w = (name: string, labels?: Record<string, string>) => metricValue(owner.metrics.registry, name, labels);
+      const r = (name: string, labels?: Record<string, string>) => metricValue(reader.metrics.registry, name, labels);
+      const before = {
+        appends: await w("klstore_appends_total"),
+        items: await w("klstore_appended_items_total"),
+        bytes: await w("klstore_appended_bytes_total"),
+        duplicates: await w("klstore_duplicate_items_total"),
+        batches: await w("klstore_batches_total"),
+        compactions: await w("klstore_compactions_total"),
+        puts: await w("klstore_storage_requests_total", { operation: "put", outcome: "ok" }),
+        pages: await r("klstore_pages_served_total", { call: "read_page" }),
+        hits: await r("klstore_object_cache_hits_total"),
+      };
+      for (let i = 0; i < 4; i++) {
+        await client.append("ks", key, [{ value: `v${i}`, nonce: BigInt(i) }]);
+      }
+      await client.append("ks", key, [{ value: "again", nonce: 0n }]);
+      assert.equal((await w("klstore_appends_total")) - before.appends, 5);
+      assert.equal((await w("klstore_appended_items_total")) - before.items, 4);
+      assert.equal((await w("klstore_appended_bytes_total")) - before.bytes, 8);
+      assert.equal((await w("klstore_duplicate_items_total")) - before.duplicates, 1);
+      assert.equal((await w("klstore_batches_total")) - before.batches, 4, "a duplicate-only append writes nothing");
+      assert.equal((await w("klstore_compactions_total")) - before.compactions, 1);
+      assert.ok((await w("klstore_storage_requests_total", { operation: "put", outcome: "ok" })) - before.puts >= 5);
+      assert.equal(await w("klstore_writer_queue_items"), 0);
+
+      await client.readPage("ks", key);
+      await client.readPage("ks", key);
+      assert.equal((await r("klstore_pages_served_total", { call: "read_page" })) - before.pages, 2);
+      assert.ok((await r("klstore_object_cache_hits_total")) > before.hits, "the second read comes from the cache");
+
+      const missingOwner = writers[client.ring.shards.indexOf(client.ring.ownerOf("nope", "k"))] as RunningWriterShard;
+      const notFound = { method: "/klstore.v1.WriterService/Append", code: "NOT_FOUND" };
+      const notFoundBefore = await metricValue(missingOwner.metrics.registry, "klstore_grpc_calls_total", notFound);
+      await assert.rejects(client.append("nope", "k", [{ value: "x" }]));
+      assert.equal(
+        (await metricValue(missingOwner.metrics.registry, "klstore_grpc_calls_total", notFound)) - notFoundBefore,
+        1,
+      );
+
+      const stop = new AbortController();
+      const following = collect(client.items("ks", key, { follow: true, signal: stop.signal }));
+      while (reader.hub.waiting === 0) await new Promise((done) => setTimeout(done, 10));
+      assert.equal(await r("klstore_followers"), 1);
+      stop.abort();
+      await following;
+      for (let i = 0; i < 100 && (await r("klstore_followers")) !== 0; i++) await new Promise((d) => setTimeout(d, 10));
+      assert.equal(await r("klstore_followers"), 0);
+      assert.equal(await r("klstore_follow_polls_total"), reader.hub.polls);
+
+      const exposition = await owner.metrics.registry.metrics();
+      for (const name of [
+        "klstore_storage_request_seconds_bucket",
+        "klstore_grpc_call_seconds_bucket",
+        "klstore_batch_items_bucket",
+        "klstore_writer_queue_bytes",
+        "klstore_process_resident_memory_bytes",
+      ]) {
+        assert.ok(exposition.includes(name), name);
+      }
     });
   });
 }
