@@ -11,6 +11,7 @@ import {
   type ChannelCredentials,
   Client,
   credentials,
+  Metadata,
   type ServiceError,
   status,
 } from "@grpc/grpc-js";
@@ -78,6 +79,10 @@ export interface KlstoreClientOptions {
 }
 
 const RETRY_BASE_MILLIS = 50;
+/** The shard that owns the key, by the client's shard list. */
+export const ROUTING_SHARD_HEADER = "klstore-shard";
+/** keyspace/key, percent-encoded; hash on it for key affinity without knowing the shards. */
+export const ROUTING_KEY_HEADER = "klstore-routing-key";
 
 export class KlstoreClient {
   readonly ring: ShardRing;
@@ -98,6 +103,17 @@ export class KlstoreClient {
 
   private options(): CallOptions {
     return { deadline: Date.now() + this.deadlineMillis };
+  }
+
+  /**
+   * Headers a mesh can route on (docs/operations.md): the owning shard's name, and the
+   * key itself for consistent hashing (percent-encoded: header values are ASCII).
+   */
+  private routing(keyspace: string, key: string): Metadata {
+    const metadata = new Metadata();
+    metadata.set(ROUTING_SHARD_HEADER, this.ring.ownerOf(keyspace, key).name);
+    metadata.set(ROUTING_KEY_HEADER, `${encodeURIComponent(keyspace)}/${encodeURIComponent(key)}`);
+    return metadata;
   }
 
   private writerFor(keyspace: string, key: string): Client {
@@ -150,7 +166,15 @@ export class KlstoreClient {
     });
     const allNonced = insertions.every((i) => i.nonce !== undefined);
     const res = await this.retrying(
-      () => callUnary(this.writerFor(keyspace, key), WriterService, "append", request, this.options()),
+      () =>
+        callUnary(
+          this.writerFor(keyspace, key),
+          WriterService,
+          "append",
+          request,
+          this.options(),
+          this.routing(keyspace, key),
+        ),
       (err) =>
         err.code === status.ABORTED ||
         err.code === status.RESOURCE_EXHAUSTED ||
@@ -165,7 +189,8 @@ export class KlstoreClient {
 
   async flushKey(keyspace: string, key: string): Promise<void> {
     const request = create(FlushKeyRequestSchema, { keyspace, key });
-    await callUnary(this.writerFor(keyspace, key), WriterService, "flushKey", request, this.options());
+    const writer = this.writerFor(keyspace, key);
+    await callUnary(writer, WriterService, "flushKey", request, this.options(), this.routing(keyspace, key));
   }
 
   /** Flushes every shard. */
