@@ -10,7 +10,16 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { loadKlstoreConfig } from "@klstore/config";
 import { parseAllDocuments } from "yaml";
-import { ensureBucket, ROOT, S3_ACCESS_KEY, S3_ENDPOINT, S3_SECRET_KEY, serve, stop } from "./support/processes.ts";
+import {
+  ensureBucket,
+  ROOT,
+  S3_ACCESS_KEY,
+  S3_BUCKET,
+  S3_ENDPOINT,
+  S3_SECRET_KEY,
+  serve,
+  stop,
+} from "./support/processes.ts";
 
 const DEPLOY = join(ROOT, "deploy/kubernetes");
 
@@ -80,7 +89,7 @@ describe("deploy/kubernetes and the Dockerfile", () => {
     const file = writeTemp(configText(manifests()));
     const writer = await serve("writer", file, [
       `s3.endpoint=${S3_ENDPOINT}`,
-      "s3.bucket_name=klstore-e2e",
+      `s3.bucket_name=${S3_BUCKET}`,
       "s3.path_style=true",
       `s3.access_key=${S3_ACCESS_KEY}`,
       `s3.secret_key=${S3_SECRET_KEY}`,

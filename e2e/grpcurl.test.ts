@@ -3,10 +3,10 @@
 
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { promisify } from "node:util";
-import { type Cluster, startCluster } from "./support/cluster.ts";
-import { ensureBucket, S3_ENDPOINT, writeConfig } from "./support/processes.ts";
+import { clusterForSuite } from "./support/cluster.ts";
+import { S3_ENDPOINT } from "./support/processes.ts";
 
 const GRPCURL = process.env.KLSTORE_TEST_GRPCURL;
 
@@ -18,16 +18,10 @@ async function grpcurl(...args: string[]): Promise<string> {
 describe("grpcurl through reflection", {
   skip: (!S3_ENDPOINT || !GRPCURL) && "needs S3 and KLSTORE_TEST_GRPCURL (scripts/test.sh sets both)",
 }, () => {
-  let cluster: Cluster;
-
-  before(async () => {
-    await ensureBucket();
-    cluster = await startCluster(writeConfig().file, 2);
-  });
-  after(() => cluster?.stop());
+  const cluster = clusterForSuite(2);
 
   it("lists and describes the services and reports health", async () => {
-    const writer = cluster.writers[0]?.address as string;
+    const writer = cluster().writers[0]?.address as string;
     const services = (await grpcurl("-plaintext", writer, "list")).trim().split("\n");
     assert.ok(services.includes("klstore.v1.WriterService"), services.join(","));
     assert.ok(services.includes("grpc.health.v1.Health"), services.join(","));
@@ -36,15 +30,15 @@ describe("grpcurl through reflection", {
       /rpc AppendSession \( stream/,
     );
     assert.match(await grpcurl("-plaintext", writer, "describe", "klstore.v1.Uint128"), /uint64 high = 1/);
-    for (const served of [...cluster.writers, cluster.reader]) {
+    for (const served of [...cluster().writers, cluster().reader]) {
       const health = JSON.parse(await grpcurl("-plaintext", served.address, "grpc.health.v1.Health/Check"));
       assert.deepEqual(health, { status: "SERVING" });
     }
   });
 
   it("appends and reads with JSON requests", async () => {
-    const writer = cluster.writers[1]?.address as string;
-    const reader = cluster.reader.address;
+    const writer = cluster().writers[1]?.address as string;
+    const reader = cluster().reader.address;
     await grpcurl("-plaintext", "-d", '{"keyspace":"curl"}', writer, "klstore.v1.WriterService/CreateKeyspace");
     const appended = JSON.parse(
       await grpcurl(

@@ -5,32 +5,26 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { promisify } from "node:util";
 import { KlstoreClient } from "@klstore/client";
-import { type Cluster, startCluster } from "./support/cluster.ts";
-import { ensureBucket, ROOT, S3_ENDPOINT, writeConfig } from "./support/processes.ts";
+import { clusterForSuite } from "./support/cluster.ts";
+import { ROOT, S3_ENDPOINT } from "./support/processes.ts";
 
 const PYTHON = process.env.KLSTORE_TEST_PYTHON;
 
 describe("a Python client generated from the proto", {
   skip: (!S3_ENDPOINT || !PYTHON) && "needs S3 and KLSTORE_TEST_PYTHON (scripts/test.sh sets both)",
 }, () => {
-  let cluster: Cluster;
-
-  before(async () => {
-    await ensureBucket();
-    cluster = await startCluster(writeConfig().file, 2);
-  });
-  after(() => cluster?.stop());
+  const cluster = clusterForSuite(2);
 
   it("appends, reads a page and a stream, and gets the right status codes", async () => {
     const { stdout } = await promisify(execFile)(PYTHON as string, [
       join(ROOT, "e2e/python/klstore_check.py"),
       "--writer",
-      cluster.writers[1]?.address as string,
+      cluster().writers[1]?.address as string,
       "--reader",
-      cluster.reader.address,
+      cluster().reader.address,
       "--proto-root",
       join(ROOT, "proto"),
       "--keyspace",
@@ -62,7 +56,7 @@ describe("a Python client generated from the proto", {
     assert.equal(report.missing_keyspace, "NOT_FOUND");
 
     // The TypeScript client sees exactly what Python stored, 128-bit nonces intact.
-    const client = new KlstoreClient({ writers: cluster.shardList, reader: cluster.reader.address });
+    const client = new KlstoreClient({ writers: cluster().shardList, reader: cluster().reader.address });
     try {
       const page = await client.readPage("python", "py-key");
       assert.deepEqual(

@@ -1,8 +1,9 @@
 // A small deployment of real processes from one config file: N writer shards (ports picked
 // up front, since every shard needs the whole list) and one reader.
 
+import { after, before } from "node:test";
 import type { Shard } from "@klstore/sharding";
-import { freePort, type ServedProcess, serve, stop } from "./processes.ts";
+import { ensureBucket, freePort, type ServedProcess, serve, stop, writeConfig } from "./processes.ts";
 
 export interface Cluster {
   readonly shards: Shard[];
@@ -35,5 +36,19 @@ export async function startCluster(configFile: string, writerCount: number): Pro
     stop: async () => {
       await Promise.all([...writers, reader].map(stop));
     },
+  };
+}
+
+/** Starts a cluster on SeaweedFS before the suite's tests and stops it after; call inside describe(). */
+export function clusterForSuite(writerCount: number): () => Cluster {
+  let cluster: Cluster | undefined;
+  before(async () => {
+    await ensureBucket();
+    cluster = await startCluster(writeConfig().file, writerCount);
+  });
+  after(() => cluster?.stop());
+  return () => {
+    if (!cluster) throw new Error("the cluster did not start");
+    return cluster;
   };
 }

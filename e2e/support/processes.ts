@@ -8,14 +8,19 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
+import { S3_ACCESS_KEY, S3_BUCKET, S3_ENDPOINT, S3_SECRET_KEY } from "../../packages/core/test/backends.ts";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const CLI = join(ROOT, "packages/cli/src/main.ts");
 
-export const S3_ENDPOINT = process.env.KLSTORE_TEST_S3_ENDPOINT;
-export const S3_ACCESS_KEY = process.env.KLSTORE_TEST_S3_ACCESS_KEY ?? "klstore";
-export const S3_SECRET_KEY = process.env.KLSTORE_TEST_S3_SECRET_KEY ?? "klstore-secret";
-export const S3_BUCKET = "klstore-e2e";
+// The same SeaweedFS and bucket as the core's integration tests; each test takes a fresh prefix.
+export {
+  ensureBucket,
+  S3_ACCESS_KEY,
+  S3_BUCKET,
+  S3_ENDPOINT,
+  S3_SECRET_KEY,
+} from "../../packages/core/test/backends.ts";
 
 /** A port free right now (the kernel's pick); writer shards need theirs before they start. */
 export async function freePort(): Promise<number> {
@@ -116,28 +121,4 @@ export async function runCli(
   child.stdin.end(input ?? "");
   const [code] = await once(child, "exit");
   return { code: code as number | null, stdout, stderr };
-}
-
-let bucketReady: Promise<void> | undefined;
-
-/** Creates the shared test bucket once per process (idempotent). */
-export function ensureBucket(): Promise<void> {
-  bucketReady ??= (async () => {
-    const { CreateBucketCommand, S3Client } = await import("@aws-sdk/client-s3");
-    const client = new S3Client({
-      endpoint: S3_ENDPOINT,
-      region: "us-east-1",
-      forcePathStyle: true,
-      credentials: { accessKeyId: S3_ACCESS_KEY, secretAccessKey: S3_SECRET_KEY },
-    });
-    try {
-      await client.send(new CreateBucketCommand({ Bucket: S3_BUCKET }));
-    } catch (err) {
-      const name = (err as Error).name;
-      if (name !== "BucketAlreadyOwnedByYou" && name !== "BucketAlreadyExists") throw err;
-    } finally {
-      client.destroy();
-    }
-  })();
-  return bucketReady;
 }

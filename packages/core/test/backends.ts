@@ -26,13 +26,19 @@ export const fileBackend: TestBackend = {
 };
 
 export const S3_ENDPOINT = process.env.KLSTORE_TEST_S3_ENDPOINT;
-const S3_ACCESS_KEY = process.env.KLSTORE_TEST_S3_ACCESS_KEY ?? "klstore";
-const S3_SECRET_KEY = process.env.KLSTORE_TEST_S3_SECRET_KEY ?? "klstore-secret";
+export const S3_ACCESS_KEY = process.env.KLSTORE_TEST_S3_ACCESS_KEY ?? "klstore";
+export const S3_SECRET_KEY = process.env.KLSTORE_TEST_S3_SECRET_KEY ?? "klstore-secret";
 export const S3_BUCKET = "klstore-test";
 
 let bucketReady: Promise<void> | undefined;
 
-async function ensureBucket(): Promise<void> {
+/** Creates the shared test bucket once per process (idempotent). */
+export function ensureBucket(): Promise<void> {
+  bucketReady ??= createBucket();
+  return bucketReady;
+}
+
+async function createBucket(): Promise<void> {
   const client = new S3Client({
     endpoint: S3_ENDPOINT,
     region: "us-east-1",
@@ -53,8 +59,7 @@ export const s3Backend: TestBackend = {
   name: "s3",
   async open() {
     if (!S3_ENDPOINT) throw new Error("KLSTORE_TEST_S3_ENDPOINT is not set");
-    bucketReady ??= ensureBucket();
-    await bucketReady;
+    await ensureBucket();
     // Every test gets its own prefix in one shared bucket.
     const prefix = `t-${randomUUID()}/`;
     const store = new S3Store({
