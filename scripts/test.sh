@@ -41,4 +41,4 @@ export KLSTORE_TEST_GRPCURL KLSTORE_TEST_PYTHON
 echo "== tests"
 # A hung test fails after 2 minutes instead of eating the CI budget.
 node --test --test-reporter=spec --test-concurrency=2 --test-timeout=120000 \
-  "packages/*/src/**/*.test.ts" "packages/*/test/**/*.test.ts" "e2e/**/*.test.ts" "$@"
+  "packages/*/src/**/*.test.ts" "packages/*/test/**/*.test.ts" "services/*/test/**/*.test.ts" "e2e/**/*.test.ts" "$@"

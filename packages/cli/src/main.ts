@@ -15,6 +15,7 @@ import { directBackend } from "./backends/direct.ts";
 import { remoteBackend } from "./backends/remote.ts";
 import { type DevOptions, runDev } from "./dev.ts";
 import { readInsertions } from "./input.ts";
+import { runKafkaBridge } from "./kafka-bridge.ts";
 import { formatItem, type OutputFormat } from "./output.ts";
 import { runServe, type ServeRole } from "./serve.ts";
 import { abortOnStopSignal } from "./signals.ts";
@@ -280,6 +281,20 @@ program
   )
   .action(async (role: ServeRole, opts: { config?: string; set: string[] }) => {
     await runServe(role, opts, print);
+  });
+
+program
+  .command("kafka-bridge")
+  .description("consume a Kafka topic into klstore, exactly once (SIGTERM flushes, commits and stops)")
+  .requiredOption("--config <file>", "config file with [kafka] and [parser] (docs/kafka-bridge.md)")
+  .option(
+    "--set <section.key=value>",
+    "override one setting (repeatable), e.g. --set kafka.topic=inbound",
+    (value: string, previous: string[]) => [...previous, value],
+    [] as string[],
+  )
+  .action(async (opts: { config: string; set: string[] }) => {
+    await runKafkaBridge(opts, print);
   });
 
 try {
