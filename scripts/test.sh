@@ -25,12 +25,15 @@ rm -rf "$fresh"
 
 echo "== test services"
 started=""
-if ! scripts/services.sh status s3 | grep -q running; then
-  scripts/services.sh start s3
-  started="s3"
-fi
+for svc in s3 kafka; do
+  if ! scripts/services.sh status "$svc" | grep -q running; then
+    scripts/services.sh start "$svc"
+    started="$started $svc"
+  fi
+done
 trap '[ -n "$started" ] && scripts/services.sh stop $started' EXIT
 export KLSTORE_TEST_S3_ENDPOINT="http://127.0.0.1:${KLSTORE_S3_PORT:-8333}"
+export KLSTORE_TEST_KAFKA_BOOTSTRAP="127.0.0.1:${KLSTORE_KAFKA_PORT:-9092}"
 export KLSTORE_TEST_S3_ACCESS_KEY=klstore KLSTORE_TEST_S3_SECRET_KEY=klstore-secret
 
 # Clients the end-to-end tests drive klstore with, besides its own: grpcurl and Python grpcio.

@@ -7,7 +7,7 @@
 // (skip and count, or a dead-letter topic) and never stops the bridge.
 
 import { status } from "@grpc/grpc-js";
-import { InvalidArgument, KeyspaceNotFound, KlstoreError } from "@klstore/core";
+import { InvalidArgument, KeyspaceNotFound, KlstoreError, ResourceExhausted } from "@klstore/core";
 import type { Logger } from "@klstore/service-runtime";
 import {
   Consumer,
@@ -135,12 +135,21 @@ export class KafkaBridge {
       return;
     }
     let durable: Promise<unknown>;
-    try {
-      ({ durable } = await sink.submit(keyspace, key, { value: record.value ?? Buffer.alloc(0), nonce, timestamp }));
-    } catch (err) {
-      if (isRecordError(err)) await this.badRecord(message, err, done);
-      else this.fail(err);
-      return;
+    for (;;) {
+      try {
+        ({ durable } = await sink.submit(keyspace, key, { value: record.value ?? Buffer.alloc(0), nonce, timestamp }));
+        break;
+      } catch (err) {
+        if (err instanceof ResourceExhausted) {
+          // The writer's queue is full: make it durable, then offer the record again.
+          // Consumption waits meanwhile, which is the bridge's backpressure on Kafka.
+          await sink.flushAll();
+          continue;
+        }
+        if (isRecordError(err)) await this.badRecord(message, err, done);
+        else this.fail(err);
+        return;
+      }
     }
     durable.then(done, async (err: unknown) => {
       if (isRecordError(err)) await this.badRecord(message, err, done);
@@ -188,7 +197,7 @@ export class KafkaBridge {
     if (this.fatal) return;
     this.fatal = err instanceof Error ? err : new Error(String(err));
     this.deps.logger.error({ err }, "append failed; stopping (a restart resumes from the last durable offsets)");
-    void this.stream?.close();
+    this.stream?.close().catch((err: unknown) => this.deps.logger.debug({ err }, "closing the stream"));
   }
 
   /** Flushes the sink, then commits every partition's durable prefix. */

@@ -5,48 +5,12 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { ConfigError } from "@klstore/config";
 import { loadBridgeConfig } from "../src/bridge-config.ts";
+import { seedExample } from "./support.ts";
 
 function fileWith(text: string): string {
   const path = join(mkdtempSync(join(tmpdir(), "klstore-bridge-config-")), "bridge.ini");
   writeFileSync(path, text);
   return path;
-}
-
-/** SPEC.md's example, verbatim but for the endpoint, bucket and bootstrap servers. */
-export function seedExample(endpoint: string, bucket: string, bootstrap: string): string {
-  return `[s3]
-endpoint="${endpoint}"
-bucket_name="${bucket}"
-region="us-east-1"
-path_style=true
-use_default_credentials=false
-access_key="test"
-secret_key="test"
-security_token="test"
-session_token="test"
-profile="test"
-compact_size_threshold=1000000
-compact_items_threshold=100
-compact_objects_threshold=10
-[batcher]
-writer_thread_count=1
-writer_thread_queue_capacity=4096
-batch_check_interval_millis=100
-batch_flush_interval_millis=1000
-batch_flush_item_count_threshold=100000
-batch_flush_size_threshold=1000000
-[kafka]
-topic="inbound"
-offset_commit_interval_seconds=60
-group.id="test_group"
-bootstrap.servers="${bootstrap}"
-auto.offset.reset=earliest
-[parser]
-nonce_parser="RecordOffset"
-timestamp_parser="None"
-keyspace_parser="Static(my_keyspace)"
-key_parser="RecordPartition"
-`;
 }
 
 describe("bridge config", () => {

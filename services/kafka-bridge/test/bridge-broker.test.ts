@@ -1,0 +1,235 @@
+// The bridge against the real broker (Apache Kafka, KRaft) and SeaweedFS: records with keys
+// and headers across 3 partitions are stored exactly once, in partition order, with the
+// parsed keyspace, key, nonce and timestamp; bad records are skipped without stopping the
+// bridge; offsets are committed only for durable records. Then the same across a kill -9
+// and restart, and a consumer-group rebalance, with bridges as real processes.
+
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { type Item, StoreReader, StoreWriter } from "@klstore/core";
+import { createLogger } from "@klstore/service-runtime";
+import { backends } from "../../../packages/core/test/backends.ts";
+import { loadBridgeConfig } from "../src/bridge-config.ts";
+import { startBridge } from "../src/run-bridge.ts";
+import {
+  committedOffsets,
+  createTopic,
+  KAFKA_BOOTSTRAP,
+  type ProducedRecord,
+  seedExample,
+  TestProducer,
+} from "./support.ts";
+
+const PARTITIONS = 3;
+const CLI = resolve(import.meta.dirname, "../../../packages/cli/src/main.ts");
+const logger = createLogger("test", "silent");
+const backend = backends().at(-1); // SeaweedFS when it is running, else the filesystem
+
+function unique(name: string): string {
+  return `${name}-${Date.now()}-${Math.random().toString(36).slice(2, 7)}`;
+}
+
+/** The seed's example config, pointed at the test services, with the test's parsers. */
+function configFile(storeUrl: string, topic: string, group: string, extra = ""): string {
+  const dir = mkdtempSync(join(tmpdir(), "klstore-bridge-"));
+  const file = join(dir, "bridge.ini");
+  const seed = seedExample("http://unused", "unused", KAFKA_BOOTSTRAP as string)
+    // The store comes from [store] url (the test backend's prefix); the seed's [s3] is dropped.
+    .replace(
+      /\[s3\][\s\S]*?\[batcher\]/,
+      `[store]\nurl="${storeUrl}"\n[writer]\ncompact_objects_threshold=10\n[batcher]`,
+    )
+    .replace('topic="inbound"', `topic="${topic}"`)
+    .replace('group.id="test_group"', `group.id="${group}"`)
+    .replace("offset_commit_interval_seconds=60", "offset_commit_interval_seconds=1")
+    .replace("batch_flush_interval_millis=1000", "batch_flush_interval_millis=100")
+    .replace('timestamp_parser="None"', 'timestamp_parser="RecordHeaderBigEndian(ts)"')
+    .replace('keyspace_parser="Static(my_keyspace)"', 'keyspace_parser="Static(bridged)"')
+    // A killed member is noticed after 6 s (the broker's minimum) instead of 45 s.
+    .replace(
+      "auto.offset.reset=earliest",
+      "auto.offset.reset=earliest\nsession.timeout.ms=6000\nheartbeat.interval.ms=500",
+    );
+  writeFileSync(file, `${seed}[server]\nlog_level=info\n${extra}`);
+  return file;
+}
+
+async function readKey(reader: StoreReader, key: string): Promise<Item[]> {
+  const items: Item[] = [];
+  let continuation: string | undefined;
+  do {
+    const page = await reader.readPage("bridged", key, { maxSize: 1000, continuation });
+    items.push(...page.items);
+    continuation = page.continuation;
+  } while (continuation);
+  return items;
+}
+
+/** Every good record once, in partition order, with its parsed nonce and timestamp. */
+async function assertStoredExactlyOnce(reader: StoreReader, produced: readonly ProducedRecord[]): Promise<number> {
+  let total = 0;
+  for (let partition = 0; partition < PARTITIONS; partition++) {
+    const expected = produced.filter((r) => r.partition === partition && r.timestamp !== undefined);
+    const items = await readKey(reader, String(partition));
+    assert.deepEqual(
+      items.map((i) => Buffer.from(i.value).toString()),
+      expected.map((r) => r.value),
+      `partition ${partition}: values in order, each once`,
+    );
+    assert.deepEqual(
+      items.map((i) => i.nonce),
+      expected.map((r) => r.offset),
+      `partition ${partition}: nonce = Kafka offset`,
+    );
+    assert.deepEqual(
+      items.map((i) => i.timestamp),
+      expected.map((r) => r.timestamp),
+      `partition ${partition}: timestamp from the header`,
+    );
+    total += items.length;
+  }
+  return total;
+}
+
+async function waitUntilStored(reader: StoreReader, produced: readonly ProducedRecord[], timeoutMillis = 90_000) {
+  const deadline = Date.now() + timeoutMillis;
+  for (;;) {
+    let stored = 0n;
+    for (let partition = 0; partition < PARTITIONS; partition++) {
+      stored += (await reader.readKeyMetadata("bridged", String(partition)))?.itemCount ?? 0n;
+    }
+    const expected = produced.filter((r) => r.timestamp !== undefined).length;
+    if (stored >= BigInt(expected)) return;
+    if (Date.now() > deadline) throw new Error(`only ${stored} of ${expected} records stored`);
+    await sleep(200);
+  }
+}
+
+interface BridgeProcess {
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+  readonly stderr: string[];
+}
+
+async function startBridgeProcess(config: string): Promise<BridgeProcess> {
+  const child = spawn(process.execPath, [CLI, "kafka-bridge", "--config", config], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const stderr: string[] = [];
+  createInterface({ input: child.stderr as NodeJS.ReadableStream }).on("line", (l) => stderr.push(l));
+  const exited = once(child, "exit").then(([code]) => code as number | null);
+  const ready = once(createInterface({ input: child.stdout as NodeJS.ReadableStream }), "line");
+  await Promise.race([
+    ready,
+    exited.then((code) => {
+      throw new Error(`bridge exited with ${code}:\n${stderr.join("\n")}`);
+    }),
+  ]);
+  return { child, exited, stderr };
+}
+
+describe("Kafka bridge against a real broker", {
+  skip: !KAFKA_BOOTSTRAP && "needs KLSTORE_TEST_KAFKA_BOOTSTRAP (scripts/test.sh starts Kafka)",
+}, () => {
+  it("stores every record once, in partition order, with parsed fields; skips bad records; commits durable offsets", async () => {
+    const opened = await (backend as NonNullable<typeof backend>).open();
+    const topic = unique("inbound");
+    const group = unique("group");
+    await createTopic(topic, PARTITIONS);
+    await new StoreWriter({ store: opened.store, prefix: opened.prefix }).createKeyspace("bridged");
+    const producer = new TestProducer(topic, PARTITIONS);
+    let bridge: Awaited<ReturnType<typeof startBridge>> | undefined;
+    try {
+      await producer.produce(150, 25); // every 25th record lacks its timestamp header
+      bridge = await startBridge(loadBridgeConfig(configFile(opened.url, topic, group), [], {}), logger);
+      await producer.produce(150, 25); // more while the bridge runs
+      const reader = new StoreReader({ store: opened.store, prefix: opened.prefix });
+      await waitUntilStored(reader, producer.produced);
+      await bridge.stop();
+      const stored = await assertStoredExactlyOnce(reader, producer.produced);
+      const bad = producer.produced.length - stored;
+      assert.equal(bad, 12);
+      const badCounted = (await bridge.metrics.registry.getSingleMetric("klstore_bridge_bad_records_total")?.get())
+        ?.values;
+      assert.equal(
+        badCounted?.reduce((s, v) => s + v.value, 0),
+        bad,
+      );
+      // Everything was durable at stop, so every partition's offset is committed to its end.
+      const committed = await committedOffsets(group, topic);
+      for (let p = 0; p < PARTITIONS; p++) {
+        assert.equal(
+          committed.get(p),
+          BigInt(producer.produced.filter((r) => r.partition === p).length),
+          `partition ${p}`,
+        );
+      }
+    } finally {
+      await bridge?.stop();
+      await producer.close();
+      await opened.cleanup();
+    }
+  });
+
+  it("stays exactly once across kill -9 and restart, and while a second bridge joins and leaves the group", async () => {
+    const opened = await (backend as NonNullable<typeof backend>).open();
+    const topic = unique("inbound");
+    const group = unique("group");
+    await createTopic(topic, PARTITIONS);
+    await new StoreWriter({ store: opened.store, prefix: opened.prefix }).createKeyspace("bridged");
+    const config = configFile(opened.url, topic, group);
+    const producer = new TestProducer(topic, PARTITIONS);
+    let producing = true;
+    const production = (async () => {
+      while (producing) {
+        await producer.produce(15);
+        await sleep(30);
+      }
+    })();
+    const bridges: BridgeProcess[] = [];
+    try {
+      let a = await startBridgeProcess(config);
+      bridges.push(a);
+      for (let kill = 0; kill < 2; kill++) {
+        await sleep(1500 + Math.random() * 1500);
+        a.child.kill("SIGKILL");
+        await a.exited;
+        a = await startBridgeProcess(config);
+        bridges.push(a);
+      }
+      await sleep(1500);
+      const b = await startBridgeProcess(config); // joins: the group rebalances
+      bridges.push(b);
+      await sleep(4000);
+      b.child.kill("SIGTERM"); // leaves: flushes, commits, rebalances back
+      assert.equal(await b.exited, 0);
+      await sleep(1000);
+      producing = false;
+      await production;
+      const reader = new StoreReader({ store: opened.store, prefix: opened.prefix });
+      await waitUntilStored(reader, producer.produced).catch((err: Error) => {
+        // What the bridges said is the only clue to a stall.
+        for (const [i, b] of bridges.entries()) console.log(`bridge ${i}:\n${b.stderr.slice(-30).join("\n")}`);
+        throw err;
+      });
+      a.child.kill("SIGTERM");
+      assert.equal(await a.exited, 0);
+      const stored = await assertStoredExactlyOnce(reader, producer.produced);
+      assert.equal(stored, producer.produced.length);
+      console.log(`kill -9 twice, one rebalance in and out: ${stored} records stored exactly once`);
+    } finally {
+      producing = false;
+      await production;
+      for (const b of bridges) if (b.child.exitCode === null) b.child.kill("SIGKILL");
+      await producer.close();
+      await opened.cleanup();
+    }
+  });
+});

@@ -1,0 +1,128 @@
+// The real test broker (scripts/services.sh start kafka) and a producer that is not the
+// bridge's own code path: topics with several partitions, records with keys and headers.
+
+import { Admin, Producer } from "@platformatic/kafka";
+
+export const KAFKA_BOOTSTRAP = process.env.KLSTORE_TEST_KAFKA_BOOTSTRAP;
+
+export async function createTopic(topic: string, partitions: number): Promise<void> {
+  const admin = new Admin({ clientId: "klstore-test-admin", bootstrapBrokers: [KAFKA_BOOTSTRAP as string] });
+  try {
+    await admin.createTopics({ topics: [topic], partitions, replicas: 1 });
+  } finally {
+    await admin.close();
+  }
+}
+
+export async function committedOffsets(groupId: string, topic: string): Promise<Map<number, bigint>> {
+  const admin = new Admin({ clientId: "klstore-test-admin", bootstrapBrokers: [KAFKA_BOOTSTRAP as string] });
+  try {
+    const [group] = await admin.listConsumerGroupOffsets({ groups: [groupId] });
+    const offsets = new Map<number, bigint>();
+    for (const t of group?.topics ?? []) {
+      if (t.name !== topic) continue;
+      for (const p of t.partitions) offsets.set(p.partitionIndex, p.committedOffset);
+    }
+    return offsets;
+  } finally {
+    await admin.close();
+  }
+}
+
+export interface ProducedRecord {
+  readonly partition: number;
+  readonly offset: bigint;
+  readonly value: string;
+  /** Undefined: produced without the timestamp header, so the bridge must treat it as bad. */
+  readonly timestamp: bigint | undefined;
+}
+
+export function timestampHeader(ms: bigint): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(ms);
+  return b;
+}
+
+/** Produces records round-robin over partitions; returns them with their offsets. */
+export class TestProducer {
+  private readonly producer = new Producer({
+    clientId: "klstore-test-producer",
+    bootstrapBrokers: [KAFKA_BOOTSTRAP as string],
+  });
+  readonly produced: ProducedRecord[] = [];
+  private sequence = 0;
+  private readonly topic: string;
+  private readonly partitions: number;
+
+  constructor(topic: string, partitions: number) {
+    this.topic = topic;
+    this.partitions = partitions;
+  }
+
+  /** `count` records; every `badEvery`-th lacks the timestamp header. */
+  async produce(count: number, badEvery = 0): Promise<void> {
+    const batch = Array.from({ length: count }, () => {
+      const n = this.sequence++;
+      const timestamp = badEvery > 0 && n % badEvery === badEvery - 1 ? undefined : 1_700_000_000_000n + BigInt(n);
+      return { n, partition: n % this.partitions, timestamp };
+    });
+    const result = await this.producer.send({
+      messages: batch.map(({ n, partition, timestamp }) => ({
+        topic: this.topic,
+        partition,
+        key: Buffer.from(`record-${n}`),
+        value: Buffer.from(`value-${n}`),
+        headers: timestamp === undefined ? new Map() : new Map([[Buffer.from("ts"), timestampHeader(timestamp)]]),
+      })),
+    });
+    // Offsets per partition: the broker's base offset for each partition's part of the batch.
+    const next = new Map<number, bigint>();
+    for (const o of result.offsets ?? []) next.set(o.partition, o.offset);
+    for (const { n, partition, timestamp } of batch) {
+      const offset = next.get(partition) as bigint;
+      next.set(partition, offset + 1n);
+      this.produced.push({ partition, offset, value: `value-${n}`, timestamp });
+    }
+  }
+
+  close(): Promise<void> {
+    return this.producer.close();
+  }
+}
+
+/** SPEC.md's example, verbatim but for the endpoint, bucket and bootstrap servers. */
+export function seedExample(endpoint: string, bucket: string, bootstrap: string): string {
+  return `[s3]
+endpoint="${endpoint}"
+bucket_name="${bucket}"
+region="us-east-1"
+path_style=true
+use_default_credentials=false
+access_key="test"
+secret_key="test"
+security_token="test"
+session_token="test"
+profile="test"
+compact_size_threshold=1000000
+compact_items_threshold=100
+compact_objects_threshold=10
+[batcher]
+writer_thread_count=1
+writer_thread_queue_capacity=4096
+batch_check_interval_millis=100
+batch_flush_interval_millis=1000
+batch_flush_item_count_threshold=100000
+batch_flush_size_threshold=1000000
+[kafka]
+topic="inbound"
+offset_commit_interval_seconds=60
+group.id="test_group"
+bootstrap.servers="${bootstrap}"
+auto.offset.reset=earliest
+[parser]
+nonce_parser="RecordOffset"
+timestamp_parser="None"
+keyspace_parser="Static(my_keyspace)"
+key_parser="RecordPartition"
+`;
+}
