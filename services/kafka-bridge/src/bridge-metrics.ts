@@ -1,5 +1,5 @@
 // What the bridge counts: records consumed, bad records by reason, commit latency and
-// consumer lag per partition (from the client's lag monitoring), on top of the storage
+// consumer lag per partition (sampled after each commit), on top of the storage
 // requests every process counts.
 
 import type { ServiceMetrics } from "@klstore/service-runtime";
@@ -42,12 +42,10 @@ export class BridgeMetrics {
     this.commits.observe(seconds);
   }
 
-  lag(lag: Map<string, bigint[]>): void {
-    for (const [topic, partitions] of lag) {
-      for (const [partition, behind] of partitions.entries()) {
-        // -1 marks a partition this member does not consume.
-        if (behind >= 0n) this.lagGauge.set({ topic, partition: String(partition) }, Number(behind));
-      }
-    }
+  /** Replaces the lag gauge with the partitions this member owns now. */
+  lag(lags: readonly { topic: string; partition: number; lag: bigint }[]): void {
+    this.lagGauge.reset();
+    for (const { topic, partition, lag } of lags)
+      this.lagGauge.set({ topic, partition: String(partition) }, Number(lag));
   }
 }

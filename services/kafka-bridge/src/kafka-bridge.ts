@@ -76,7 +76,6 @@ export class KafkaBridge {
     // Partitions may move to another member: make what we hold durable and commit it
     // first, so the next owner replays as little as possible (nonces make a replay safe).
     this.consumer.on("consumer:group:rebalance", () => void this.commitDurable("rebalance"));
-    this.consumer.on("consumer:lag", (lag) => deps.metrics.lag(lag));
   }
 
   /** Consumes until `stop()`; rejects if an append fails for a reason other than its record. */
@@ -209,11 +208,13 @@ export class KafkaBridge {
         // Settlement callbacks run after the flush resolves: let them land.
         await new Promise((resolve) => setImmediate(resolve));
         const points = this.tracker.pending();
-        if (points.length === 0) return;
-        await this.consumer.commit({ offsets: points.map((p) => ({ ...p })) });
-        this.tracker.markCommitted(points);
-        this.deps.metrics.committed(Number(process.hrtime.bigint() - started) / 1e9);
-        this.deps.logger.debug({ why, partitions: points.length }, "offsets committed");
+        if (points.length > 0) {
+          await this.consumer.commit({ offsets: points.map((p) => ({ ...p })) });
+          this.tracker.markCommitted(points);
+          this.deps.metrics.committed(Number(process.hrtime.bigint() - started) / 1e9);
+          this.deps.logger.debug({ why, partitions: points.length }, "offsets committed");
+        }
+        await this.sampleLag();
       } catch (err) {
         // Not fatal: the offsets stay pending and are committed next time.
         this.deps.logger.warn({ err, why }, "offset commit failed");
@@ -222,12 +223,31 @@ export class KafkaBridge {
     return this.committing;
   }
 
+  /**
+   * Consumer lag of the partitions this member owns: the partition's end minus the
+   * group's committed offset (what a restart would replay from), after each commit.
+   */
+  private async sampleLag(): Promise<void> {
+    const owned = this.consumer.assignments ?? [];
+    if (owned.length === 0) return;
+    const ends = await this.consumer.listOffsets({ topics: owned.map((a) => a.topic) });
+    const committed = this.tracker.committedOffsets();
+    const lags: { topic: string; partition: number; lag: bigint }[] = [];
+    for (const { topic, partitions } of owned) {
+      for (const partition of partitions) {
+        const end = ends.get(topic)?.[partition];
+        const at = committed.get(`${topic}\u0000${partition}`);
+        if (end !== undefined && at !== undefined) lags.push({ topic, partition, lag: end - at });
+      }
+    }
+    this.deps.metrics.lag(lags);
+  }
+
   /** Stops consuming, makes everything consumed durable, commits it, and leaves the group. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.commitTimer);
-    this.consumer.stopLagMonitoring();
     await this.stream?.close();
     await this.commitDurable("stop");
     await this.consumer.close();

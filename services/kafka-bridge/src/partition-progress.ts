@@ -65,6 +65,13 @@ export class CommitTracker {
     }
   }
 
+  /** The last committed offset of each partition, by "topic\u0000partition". */
+  committedOffsets(): Map<string, bigint> {
+    const offsets = new Map<string, bigint>();
+    for (const [id, p] of this.partitions) if (p.committed !== undefined) offsets.set(id, p.committed);
+    return offsets;
+  }
+
   /** Records consumed and not yet settled, across partitions. */
   get inFlight(): number {
     let n = 0;

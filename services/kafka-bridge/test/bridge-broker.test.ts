@@ -15,11 +15,13 @@ import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Item, StoreReader, StoreWriter } from "@klstore/core";
 import { createLogger } from "@klstore/service-runtime";
+import { startWriterShard } from "@klstore/writer-service";
 import { backends } from "../../../packages/core/test/backends.ts";
 import { loadBridgeConfig } from "../src/bridge-config.ts";
 import { startBridge } from "../src/run-bridge.ts";
 import {
   committedOffsets,
+  consumeAll,
   createTopic,
   KAFKA_BOOTSTRAP,
   type ProducedRecord,
@@ -42,10 +44,7 @@ function configFile(storeUrl: string, topic: string, group: string, extra = ""):
   const file = join(dir, "bridge.ini");
   const seed = seedExample("http://unused", "unused", KAFKA_BOOTSTRAP as string)
     // The store comes from [store] url (the test backend's prefix); the seed's [s3] is dropped.
-    .replace(
-      /\[s3\][\s\S]*?\[batcher\]/,
-      `[store]\nurl="${storeUrl}"\n[writer]\ncompact_objects_threshold=10\n[batcher]`,
-    )
+    .replace(/\[s3\][\s\S]*?\[batcher\]/, `[store]\nurl="${storeUrl}"\n[batcher]`)
     .replace('topic="inbound"', `topic="${topic}"`)
     .replace('group.id="test_group"', `group.id="${group}"`)
     .replace("offset_commit_interval_seconds=60", "offset_commit_interval_seconds=1")
@@ -152,16 +151,24 @@ describe("Kafka bridge against a real broker", {
       await producer.produce(150, 25); // more while the bridge runs
       const reader = new StoreReader({ store: opened.store, prefix: opened.prefix });
       await waitUntilStored(reader, producer.produced);
+      await sleep(1500); // a commit and a lag sample (both on the 1 s commit interval) after the last record
+      const metric = async (name: string) =>
+        ((await bridge?.metrics.registry.getSingleMetric(name)?.get())?.values ?? []).map((v) => v.value);
+      assert.deepEqual(await metric("klstore_bridge_consumer_lag"), [0, 0, 0], "caught up on every partition");
       await bridge.stop();
       const stored = await assertStoredExactlyOnce(reader, producer.produced);
       const bad = producer.produced.length - stored;
       assert.equal(bad, 12);
-      const badCounted = (await bridge.metrics.registry.getSingleMetric("klstore_bridge_bad_records_total")?.get())
-        ?.values;
       assert.equal(
-        badCounted?.reduce((s, v) => s + v.value, 0),
+        (await metric("klstore_bridge_bad_records_total")).reduce((a, b) => a + b, 0),
         bad,
       );
+      assert.equal(
+        (await metric("klstore_bridge_records_total")).reduce((a, b) => a + b, 0),
+        producer.produced.length,
+      );
+      const timing = await bridge.metrics.registry.getSingleMetricAsString("klstore_bridge_commit_seconds");
+      assert.ok(Number(/klstore_bridge_commit_seconds_count\S* (\d+)/.exec(timing)?.[1]) >= 1, "commits are timed");
       // Everything was durable at stop, so every partition's offset is committed to its end.
       const committed = await committedOffsets(group, topic);
       for (let p = 0; p < PARTITIONS; p++) {
@@ -174,6 +181,56 @@ describe("Kafka bridge against a real broker", {
     } finally {
       await bridge?.stop();
       await producer.close();
+      await opened.cleanup();
+    }
+  });
+
+  it("appends through the writer service and sends bad records to a dead-letter topic", async () => {
+    const opened = await (backend as NonNullable<typeof backend>).open();
+    const topic = unique("inbound");
+    const deadLetters = unique("dead");
+    const group = unique("group");
+    await createTopic(topic, PARTITIONS);
+    await createTopic(deadLetters, 1);
+    const shard = await startWriterShard(
+      {
+        store: opened.url,
+        name: "writer-0",
+        shards: [{ name: "writer-0", address: "127.0.0.1:0" }],
+        server: { listen: "127.0.0.1:0" },
+      },
+      logger,
+    );
+    const producer = new TestProducer(topic, PARTITIONS);
+    let bridge: Awaited<ReturnType<typeof startBridge>> | undefined;
+    try {
+      await shard.writer.createKeyspace("bridged");
+      await producer.produce(90, 10);
+      const config = configFile(opened.url, topic, group, `[writer]\nshards="writer-0=${shard.address}"\n`).replace(
+        /$/,
+        "",
+      );
+      bridge = await startBridge(
+        loadBridgeConfig(config, ["kafka.bad_record_policy=dead_letter", `kafka.dead_letter_topic=${deadLetters}`], {}),
+        logger,
+      );
+      const reader = new StoreReader({ store: opened.store, prefix: opened.prefix });
+      await waitUntilStored(reader, producer.produced);
+      await bridge.stop();
+      assert.equal(await assertStoredExactlyOnce(reader, producer.produced), 81);
+      const dead = await consumeAll(deadLetters, 9);
+      assert.deepEqual(
+        dead.map((m) => m.value).sort(),
+        producer.produced
+          .filter((r) => r.timestamp === undefined)
+          .map((r) => r.value)
+          .sort(),
+      );
+      for (const m of dead) assert.match(m.error, /header "ts" is missing/);
+    } finally {
+      await bridge?.stop();
+      await producer.close();
+      await shard.close();
       await opened.cleanup();
     }
   });

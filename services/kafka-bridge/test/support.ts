@@ -1,7 +1,7 @@
 // The real test broker (scripts/services.sh start kafka) and a producer that is not the
 // bridge's own code path: topics with several partitions, records with keys and headers.
 
-import { Admin, Producer } from "@platformatic/kafka";
+import { Admin, Consumer, MessagesStreamModes, Producer, stringDeserializer } from "@platformatic/kafka";
 
 export const KAFKA_BOOTSTRAP = process.env.KLSTORE_TEST_KAFKA_BOOTSTRAP;
 
@@ -125,4 +125,30 @@ timestamp_parser="None"
 keyspace_parser="Static(my_keyspace)"
 key_parser="RecordPartition"
 `;
+}
+
+/** Reads `count` records of a topic from its start, with the bridge's error header. */
+export async function consumeAll(topic: string, count: number): Promise<{ value: string; error: string }[]> {
+  const consumer = new Consumer({
+    clientId: "klstore-test-reader",
+    bootstrapBrokers: [KAFKA_BOOTSTRAP as string],
+    groupId: `reader-${topic}`,
+    autocommit: false,
+    deserializers: { headerKey: (b) => stringDeserializer(b) ?? "" },
+  });
+  const out: { value: string; error: string }[] = [];
+  try {
+    const stream = await consumer.consume({ topics: [topic], mode: MessagesStreamModes.EARLIEST, autocommit: false });
+    for await (const message of stream) {
+      out.push({
+        value: message.value?.toString() ?? "",
+        error: (message.headers.get("klstore-error") as Buffer | undefined)?.toString() ?? "",
+      });
+      if (out.length >= count) break;
+    }
+    await stream.close();
+  } finally {
+    await consumer.close();
+  }
+  return out;
 }
