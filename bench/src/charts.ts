@@ -1,0 +1,31 @@
+// Charts as SVG, drawn by Vega-Lite (compiled to Vega and rendered headless; no canvas).
+
+import { parse, View } from "vega";
+import { compile, type TopLevelSpec } from "vega-lite";
+
+export interface Bar {
+  readonly group: string;
+  readonly system: string;
+  readonly value: number;
+}
+
+/** Grouped horizontal bars: one row per group, one colour per system. */
+export async function barChart(title: string, unit: string, bars: readonly Bar[]): Promise<string> {
+  const spec: TopLevelSpec = {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title,
+    width: 560,
+    data: { values: bars.map((b) => ({ ...b })) },
+    mark: "bar",
+    encoding: {
+      row: { field: "group", type: "nominal", title: null, header: { labelAngle: 0, labelAlign: "left" } },
+      y: { field: "system", type: "nominal", title: null, axis: { labels: false, ticks: false } },
+      x: { field: "value", type: "quantitative", title: unit },
+      color: { field: "system", type: "nominal", title: null, legend: { orient: "bottom", columns: 2 } },
+    },
+  };
+  const view = new View(parse(compile(spec).spec), { renderer: "none" });
+  const svg = await view.toSVG();
+  view.finalize();
+  return svg;
+}

@@ -1,0 +1,159 @@
+// One command, every scenario, one report: `scripts/bench.sh` (or `--smoke` for the quick
+// run the test suite makes). klstore runs as real processes (`klstore serve`) on the same
+// SeaweedFS as the raw-S3 ceiling; Kafka and Redis are the local test services.
+
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join, relative, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { KlstoreClient } from "@klstore/client";
+import { startCluster } from "../../e2e/support/cluster.ts";
+import {
+  ensureBucket,
+  S3_ACCESS_KEY,
+  S3_BUCKET,
+  S3_ENDPOINT,
+  S3_SECRET_KEY,
+  writeConfig,
+} from "../../e2e/support/processes.ts";
+import { type Bar, barChart } from "./charts.ts";
+import { appendSession, readStream, unaryAppend } from "./klstore/drivers.ts";
+import type { Throughput } from "./measure.ts";
+import { kafkaConsume, kafkaProduce } from "./peers/kafka.ts";
+import { rawGet, rawPut, type S3Target } from "./peers/raw-s3.ts";
+import { redisAdd, redisRange } from "./peers/redis.ts";
+import { renderReport, type Section } from "./report.ts";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+
+const { values: args } = parseArgs({
+  options: {
+    smoke: { type: "boolean", default: false },
+    out: { type: "string", default: join(ROOT, "docs/benchmarks.md") },
+  },
+});
+
+const KAFKA = process.env.KLSTORE_TEST_KAFKA_BOOTSTRAP;
+const REDIS = process.env.KLSTORE_BENCH_REDIS;
+if (!S3_ENDPOINT || !KAFKA || !REDIS) {
+  throw new Error(
+    "needs KLSTORE_TEST_S3_ENDPOINT, KLSTORE_TEST_KAFKA_BOOTSTRAP and KLSTORE_BENCH_REDIS: run scripts/bench.sh",
+  );
+}
+
+const scale = args.smoke
+  ? { sizes: [100], keys: [1, 10], items: { 100: 300, 1024: 100 } as Record<number, number> }
+  : { sizes: [100, 1024], keys: [1, 100, 10_000], items: { 100: 100_000, 1024: 30_000 } as Record<number, number> };
+
+const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
+const runId = `${Date.now().toString(36)}`;
+
+async function main(): Promise<void> {
+  await ensureBucket();
+  const config = writeConfig();
+  const cluster = await startCluster(config.file, 1);
+  const s3: S3Target = {
+    endpoint: S3_ENDPOINT as string,
+    bucket: S3_BUCKET,
+    accessKey: S3_ACCESS_KEY,
+    secretKey: S3_SECRET_KEY,
+  };
+  const admin = new KlstoreClient({ writers: cluster.shards, reader: cluster.reader.address });
+  const ingestTables: Section["tables"][number][] = [];
+  const ingestBars: Bar[] = [];
+  let readSetup:
+    | { keyspace: string; items: number; size: number; rawKeys: string[]; topic: string; stream: string }
+    | undefined;
+  try {
+    for (const size of scale.sizes) {
+      for (const keys of scale.keys) {
+        const items = scale.items[size] as number;
+        const label = `${size} B items, ${keys.toLocaleString("en-US")} key${keys === 1 ? "" : "s"}`;
+        log(label);
+        const ks = `bench-${runId}-${size}-${keys}`;
+        await admin.createKeyspace(ks);
+        await admin.createKeyspace(`${ks}-unary`);
+        const rows: Throughput[] = [];
+        rows.push(await appendSession(cluster.shards, ks, keys, items, size));
+        rows.push(await unaryAppend(cluster.shards, `${ks}-unary`, keys, items, size));
+        const raw = await rawPut(s3, `${config.prefix}${ks}/`, items, items * size);
+        rows.push(raw.result);
+        const topic = `bench-${runId}-${size}-${keys}`;
+        rows.push(await kafkaProduce(KAFKA as string, topic, keys, items, size));
+        const stream = `bench-${runId}-${size}-${keys}`;
+        rows.push(await redisAdd(REDIS as string, stream, keys, items, size));
+        ingestTables.push({ caption: label, rows, baseline: raw.result.system });
+        for (const r of rows) ingestBars.push({ group: label, system: r.system, value: Math.round(r.itemsPerSecond) });
+        if (keys === 1) readSetup = { keyspace: ks, items, size, rawKeys: raw.keys, topic, stream: `${stream}:0` };
+      }
+    }
+
+    const chartDir = join(resolve(args.out, ".."), "benchmarks");
+    mkdirSync(chartDir, { recursive: true });
+    const chartFile = join(chartDir, "ingest.svg");
+    writeFileSync(chartFile, await barChart("Durable ingest, items/s (higher is better)", "items/s", ingestBars));
+
+    const readRows: Throughput[] = [];
+    if (readSetup) {
+      const r = readSetup;
+      log(`sequential read of ${r.items} items of ${r.size} B`);
+      readRows.push(await readStream(cluster.reader.address, r.keyspace, "key-0", r.items, r.size, "forwards"));
+      readRows.push(await readStream(cluster.reader.address, r.keyspace, "key-0", r.items, r.size, "backwards"));
+      readRows.push(await rawGet(s3, r.rawKeys, r.items, r.items * r.size));
+      readRows.push(await kafkaConsume(KAFKA as string, r.topic, r.items, r.size));
+      readRows.push(await redisRange(REDIS as string, r.stream, r.items, r.size, "forwards"));
+      readRows.push(await redisRange(REDIS as string, r.stream, r.items, r.size, "backwards"));
+    }
+
+    const relativeChart = relative(resolve(args.out, ".."), chartFile);
+    const sections: Section[] = [
+      {
+        title: "Ingest",
+        text:
+          "Durable items/s and MB/s: klstore through the gRPC writer (AppendSession, and unary Append for contrast), each " +
+          "acknowledgement after the batch is stored on S3; the raw-S3 ceiling writes the same bytes as 1 MiB objects; " +
+          "Kafka's producer waits for acks=all; Redis appends with fsync every second. The last column is MB/s as a share " +
+          "of the raw-S3 ceiling.",
+        tables: ingestTables,
+        charts: [{ file: relativeChart, alt: "ingest items per second by system and scenario" }],
+      },
+      {
+        title: "Sequential read",
+        text:
+          "One key read from start to end (and end to start) through the reader's ReadStream, beside GetObject of the " +
+          "same bytes as 1 MiB objects, a Kafka consumer of the same records and Redis XRANGE / XREVRANGE in pages of 1000.",
+        tables:
+          readRows.length > 0
+            ? [{ caption: "one key", rows: readRows, baseline: "raw S3 GetObject (1 MiB objects)" }]
+            : [],
+        charts: [],
+      },
+    ];
+    writeFileSync(
+      args.out,
+      renderReport({
+        mode: args.smoke ? "smoke" : "full",
+        command: args.smoke ? "scripts/bench.sh --smoke" : "scripts/bench.sh",
+        versions: {
+          Node: process.versions.node,
+          "SeaweedFS (S3)": "4.48",
+          "Apache Kafka": "4.3.1 (KRaft, 1 node)",
+          Redis: "7.0.15 (Debian 12)",
+        },
+        configuration: [
+          "klstore: 1 writer shard and 1 reader, each its own `klstore serve` process; batching writer with 1 worker thread; writes acknowledged once durable.",
+          "Raw S3: @aws-sdk/client-s3 from Node, 8 requests in flight.",
+          "Kafka: @platformatic/kafka producer, acks=all, batches of 500, 8 in flight; topic of 3 partitions.",
+          "Redis: node-redis, XADD auto-pipelined 1000 at a time, 4 batches in flight; appendonly yes, appendfsync everysec.",
+          "All servers on 127.0.0.1 on this machine, sharing its cores with the load generator.",
+        ],
+        sections,
+      }),
+    );
+    log(`wrote ${args.out} and ${chartFile}`);
+  } finally {
+    admin.close();
+    await cluster.stop();
+  }
+}
+
+await main();

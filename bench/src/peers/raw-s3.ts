@@ -1,0 +1,60 @@
+// The physical ceiling: PutObject and GetObject of 1 MiB objects of the same bytes to the
+// same S3 server, from Node, with the same SDK klstore uses.
+
+import { GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { pool, type Throughput, throughput } from "../measure.ts";
+
+export interface S3Target {
+  readonly endpoint: string;
+  readonly bucket: string;
+  readonly accessKey: string;
+  readonly secretKey: string;
+}
+
+const OBJECT_BYTES = 1024 * 1024;
+
+function client(target: S3Target): S3Client {
+  return new S3Client({
+    endpoint: target.endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: { accessKeyId: target.accessKey, secretAccessKey: target.secretKey },
+  });
+}
+
+/** Writes `bytes` as 1 MiB objects, 8 at a time; returns the keys for the read ceiling. */
+export async function rawPut(
+  target: S3Target,
+  prefix: string,
+  items: number,
+  bytes: number,
+): Promise<{ result: Throughput; keys: string[] }> {
+  const s3 = client(target);
+  const count = Math.max(1, Math.ceil(bytes / OBJECT_BYTES));
+  const body = Buffer.alloc(Math.min(bytes, OBJECT_BYTES), 0x62);
+  const keys = Array.from({ length: count }, (_, i) => `${prefix}raw/${i}`);
+  const result = await throughput("raw S3 PutObject (1 MiB objects)", items, bytes, () =>
+    pool(count, 8, async (i) => {
+      await s3.send(new PutObjectCommand({ Bucket: target.bucket, Key: keys[i], Body: body }));
+    }),
+  );
+  s3.destroy();
+  return { result, keys };
+}
+
+export async function rawGet(
+  target: S3Target,
+  keys: readonly string[],
+  items: number,
+  bytes: number,
+): Promise<Throughput> {
+  const s3 = client(target);
+  const result = await throughput("raw S3 GetObject (1 MiB objects)", items, bytes, () =>
+    pool(keys.length, 8, async (i) => {
+      const res = await s3.send(new GetObjectCommand({ Bucket: target.bucket, Key: keys[i] }));
+      await res.Body?.transformToByteArray();
+    }),
+  );
+  s3.destroy();
+  return result;
+}

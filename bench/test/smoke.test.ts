@@ -1,0 +1,44 @@
+// The benchmark's smoke mode, as part of the test suite: every scenario runs end to end
+// against the real services and the report and chart are written. No timing is asserted.
+
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { describe, it } from "node:test";
+import { promisify } from "node:util";
+
+const MAIN = resolve(import.meta.dirname, "../src/main.ts");
+const ready =
+  process.env.KLSTORE_TEST_S3_ENDPOINT && process.env.KLSTORE_TEST_KAFKA_BOOTSTRAP && process.env.KLSTORE_BENCH_REDIS;
+
+describe("benchmark smoke run", { skip: !ready && "needs S3, Kafka and Redis (scripts/test.sh starts them)" }, () => {
+  it("runs every scenario and writes the report with tables for every system and a chart", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "klstore-bench-"));
+    const out = join(dir, "benchmarks.md");
+    await promisify(execFile)(process.execPath, [MAIN, "--smoke", "--out", out], { timeout: 110_000 });
+    const report = readFileSync(out, "utf8");
+    for (const heading of ["## Ingest", "## Sequential read", "**Machine:**", "**Versions:**"]) {
+      assert.ok(report.includes(heading), heading);
+    }
+    const systems = [
+      "klstore AppendSession",
+      "klstore Append (unary, 32 in flight)",
+      "raw S3 PutObject (1 MiB objects)",
+      "Kafka producer (acks=all)",
+      "Redis Streams XADD (pipelined)",
+      "klstore ReadStream forwards",
+      "klstore ReadStream backwards",
+      "raw S3 GetObject (1 MiB objects)",
+      "Kafka consumer",
+      "Redis XRANGE",
+      "Redis XREVRANGE",
+    ];
+    for (const system of systems)
+      assert.match(report, new RegExp(`\\| ${system.replace(/[()]/g, "\\$&")} \\| \\d`), system);
+    const chart = readFileSync(join(dir, "benchmarks/ingest.svg"), "utf8");
+    assert.match(chart, /^<svg /);
+    for (const system of systems.slice(0, 5)) assert.ok(chart.includes(system), `chart legend: ${system}`);
+  });
+});
