@@ -235,6 +235,17 @@ for (const backend of backends()) {
       // 4 followers polling alone would poll about 4x as often as the shared poller.
       assert.ok(hub.polls <= elapsed / 50 + 4, `${hub.polls} polls in ${elapsed} ms for 4 followers`);
     });
+    it("receives stream and page messages larger than grpc's 4 MiB default", async () => {
+      const big = Array.from({ length: 5 }, (_, i) => ({ value: Buffer.alloc(1024 * 1024 - 64, 0x61 + i) }));
+      await client.append("ks", "large", big);
+      const streamed = await collect(client.items("ks", "large", { pageSize: 5 }));
+      assert.deepEqual(
+        streamed.map((i) => i.value.byteLength),
+        big.map((b) => b.value.byteLength),
+      );
+      assert.equal((await client.readPage("ks", "large", { maxItems: 5 })).items.length, 5);
+    });
+
     it("answers ACK_MODE_ACCEPTED on acceptance and still stores the items", async () => {
       const outcomes = await client.append("ks", "accepted", [{ value: "a" }, { value: "b" }], { acceptedOnly: true });
       assert.deepEqual(outcomes, [], "no per-item outcomes before durability");
