@@ -43,26 +43,42 @@ export function writerHandlers(deps: WriterServiceDeps): Handlers {
   const { writer, ring, self, forwarder, logger, metrics } = deps;
   const owns = (keyspace: string, key: string) => ring.ownerOf(keyspace, key).name === self;
 
-  /** Appends here, or at the owner; resolves with the outcomes (or [] when only accepted). */
-  async function append(request: AppendRequest, metadata: Metadata, deadline: Date | number | undefined) {
+  /**
+   * Starts an append here, or at the owner. `admitted` settles once the append holds its
+   * place in the key's order (here: accepted into the batching queue; forwarded: answered),
+   * `outcomes` once it is durable (or [] when only acceptance was asked for). Sessions order
+   * requests by admission only, so pipelined appends to a key share a commit.
+   */
+  function startAppend(
+    request: AppendRequest,
+    metadata: Metadata,
+    deadline: Date | number | undefined,
+  ): { admitted: Promise<unknown>; outcomes: Promise<ReturnType<typeof toOutcomeMessages>> } {
     if (!owns(request.keyspace, request.key) && !Forwarder.wasForwarded(metadata)) {
       const owner = ring.ownerOf(request.keyspace, request.key);
       metrics.forwarded();
-      return (await forwarder.append(owner, request, deadline)).outcomes;
+      const outcomes = forwarder.append(owner, request, deadline).then((r) => r.outcomes);
+      return { admitted: outcomes, outcomes };
     }
     const insertions = toInsertions(request.insertions);
-    const { outcome } = await writer.submit(request.keyspace, request.key, insertions);
-    void outcome.then(
-      (outcomes) => metrics.appended(insertions, outcomes),
-      () => {},
-    );
-    if (request.ackMode === AckMode.ACCEPTED) {
-      // Acknowledged on acceptance: a later commit failure can only be logged.
-      outcome.catch((err: unknown) => logger.warn({ err, keyspace: request.keyspace }, "accepted append failed"));
-      return [];
-    }
-    return toOutcomeMessages(await outcome);
+    const submitted = writer.submit(request.keyspace, request.key, insertions);
+    const outcomes = submitted.then(async ({ outcome }) => {
+      void outcome.then(
+        (result) => metrics.appended(insertions, result),
+        () => {},
+      );
+      if (request.ackMode === AckMode.ACCEPTED) {
+        // Acknowledged on acceptance: a later commit failure can only be logged.
+        outcome.catch((err: unknown) => logger.warn({ err, keyspace: request.keyspace }, "accepted append failed"));
+        return [];
+      }
+      return toOutcomeMessages(await outcome);
+    });
+    return { admitted: submitted, outcomes };
   }
+
+  const append = (request: AppendRequest, metadata: Metadata, deadline: Date | number | undefined) =>
+    startAppend(request, metadata, deadline).outcomes;
 
   return {
     createKeyspace: unary(logger, async (request) => {
@@ -91,7 +107,7 @@ export function writerHandlers(deps: WriterServiceDeps): Handlers {
       return create(FlushAllResponseSchema);
     }),
 
-    appendSession: (call) => serveSession(call, deps, append),
+    appendSession: (call) => serveSession(call, deps, startAppend),
   };
 }
 
@@ -103,11 +119,11 @@ export function writerHandlers(deps: WriterServiceDeps): Handlers {
 function serveSession(
   call: ServerDuplexStream<AppendSessionRequest, AppendSessionResponse>,
   deps: WriterServiceDeps,
-  append: (
+  startAppend: (
     r: AppendRequest,
     m: Metadata,
     d: Date | number | undefined,
-  ) => Promise<ReturnType<typeof toOutcomeMessages>>,
+  ) => { admitted: Promise<unknown>; outcomes: Promise<ReturnType<typeof toOutcomeMessages>> },
 ): void {
   const answers: Promise<AppendSessionResponse>[] = [];
   // Each request is submitted only after the previous one was admitted (or, when
@@ -117,19 +133,23 @@ function serveSession(
   let ended = false;
 
   call.on("data", (request: AppendSessionRequest) => {
-    const start = previous.then(() =>
-      append(
+    const started = previous.then(() =>
+      startAppend(
         create(AppendRequestSchema, { keyspace: request.keyspace, key: request.key, insertions: request.insertions }),
         call.metadata,
         call.getDeadline(),
       ),
     );
-    previous = start.catch(() => {});
+    // The next request starts once this one is admitted, not once it is durable: requests
+    // still reach the writer in stream order, and those to one key can share a commit.
+    previous = started.then((s) => s.admitted).catch(() => {});
     answers.push(
-      start.then(
-        (outcomes) => create(AppendSessionResponseSchema, { sequence: request.sequence, outcomes }),
-        (err) => create(AppendSessionResponseSchema, { sequence: request.sequence, error: toRequestError(err) }),
-      ),
+      started
+        .then((s) => s.outcomes)
+        .then(
+          (outcomes) => create(AppendSessionResponseSchema, { sequence: request.sequence, outcomes }),
+          (err) => create(AppendSessionResponseSchema, { sequence: request.sequence, error: toRequestError(err) }),
+        ),
     );
     if (answers.length >= deps.sessionMaxInFlight) call.pause();
     void writeAnswers();
