@@ -7,6 +7,8 @@ import type { Throughput } from "./measure.ts";
 export interface Section {
   readonly title: string;
   readonly text: string;
+  /** Markdown placed after the text, before the tables. */
+  readonly markdown?: string;
   readonly tables: readonly {
     readonly caption: string;
     readonly rows: readonly Throughput[];
@@ -59,8 +61,27 @@ export function renderReport(options: {
   ];
   for (const section of options.sections) {
     out.push(`## ${section.title}`, "", section.text, "");
+    if (section.markdown) out.push(section.markdown, "");
     for (const t of section.tables) out.push(`**${t.caption}**`, "", table(t.rows, t.baseline), "");
     for (const c of section.charts) out.push(`![${c.alt}](${c.file})`, "");
   }
   return `${out.join("\n").trimEnd()}\n`;
+}
+
+export interface TargetCheck {
+  readonly target: string;
+  readonly scenario: string;
+  readonly measured: number;
+  readonly required: number;
+}
+
+/** One row per target and scenario: the measured ratio against what the target asks. */
+export function targetTable(checks: readonly TargetCheck[]): string {
+  const lines = ["| target | scenario | measured | required | met |", "| --- | --- | ---: | ---: | :---: |"];
+  for (const c of checks) {
+    lines.push(
+      `| ${c.target} | ${c.scenario} | ${fmt(c.measured * 100)}% | ${fmt(c.required * 100)}% | ${c.measured >= c.required ? "yes" : "no"} |`,
+    );
+  }
+  return lines.join("\n");
 }
