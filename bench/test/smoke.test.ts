@@ -19,7 +19,10 @@ describe("benchmark smoke run", { skip: !ready && "needs S3, Kafka and Redis (sc
     const out = join(dir, "benchmarks.md");
     await promisify(execFile)(process.execPath, [MAIN, "--smoke", "--out", out], { timeout: 110_000 });
     const report = readFileSync(out, "utf8");
-    assert.match(report, /\| 100 B ingest: items\/s at least Kafka's \| 100 B items, 1 key \| [\d,]+% \| 100% \| (yes|no) \|/);
+    assert.match(
+      report,
+      /\| 100 B ingest: items\/s at least Kafka's \| 100 B items, 1 key \| [\d,]+% \| 100% \| (yes|no) \|/,
+    );
     for (const heading of ["## Targets", "## Ingest", "## Sequential read", "**Machine:**", "**Versions:**"]) {
       assert.ok(report.includes(heading), heading);
     }
