@@ -85,3 +85,14 @@ export function targetTable(checks: readonly TargetCheck[]): string {
   }
   return lines.join("\n");
 }
+
+/** A plain table: the first column left-aligned, the others right-aligned. */
+export function markdownTable(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+  return [
+    `| ${headers.join(" | ")} |`,
+    `| --- |${" ---: |".repeat(headers.length - 1)}`,
+    ...rows.map((r) => `| ${r.join(" | ")} |`),
+  ].join("\n");
+}
+
+export { fmt };

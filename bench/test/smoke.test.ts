@@ -23,7 +23,15 @@ describe("benchmark smoke run", { skip: !ready && "needs S3, Kafka and Redis (sc
       report,
       /\| 100 B ingest: items\/s at least Kafka's \| 100 B items, 1 key \| [\d,]+% \| 100% \| (yes|no) \|/,
     );
-    for (const heading of ["## Targets", "## Ingest", "## Sequential read", "**Machine:**", "**Versions:**"]) {
+    for (const heading of [
+      "## Targets",
+      "## Ingest",
+      "## Storage cost of ingest",
+      "## Seek as a key grows",
+      "## Sequential read",
+      "**Machine:**",
+      "**Versions:**",
+    ]) {
       assert.ok(report.includes(heading), heading);
     }
     const systems = [

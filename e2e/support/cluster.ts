@@ -14,7 +14,13 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
-export async function startCluster(configFile: string, writerCount: number): Promise<Cluster> {
+export async function startCluster(
+  configFile: string,
+  writerCount: number,
+  options: { metrics?: boolean; sets?: readonly string[] } = {},
+): Promise<Cluster> {
+  const metrics = (role: string) => (options.metrics ? [`${role}.metrics_listen=127.0.0.1:0`] : []);
+  const sets = options.sets ?? [];
   const ports = await Promise.all(Array.from({ length: writerCount }, () => freePort()));
   const shards = ports.map((port, i) => ({ name: `writer-${i}`, address: `127.0.0.1:${port}` }));
   const shardList = shards.map((s) => `${s.name}=${s.address}`).join(",");
@@ -24,10 +30,12 @@ export async function startCluster(configFile: string, writerCount: number): Pro
         `writer.name=${shard.name}`,
         `writer.listen=${shard.address}`,
         `writer.shards=${shardList}`,
+        ...metrics("writer"),
+        ...sets,
       ]),
     ),
   );
-  const reader = await serve("reader", configFile, ["reader.listen=127.0.0.1:0"]);
+  const reader = await serve("reader", configFile, ["reader.listen=127.0.0.1:0", ...metrics("reader"), ...sets]);
   return {
     shards,
     writers,
