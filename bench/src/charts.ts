@@ -29,3 +29,35 @@ export async function barChart(title: string, unit: string, bars: readonly Bar[]
   view.finalize();
   return svg;
 }
+
+export interface Point {
+  readonly series: string;
+  readonly x: number;
+  readonly y: number;
+}
+
+/** Lines over time, one colour per series. */
+export async function lineChart(
+  title: string,
+  xTitle: string,
+  yTitle: string,
+  points: readonly Point[],
+): Promise<string> {
+  const spec: TopLevelSpec = {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title,
+    width: 560,
+    height: 240,
+    data: { values: points.map((p) => ({ ...p })) },
+    mark: { type: "line", point: true },
+    encoding: {
+      x: { field: "x", type: "quantitative", title: xTitle },
+      y: { field: "y", type: "quantitative", title: yTitle },
+      color: { field: "series", type: "nominal", title: null, legend: { orient: "bottom" } },
+    },
+  };
+  const view = new View(parse(compile(spec).spec), { renderer: "none" });
+  const svg = await view.toSVG();
+  view.finalize();
+  return svg;
+}

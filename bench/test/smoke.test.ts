@@ -28,6 +28,8 @@ describe("benchmark smoke run", { skip: !ready && "needs S3, Kafka and Redis (sc
       "## Ingest",
       "## Storage cost of ingest",
       "## Seek as a key grows",
+      "## Worker threads and shards",
+      "## Memory",
       "## Sequential read",
       "**Machine:**",
       "**Versions:**",
@@ -49,6 +51,7 @@ describe("benchmark smoke run", { skip: !ready && "needs S3, Kafka and Redis (sc
     ];
     for (const system of systems)
       assert.match(report, new RegExp(`\\| ${system.replace(/[()]/g, "\\$&")} \\| \\d`), system);
+    assert.match(readFileSync(join(dir, "benchmarks/memory.svg"), "utf8"), /^<svg [\s\S]*writer[\s\S]*reader/);
     const chart = readFileSync(join(dir, "benchmarks/ingest.svg"), "utf8");
     assert.match(chart, /^<svg /);
     for (const system of systems.slice(0, 5)) assert.ok(chart.includes(system), `chart legend: ${system}`);
