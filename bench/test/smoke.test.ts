@@ -28,6 +28,7 @@ describe("benchmark smoke run", { skip: !ready && "needs S3, Kafka and Redis (sc
       "## Ingest",
       "## Storage cost of ingest",
       "## Seek as a key grows",
+      "## Append latency",
       "## Worker threads and shards",
       "## Memory",
       "## Sequential read",
