@@ -77,20 +77,11 @@ async function assertStoredExactlyOnce(reader: StoreReader, produced: readonly P
   for (let partition = 0; partition < PARTITIONS; partition++) {
     const expected = produced.filter((r) => r.partition === partition && r.timestamp !== undefined);
     const items = await readKey(reader, String(partition));
+    // offset:nonce:timestamp:value, so a failure shows all four at once.
     assert.deepEqual(
-      items.map((i) => Buffer.from(i.value).toString()),
-      expected.map((r) => r.value),
-      `partition ${partition}: values in order, each once`,
-    );
-    assert.deepEqual(
-      items.map((i) => i.nonce),
-      expected.map((r) => r.offset),
-      `partition ${partition}: nonce = Kafka offset`,
-    );
-    assert.deepEqual(
-      items.map((i) => i.timestamp),
-      expected.map((r) => r.timestamp),
-      `partition ${partition}: timestamp from the header`,
+      items.map((i) => `${i.offset}:${i.nonce}:${i.timestamp}:${Buffer.from(i.value).toString()}`),
+      expected.map((r, i) => `${i}:${r.offset}:${r.timestamp}:${r.value}`),
+      `partition ${partition}: each record once, in order, offsets dense, nonce = Kafka offset, timestamp from the header`,
     );
     total += items.length;
   }

@@ -14,7 +14,7 @@ import { decodeKeyspaceConfig, type KeyspaceSettings } from "../format/keyspace-
 import { I64_MAX, I64_MIN, type KeyLayout, KeyspaceLayout, U64_MAX, U128_MAX } from "../format/layout.ts";
 import type { DataObject } from "../format/object-chain.ts";
 import type { Item } from "../format/records.ts";
-import { countingStore, type ObjectStore, StorageStats } from "../storage/object-store.ts";
+import { countingStore, type ObjectStore, StorageStats, type StoredObject } from "../storage/object-store.ts";
 import { readTail } from "../writer/key-state.ts";
 import { type Located, ObjectIndex, type ObjectPredicate } from "./object-index.ts";
 
@@ -238,11 +238,16 @@ function startRule(layout: KeyLayout, order: IterationOrder, request: ReadPageRe
   };
 }
 
+/** Objects fetched ahead of a forward page: enough to overlap download and decoding. */
+const READ_AHEAD = 4;
+
 /** The state of one page being read. */
 class PageRead {
   private readonly index: ObjectIndex;
   private upperBoundCache: bigint | undefined;
   private restarts = 0;
+  /** GETs started ahead of need (by object key), so the next object downloads while this one decodes. */
+  private readonly ahead = new Map<string, Promise<StoredObject | undefined>>();
 
   private readonly store: ObjectStore;
   private readonly layout: KeyLayout;
@@ -266,8 +271,32 @@ class PageRead {
     return this.upperBoundCache;
   }
 
+  /**
+   * Starts GETs of the objects from `objects[from]` on that the page is certain to need:
+   * while the items they hold (from `nextOffset` on) do not yet fill `needed`. So no
+   * prefetched object goes unused, and a page's request count does not change.
+   */
+  private readAhead(objects: readonly DataObject[], from: number, nextOffset: bigint, needed: number): void {
+    let covered = 0;
+    let next = nextOffset;
+    for (let j = from; j < objects.length && j < from + READ_AHEAD && covered < needed; j++) {
+      const o = objects[j] as DataObject;
+      // An object wholly before the position (a compaction leftover) is skipped by the read too.
+      if (o.name.lastOffset < next) continue;
+      if (!this.ahead.has(o.key)) {
+        const pending = this.store.get(o.key);
+        pending.catch(() => {}); // awaited (and its error raised) by fetch, when reached
+        this.ahead.set(o.key, pending);
+      }
+      covered += Number(o.name.lastOffset - (next > o.name.firstOffset ? next : o.name.firstOffset) + 1n);
+      next = o.name.lastOffset + 1n;
+    }
+  }
+
   private async fetch(o: DataObject): Promise<Item[] | undefined> {
-    const stored = await this.store.get(o.key);
+    const early = this.ahead.get(o.key);
+    this.ahead.delete(o.key);
+    const stored = await (early ?? this.store.get(o.key));
     if (!stored) {
       // Compacted away since it was listed: the caller looks its position up again.
       if (++this.restarts > this.config.maxCompactionRetries) {
@@ -299,6 +328,18 @@ class PageRead {
       if (current.name.lastOffset < expected) {
         i++;
         continue;
+      }
+      if (expected >= 0n) {
+        // Past the start, items are contiguous: what this object holds is known from its name.
+        const fromHere = Number(
+          current.name.lastOffset - (expected > current.name.firstOffset ? expected : current.name.firstOffset) + 1n,
+        );
+        this.readAhead(
+          window.objects as DataObject[],
+          i + 1,
+          current.name.lastOffset + 1n,
+          this.maxSize - items.length - fromHere,
+        );
       }
       const decoded = await this.fetch(current);
       if (!decoded) {
