@@ -2,7 +2,7 @@
 // config file (packages/config), the environment and --set flags. It prints one JSON line
 // with its addresses once it serves, and on SIGTERM stops taking calls, flushes and exits.
 
-import { ConfigError, type KlstoreConfig, loadKlstoreConfig } from "@klstore/config";
+import { ConfigError, defined, type KlstoreConfig, loadKlstoreConfig } from "@klstore/config";
 import { startReader } from "@klstore/reader-service";
 import { createLogger, type ServerConfig } from "@klstore/service-runtime";
 import { startWriterShard } from "@klstore/writer-service";
@@ -19,11 +19,7 @@ const DEFAULT_LISTEN: Record<ServeRole, string> = { writer: "127.0.0.1:7401", re
 
 function serverConfig(config: KlstoreConfig, listen: string): Partial<ServerConfig> & Pick<ServerConfig, "listen"> {
   const { logLevel: _, ...server } = config.server;
-  return withoutUndefined({ ...server, listen });
-}
-
-function withoutUndefined<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+  return defined({ ...server, listen });
 }
 
 export async function runServe(role: ServeRole, options: ServeOptions, print: (line: string) => Promise<void>) {
@@ -39,7 +35,7 @@ export async function runServe(role: ServeRole, options: ServeOptions, print: (l
     // A lone writer needs no shard list: it owns every key.
     const shards = config.writer.shards ?? [{ name, address: listen }];
     running = await startWriterShard(
-      withoutUndefined({
+      defined({
         store: config.store,
         name,
         shards,
@@ -55,7 +51,7 @@ export async function runServe(role: ServeRole, options: ServeOptions, print: (l
   } else {
     const listen = config.reader.listen ?? DEFAULT_LISTEN.reader;
     running = await startReader(
-      withoutUndefined({
+      defined({
         store: config.store,
         server: serverConfig(config, listen),
         reader: config.reader.engine,

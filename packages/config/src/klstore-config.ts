@@ -75,8 +75,8 @@ export interface ConfigInputs {
 
 const MAX_BYTES = Number.MAX_SAFE_INTEGER;
 
-/** Keys nobody should have to write twice in an object literal: drops undefined fields. */
-function defined<T extends object>(o: T): T {
+/** Drops undefined fields, so spreading the result over defaults keeps the defaults. */
+export function defined<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 

@@ -7,6 +7,7 @@
 // (skip and count, or a dead-letter topic) and never stops the bridge.
 
 import { status } from "@grpc/grpc-js";
+import { defined } from "@klstore/config";
 import { InvalidArgument, KeyspaceNotFound, KlstoreError, ResourceExhausted } from "@klstore/core";
 import type { Logger } from "@klstore/service-runtime";
 import {
@@ -254,8 +255,4 @@ export class KafkaBridge {
     await this.deadLetters?.close();
     await this.deps.sink.close();
   }
-}
-
-function defined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
