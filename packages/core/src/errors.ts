@@ -7,6 +7,7 @@ export type ErrorCode =
   | "ALREADY_EXISTS"
   | "RESOURCE_EXHAUSTED"
   | "ABORTED"
+  | "OUT_OF_RANGE"
   | "DATA_LOSS"
   | "UNAVAILABLE"
   | "INTERNAL";
@@ -76,6 +77,24 @@ export class Fenced extends KlstoreError {
     this.keyspace = keyspace;
     this.key = key;
     this.offset = offset;
+  }
+}
+
+/**
+ * A forward read was to resume at an offset that a trim (or retention) has removed since:
+ * serving on from the list's new start would hide a gap, so the reader is told instead.
+ */
+export class Trimmed extends KlstoreError {
+  readonly code = "OUT_OF_RANGE";
+  readonly resumeOffset: bigint;
+  readonly firstOffset: bigint;
+
+  constructor(resumeOffset: bigint, firstOffset: bigint) {
+    super(
+      `items from offset ${resumeOffset} were trimmed; the list now starts at ${firstOffset} (read again from there, e.g. with start_offset)`,
+    );
+    this.resumeOffset = resumeOffset;
+    this.firstOffset = firstOffset;
   }
 }
 

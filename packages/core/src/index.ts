@@ -3,7 +3,7 @@
 export * from "./config.ts";
 export * from "./errors.ts";
 export { decodeContinuation, encodeContinuation, type IterationOrder } from "./format/continuation.ts";
-export type { KeyspaceSettings } from "./format/keyspace-config.ts";
+export type { KeyspaceSettings, Retention } from "./format/keyspace-config.ts";
 export {
   type Compression,
   type DataObjectName,
@@ -39,5 +39,6 @@ export {
   type CreateKeyspaceOptions,
   StoreWriter,
   type StoreWriterOptions,
+  type TrimOutcome,
   type WriterObserver,
 } from "./writer/store-writer.ts";

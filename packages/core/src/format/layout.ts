@@ -128,6 +128,11 @@ export class KeyLayout {
     return `${this.folder}watermark`;
   }
 
+  /** Where the list starts after a trim (format/trim-record.ts). */
+  get trimKey(): string {
+    return `${this.folder}trim`;
+  }
+
   dataKey(name: DataObjectName): string {
     return `${this.folder}${formatDataObjectName(name)}`;
   }

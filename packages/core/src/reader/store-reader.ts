@@ -7,7 +7,7 @@
 // between LIST and GET makes the read look its position up again.
 
 import { READER_DEFAULTS, type ReaderConfig } from "../config.ts";
-import { InvalidArgument, KeyspaceNotFound, StorageUnavailable } from "../errors.ts";
+import { InvalidArgument, KeyspaceNotFound, StorageUnavailable, Trimmed } from "../errors.ts";
 import { decodeContinuation, encodeContinuation, type IterationOrder } from "../format/continuation.ts";
 import { decodeDataObject } from "../format/data-object.ts";
 import { decodeKeyspaceConfig, type KeyspaceSettings } from "../format/keyspace-config.ts";
@@ -79,6 +79,8 @@ interface StartRule {
   readonly hint?: bigint;
   /** No filter and no continuation: a backward read starts at the newest object. */
   readonly unfiltered: boolean;
+  /** The offset a continuation resumes at; a forward read must find it still stored. */
+  readonly resumeAt?: bigint;
 }
 
 export class StoreReader {
@@ -109,6 +111,18 @@ export class StoreReader {
     const layout = new KeyspaceLayout(this.prefix, keyspace).key(key);
     const tail = await readTail(this.store, layout);
     const newest = tail.chain.at(-1);
+    if (!newest && tail.trimmed) {
+      // Every item was trimmed: the list is empty, but it still starts and ends somewhere.
+      const { firstOffset, nextNonce, lastTimestamp } = tail.trimmed;
+      return {
+        firstOffset,
+        nextOffset: firstOffset,
+        nextNonce,
+        itemCount: 0n,
+        minTimestamp: lastTimestamp,
+        maxTimestamp: lastTimestamp,
+      };
+    }
     if (!newest) {
       await this.requireKeyspace(keyspace);
       return undefined;
@@ -187,6 +201,7 @@ function startRule(layout: KeyLayout, order: IterationOrder, request: ReadPageRe
           item: (i) => i.offset >= c.nextOffset,
           hint: c.hint,
           unfiltered: false,
+          resumeAt: c.nextOffset,
         }
       : {
           object: (o) => o.name.firstOffset <= c.nextOffset,
@@ -236,6 +251,14 @@ function startRule(layout: KeyLayout, order: IterationOrder, request: ReadPageRe
     item: (i) => itemTests.every((t) => t(i)),
     unfiltered: objectTests.length === 0,
   };
+}
+
+/** A forward read resuming at an offset a trim removed is told so, instead of skipping ahead. */
+function checkResumable(rule: StartRule, located: Located | undefined): void {
+  const resumed = located?.window.objects[located.index];
+  if (resumed && rule.resumeAt !== undefined && resumed.name.firstOffset > rule.resumeAt) {
+    throw new Trimmed(rule.resumeAt, resumed.name.firstOffset);
+  }
 }
 
 /** Objects fetched ahead of a forward page: enough to overlap download and decoding. */
@@ -314,6 +337,7 @@ class PageRead {
     let expected = -1n; // next offset to return, once the start is found
     let located = await this.index.findFirst(rule.object, rule.hint);
     if (located === undefined && rule.hint !== undefined) located = await this.index.findFirst(rule.object);
+    checkResumable(rule, located);
     let window = located?.window;
     let i = located?.index ?? 0;
     let current: DataObject | undefined;
@@ -329,6 +353,9 @@ class PageRead {
         i++;
         continue;
       }
+      // A gap: a trim deleted what follows the items served so far. The page ends here, so
+      // it never holds a gap; resuming from it reports the trim (Trimmed).
+      if (expected >= 0n && current.name.firstOffset > expected) break;
       if (expected >= 0n) {
         // Past the start, items are contiguous: what this object holds is known from its name.
         const fromHere = Number(
@@ -348,6 +375,7 @@ class PageRead {
           from >= 0n
             ? await this.index.findFirst((o) => o.name.lastOffset >= from)
             : await this.index.findFirst(rule.object);
+        if (from < 0n) checkResumable(rule, again);
         window = again?.window;
         i = again?.index ?? 0;
         continue;
@@ -361,6 +389,8 @@ class PageRead {
       }
       i++;
     }
+    const cutShort = current !== undefined && expected >= 0n && current.name.firstOffset > expected;
+    if (cutShort) return { items, next: { nextOffset: expected, hint: (current as DataObject).name.firstOffset } };
     if (items.length < this.maxSize || !current) return { items };
     return { items, next: { nextOffset: expected, hint: current.name.firstOffset } };
   }
@@ -374,7 +404,11 @@ class PageRead {
     if (!located && rule.hint !== undefined) located = await this.index.findLast(rule.object);
     let current: DataObject | undefined;
     while (located && items.length < this.maxSize) {
-      current = located.window.objects[located.index] as DataObject;
+      const candidate = located.window.objects[located.index] as DataObject;
+      // A gap below the items served: a trim is deleting the list's start. Items below a
+      // gap are trimmed ones, so the list ends here for this read.
+      if (expected !== undefined && candidate.name.lastOffset < expected) return { items };
+      current = candidate;
       const decoded = await this.fetch(current);
       if (!decoded) {
         const from = expected ?? current.name.lastOffset;

@@ -17,7 +17,13 @@ import type { KeyspaceSettings } from "../format/keyspace-config.ts";
 import { KeyspaceLayout } from "../format/layout.ts";
 import { createCodecPool } from "../workers/codec-pool.ts";
 import { type Insertion, type ItemOutcome, validateInsertions } from "./append-plan.ts";
-import { type CreateKeyspaceOptions, StoreWriter, type StoreWriterOptions } from "./store-writer.ts";
+import {
+  type CreateKeyspaceOptions,
+  type Retention,
+  StoreWriter,
+  type StoreWriterOptions,
+  type TrimOutcome,
+} from "./store-writer.ts";
 
 export interface BatchingStoreWriterOptions extends Omit<StoreWriterOptions, "codec"> {
   readonly batching?: Partial<BatchingConfig>;
@@ -78,6 +84,20 @@ export class BatchingStoreWriter {
 
   keyspaceSettings(keyspace: string): Promise<KeyspaceSettings> {
     return this.writer.keyspaceSettings(keyspace);
+  }
+
+  setRetention(keyspace: string, retention: Retention | undefined): Promise<KeyspaceSettings> {
+    return this.writer.setRetention(keyspace, retention);
+  }
+
+  /** Trims after committing what is pending for the key, so every accepted item has its offset. */
+  async trim(keyspace: string, key: string, before: bigint): Promise<TrimOutcome> {
+    await this.flushKey(keyspace, key);
+    return this.writer.trim(keyspace, key, before);
+  }
+
+  applyRetention(keyspace: string, key: string): Promise<TrimOutcome | undefined> {
+    return this.writer.applyRetention(keyspace, key);
   }
 
   /** Queues insertions for one key; resolves with their outcomes once they are durable. */

@@ -5,6 +5,7 @@
 import { CorruptObject } from "../errors.ts";
 import type { KeyLayout } from "../format/layout.ts";
 import { type DataObject, parseListing, resolveChain } from "../format/object-chain.ts";
+import { decodeTrimRecord, type TrimRecord } from "../format/trim-record.ts";
 import type { ListedObject, ObjectStore } from "../storage/object-store.ts";
 import type { KeyTail } from "./append-plan.ts";
 
@@ -56,6 +57,8 @@ export interface RecoveredTail {
   /** The chain from the watermark's object (inclusive) to the newest object. */
   readonly chain: DataObject[];
   readonly leftovers: DataObject[];
+  /** Read only when the chain is empty while a watermark exists: a trim removed every item. */
+  readonly trimmed?: TrimRecord | undefined;
 }
 
 /** Reads a key's tail: the watermark and the objects from it on (used by writer and reader). */
@@ -63,12 +66,20 @@ export async function readTail(store: ObjectStore, layout: KeyLayout): Promise<R
   const watermark = await readWatermark(store, layout);
   const listed = await listAll(store, layout.dataPrefix, layout.startAfterForFirstOffset(watermark ?? 0n));
   const { chain, leftovers } = resolveChain(parseListing(layout, listed));
-  return { watermark, chain, leftovers };
+  // A key that never had items has no watermark, so only emptied keys pay this GET.
+  const trimmed = chain.length === 0 && watermark !== undefined ? await readTrimRecord(store, layout) : undefined;
+  return { watermark, chain, leftovers, trimmed };
+}
+
+export async function readTrimRecord(store: ObjectStore, layout: KeyLayout): Promise<TrimRecord | undefined> {
+  const obj = await store.get(layout.trimKey);
+  return obj ? decodeTrimRecord(layout.trimKey, obj.body) : undefined;
 }
 
 export function stateFromTail(tail: RecoveredTail, claimGeneration: number): KeyState {
   const newest = tail.chain.at(-1);
   const uncompacted = tail.chain.filter((o) => tail.watermark === undefined || o.name.firstOffset > tail.watermark);
+  const emptied = tail.trimmed;
   return {
     tail: newest
       ? {
@@ -77,7 +88,14 @@ export function stateFromTail(tail: RecoveredTail, claimGeneration: number): Key
           lastTimestamp: newest.name.maxTimestamp,
           newestStartOffset: newest.name.firstOffset,
         }
-      : { nextOffset: 0n, nextNonce: 0n, lastTimestamp: undefined, newestStartOffset: 0n },
+      : emptied
+        ? {
+            nextOffset: emptied.firstOffset,
+            nextNonce: emptied.nextNonce,
+            lastTimestamp: emptied.lastTimestamp,
+            newestStartOffset: emptied.firstOffset,
+          }
+        : { nextOffset: 0n, nextNonce: 0n, lastTimestamp: undefined, newestStartOffset: 0n },
     claimGeneration,
     watermark: tail.watermark,
     uncompacted,

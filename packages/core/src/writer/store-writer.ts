@@ -4,9 +4,16 @@
 
 import { LRUCache } from "lru-cache";
 import { WRITER_DEFAULTS, type WriterConfig } from "../config.ts";
-import { Fenced, KeyspaceAlreadyExists, KeyspaceNotFound } from "../errors.ts";
-import { decodeKeyspaceConfig, encodeKeyspaceConfig, type KeyspaceSettings } from "../format/keyspace-config.ts";
-import { type Compression, type KeyLayout, KeyspaceLayout } from "../format/layout.ts";
+import { Fenced, InvalidArgument, KeyspaceAlreadyExists, KeyspaceNotFound } from "../errors.ts";
+import {
+  decodeKeyspaceConfig,
+  encodeKeyspaceConfig,
+  type KeyspaceSettings,
+  type Retention,
+} from "../format/keyspace-config.ts";
+import { type Compression, type KeyLayout, KeyspaceLayout, U64_MAX } from "../format/layout.ts";
+import { parseListing, resolveChain } from "../format/object-chain.ts";
+import { StoreReader } from "../reader/store-reader.ts";
 import { type ObjectStore, PreconditionFailed } from "../storage/object-store.ts";
 import { InlineCodecPool, type RecordCodecPool } from "../workers/codec-pool.ts";
 import { type Insertion, type ItemOutcome, planAppend, validateInsertions } from "./append-plan.ts";
@@ -14,6 +21,7 @@ import { compactKey } from "./compaction.ts";
 import { commitBatch, recoverKeyState } from "./fencing.ts";
 import { KeyQueue } from "./key-queue.ts";
 import type { KeyState } from "./key-state.ts";
+import { type TrimOutcome, trimKey } from "./trim.ts";
 
 export interface StoreWriterOptions {
   readonly store: ObjectStore;
@@ -26,9 +34,25 @@ export interface StoreWriterOptions {
 
 export interface CreateKeyspaceOptions {
   readonly compression?: Compression;
+  readonly retention?: Retention | undefined;
+}
+
+export type { Retention, TrimOutcome };
+
+function validateRetention(retention: Retention | undefined): Retention | undefined {
+  if (!retention) return undefined;
+  const { maxAgeMillis, maxItems } = retention;
+  if (maxAgeMillis !== undefined && (maxAgeMillis < 1n || maxAgeMillis > U64_MAX)) {
+    throw new InvalidArgument("retention.max_age_millis", `${maxAgeMillis} is outside 1..2^64-1`);
+  }
+  if (maxItems !== undefined && (maxItems < 1n || maxItems > U64_MAX)) {
+    throw new InvalidArgument("retention.max_items", `${maxItems} is outside 1..2^64-1`);
+  }
+  return maxAgeMillis === undefined && maxItems === undefined ? undefined : { maxAgeMillis, maxItems };
 }
 
 const MAX_CACHED_KEYSPACES = 10_000;
+const KEYSPACE_SETTINGS_TTL_MILLIS = 60_000;
 
 export interface WriterObserver {
   /** A batch became durable as one object of `bytes` holding `items` new items. */
@@ -44,7 +68,11 @@ export class StoreWriter {
   /** Where batches are serialized and compactions merged. */
   readonly codec: RecordCodecPool;
   private readonly keys: LRUCache<string, KeyState>;
-  private readonly keyspaces = new LRUCache<string, KeyspaceSettings>({ max: MAX_CACHED_KEYSPACES });
+  /** Settings change rarely (retention); a minute-old copy is good enough for every use. */
+  private readonly keyspaces = new LRUCache<string, KeyspaceSettings>({
+    max: MAX_CACHED_KEYSPACES,
+    ttl: KEYSPACE_SETTINGS_TTL_MILLIS,
+  });
   private readonly queue = new KeyQueue();
 
   constructor(options: StoreWriterOptions) {
@@ -60,6 +88,7 @@ export class StoreWriter {
     const settings: KeyspaceSettings = {
       createdMillis: this.config.clock(),
       compression: options.compression ?? "none",
+      retention: validateRetention(options.retention),
     };
     try {
       await this.store.put(layout.configKey, encodeKeyspaceConfig(settings), { ifNoneMatch: true });
@@ -71,9 +100,26 @@ export class StoreWriter {
     return settings;
   }
 
+  /**
+   * Replaces a keyspace's retention (undefined: keep everything). Last writer wins; other
+   * writer processes pick it up when their cached settings expire.
+   */
+  async setRetention(keyspace: string, retention: Retention | undefined): Promise<KeyspaceSettings> {
+    const checked = validateRetention(retention);
+    const layout = new KeyspaceLayout(this.prefix, keyspace);
+    const current = await this.readKeyspaceSettings(keyspace);
+    const settings: KeyspaceSettings = { ...current, retention: checked };
+    await this.store.put(layout.configKey, encodeKeyspaceConfig(settings));
+    this.keyspaces.set(keyspace, settings);
+    return settings;
+  }
+
   async keyspaceSettings(keyspace: string): Promise<KeyspaceSettings> {
-    const cached = this.keyspaces.get(keyspace);
-    if (cached) return cached;
+    return this.keyspaces.get(keyspace) ?? this.readKeyspaceSettings(keyspace);
+  }
+
+  /** The settings as stored, bypassing (and refreshing) the cache. */
+  async readKeyspaceSettings(keyspace: string): Promise<KeyspaceSettings> {
     const layout = new KeyspaceLayout(this.prefix, keyspace);
     const obj = await this.store.get(layout.configKey);
     if (!obj) throw new KeyspaceNotFound(keyspace);
@@ -121,6 +167,60 @@ export class StoreWriter {
       await this.compact(layout, committed, settings.compression);
       return plan.outcomes;
     });
+  }
+
+  /**
+   * Trims a key so that `before` becomes its first available offset (docs/format.md, "Trim").
+   * Runs in the key's queue, so it never interleaves with a commit or compaction of this
+   * writer; offsets and nonces are never reused.
+   */
+  async trim(keyspace: string, key: string, before: bigint): Promise<TrimOutcome> {
+    if (before < 0n || before > U64_MAX)
+      throw new InvalidArgument("before_offset", "outside the unsigned 64-bit range");
+    const layout = new KeyspaceLayout(this.prefix, keyspace).key(key);
+    await this.keyspaceSettings(keyspace);
+    return this.queue.run(layout.folder, async () => {
+      const state = await this.stateOf(layout);
+      try {
+        const outcome = await trimKey(this.store, layout, state, before, this.codec);
+        if (outcome.deletedObjects > 0) this.keys.delete(layout.folder); // its objects changed
+        return outcome;
+      } catch (err) {
+        this.keys.delete(layout.folder);
+        throw err;
+      }
+    });
+  }
+
+  /**
+   * Applies the keyspace's retention to one key: trims below the newest max_items items and
+   * below the first item younger than max_age. Undefined when nothing was due. Cheap when
+   * nothing is due: one LIST of the key's oldest objects (plus the key's tail if not cached).
+   */
+  async applyRetention(keyspace: string, key: string): Promise<TrimOutcome | undefined> {
+    const { retention } = await this.keyspaceSettings(keyspace);
+    if (!retention) return undefined;
+    const layout = new KeyspaceLayout(this.prefix, keyspace).key(key);
+    // A few names, since sealed (empty) objects below the list's start are skipped.
+    const listed = await this.store.list(layout.dataPrefix, { maxKeys: 16 });
+    const first = resolveChain(parseListing(layout, listed.objects)).chain[0]?.name;
+    if (!first) return undefined;
+    const { nextOffset } = (await this.queue.run(layout.folder, () => this.stateOf(layout))).tail;
+    let point = first.firstOffset;
+    if (retention.maxItems !== undefined && nextOffset - retention.maxItems > point) {
+      point = nextOffset - retention.maxItems;
+    }
+    if (retention.maxAgeMillis !== undefined) {
+      const cutoff = this.config.clock() - retention.maxAgeMillis;
+      if (first.minTimestamp < cutoff) {
+        const reader = new StoreReader({ store: this.store, prefix: this.prefix });
+        const page = await reader.readPage(keyspace, key, { maxSize: 1, filter: { startTimestamp: cutoff } });
+        const youngest = page.items[0]?.offset ?? nextOffset;
+        if (youngest > point) point = youngest;
+      }
+    }
+    if (point <= first.firstOffset) return undefined;
+    return this.trim(keyspace, key, point);
   }
 
   /** The direct writer has nothing pending: every append is durable when it returns. */

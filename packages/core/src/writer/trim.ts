@@ -1,0 +1,143 @@
+// Trimming a key's list below an offset (docs/format.md, "Trim"). The steps are ordered so
+// a reader racing a trim always sees one contiguous run of items:
+//   1. the trim record, so a key emptied by the trim keeps its next offset and nonce;
+//   2. the kept suffix of the object the trim point falls inside, as a new object starting
+//      exactly at the trim point (the old one still covers it until step 4);
+//   3. the watermark, moved up to the trim point when it pointed below it;
+//   4. the objects below the trim point, deleted in ascending order, so what remains is
+//      always a suffix of the list (readers also stop at a gap, in case deletes overtake);
+//   5. claims below both the trim point and the newest object's claim, which nothing
+//      needs any more (the newest claim stays: it still fences a writer one batch behind).
+// Offsets are never reused: the key's next offset and next nonce are untouched.
+
+import { InvalidArgument } from "../errors.ts";
+import { decodeDataObject } from "../format/data-object.ts";
+import { type DataObjectName, type KeyLayout, U128_MAX } from "../format/layout.ts";
+import { type DataObject, parseListing, resolveChain } from "../format/object-chain.ts";
+import type { RecordInput } from "../format/records.ts";
+import { encodeTrimRecord } from "../format/trim-record.ts";
+import { type ObjectStore, PreconditionFailed } from "../storage/object-store.ts";
+import type { RecordCodecPool } from "../workers/codec-pool.ts";
+import { encodeWatermark, type KeyState, listAll } from "./key-state.ts";
+
+/** Objects deleted per DELETE request (S3's DeleteObjects limit). */
+const DELETE_BATCH = 1000;
+
+export interface TrimOutcome {
+  /** The key's first available offset after the trim. */
+  readonly firstOffset: bigint;
+  /** Data objects deleted (including one replaced by its kept suffix). */
+  readonly deletedObjects: number;
+}
+
+/** The data objects that start below `before`, chain-resolved, plus leftovers hidden under them. */
+async function objectsBelow(
+  store: ObjectStore,
+  layout: KeyLayout,
+  before: bigint,
+): Promise<{ chain: DataObject[]; leftovers: DataObject[]; firstAbove: bigint | undefined }> {
+  const below: DataObject[] = [];
+  let firstAbove: bigint | undefined;
+  let startAfter = layout.startAfterForFirstOffset(0n);
+  for (;;) {
+    const page = await store.list(layout.dataPrefix, { startAfter });
+    const parsed = parseListing(layout, page.objects);
+    below.push(...parsed.filter((o) => o.name.firstOffset < before));
+    firstAbove = parsed.find((o) => o.name.firstOffset >= before)?.name.firstOffset;
+    const last = page.objects.at(-1);
+    if (!page.truncated || !last || firstAbove !== undefined) break;
+    startAfter = last.key;
+  }
+  return { ...resolveChain(below), firstAbove };
+}
+
+/** The items of `o` from `before` on, as the object that replaces it. */
+async function keptSuffix(
+  store: ObjectStore,
+  layout: KeyLayout,
+  o: DataObject,
+  before: bigint,
+  codec: RecordCodecPool,
+): Promise<DataObject | undefined> {
+  const stored = await store.get(o.key);
+  if (!stored) return undefined; // compacted or trimmed meanwhile: the caller re-reads the key
+  const kept: RecordInput[] = decodeDataObject(o.key, o.name, stored.body).filter((i) => i.offset >= before);
+  const first = kept[0] as RecordInput;
+  const body = await codec.encode(kept, o.name.compression);
+  const firstNonce = kept.find((i) => i.nonce !== undefined)?.nonce ?? o.name.nextNonce;
+  const name: DataObjectName = {
+    ...o.name,
+    firstOffset: before,
+    minTimestamp: first.timestamp,
+    firstNonce: firstNonce === U128_MAX ? o.name.nextNonce : firstNonce,
+    sizeBytes: BigInt(body.byteLength),
+  };
+  const suffix = { key: layout.dataKey(name), name };
+  try {
+    await store.put(suffix.key, body, { ifNoneMatch: true });
+  } catch (err) {
+    // Written by an earlier, interrupted trim to the same point: same name, same items.
+    if (!(err instanceof PreconditionFailed)) throw err;
+  }
+  return suffix;
+}
+
+async function deleteAscending(store: ObjectStore, keys: readonly string[]): Promise<void> {
+  for (let i = 0; i < keys.length; i += DELETE_BATCH) await store.delete(keys.slice(i, i + DELETE_BATCH));
+}
+
+async function pruneClaims(store: ObjectStore, layout: KeyLayout, below: bigint): Promise<void> {
+  const claims = (await listAll(store, layout.claimPrefix, layout.claimKey(0n, 0).replace(/_g0$/, "")))
+    .map((o) => ({ key: o.key, offset: layout.parseClaimKey(o.key)?.offset }))
+    .filter((c) => c.offset !== undefined && c.offset < below)
+    .map((c) => c.key);
+  await deleteAscending(store, claims);
+}
+
+/**
+ * Trims the key's list so that `before` is its first available offset. `state` must be
+ * current (the caller holds the key's queue). A point at or below the current first
+ * offset changes nothing; one beyond the next offset is refused.
+ */
+export async function trimKey(
+  store: ObjectStore,
+  layout: KeyLayout,
+  state: KeyState,
+  before: bigint,
+  codec: RecordCodecPool,
+): Promise<TrimOutcome> {
+  const next = state.tail.nextOffset;
+  if (before > next) {
+    throw new InvalidArgument("before_offset", `${before} is beyond the key's next offset ${next}`);
+  }
+  const { chain, leftovers, firstAbove } = await objectsBelow(store, layout, before);
+  // Nothing starts below the point: the list already starts at or after it.
+  if (chain.length === 0) return { firstOffset: firstAbove ?? next, deletedObjects: 0 };
+  if (state.tail.lastTimestamp !== undefined) {
+    await store.put(
+      layout.trimKey,
+      encodeTrimRecord({
+        firstOffset: before,
+        nextNonce: state.tail.nextNonce,
+        lastTimestamp: state.tail.lastTimestamp,
+      }),
+    );
+  }
+  const straddling = chain.find((o) => o.name.lastOffset >= before);
+  if (straddling && !(await keptSuffix(store, layout, straddling, before, codec))) {
+    throw new PreconditionFailed(straddling.key); // changed under us: the caller re-reads the key
+  }
+  if ((state.watermark !== undefined && state.watermark < before) || before === next) {
+    await store.put(layout.watermarkKey, encodeWatermark(before));
+  }
+  const ordered = [...chain, ...leftovers].sort((a, b) =>
+    a.name.firstOffset < b.name.firstOffset ? -1 : a.name.firstOffset > b.name.firstOffset ? 1 : 0,
+  );
+  await deleteAscending(
+    store,
+    ordered.map((o) => o.key),
+  );
+  const newestClaim = state.tail.newestStartOffset;
+  await pruneClaims(store, layout, before < newestClaim ? before : newestClaim);
+  return { firstOffset: before, deletedObjects: ordered.length };
+}
