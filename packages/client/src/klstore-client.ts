@@ -31,11 +31,16 @@ import {
   InsertionSchema,
   ItemFilterSchema,
   type Item as ItemMessage,
+  type KeyChange as KeyChangeMessage,
   Order,
   ReaderService,
   ReadPageRequestSchema,
   ReadStreamRequestSchema,
+  RetentionSchema,
+  SetRetentionRequestSchema,
+  TrimRequestSchema,
   toUint128,
+  WatchKeyspaceRequestSchema,
   WriterService,
 } from "@klstore/proto";
 import { parseShardList, type Shard, ShardRing } from "@klstore/sharding";
@@ -56,6 +61,20 @@ export interface ClientItem {
   readonly timestamp: bigint;
   readonly nonce: bigint | undefined;
   readonly value: Uint8Array;
+}
+
+/** How long a keyspace keeps items; an unset rule does not limit. */
+export interface ClientRetention {
+  readonly maxAgeMillis?: bigint | undefined;
+  readonly maxItems?: bigint | undefined;
+}
+
+/** A key received items: its list now ends just below `nextOffset`. */
+export interface ClientKeyChange {
+  readonly key: string;
+  readonly nextOffset: bigint;
+  readonly nextNonce: bigint;
+  readonly commitMillis: bigint;
 }
 
 export interface ReadOptions {
@@ -132,17 +151,90 @@ export class KlstoreClient {
     }
   }
 
-  async createKeyspace(keyspace: string, options: { compression?: "none" | "zstd" } = {}) {
+  async createKeyspace(
+    keyspace: string,
+    options: { compression?: "none" | "zstd"; retention?: ClientRetention | undefined } = {},
+  ) {
     const compression = options.compression === "zstd" ? Compression.ZSTD : Compression.NONE;
-    const anyShard = this.writers.values().next().value as Client;
     const res = await callUnary(
-      anyShard,
+      this.anyWriter(),
       WriterService,
       "createKeyspace",
-      create(CreateKeyspaceRequestSchema, { keyspace, compression }),
+      create(CreateKeyspaceRequestSchema, { keyspace, compression, retention: retentionOf(options.retention) }),
       this.options(),
     );
     return res.keyspace;
+  }
+
+  /** Replaces a keyspace's retention; undefined keeps every item. */
+  async setRetention(keyspace: string, retention: ClientRetention | undefined) {
+    const req = create(SetRetentionRequestSchema, { keyspace, retention: retentionOf(retention) });
+    return (await callUnary(this.anyWriter(), WriterService, "setRetention", req, this.options())).keyspace;
+  }
+
+  /** Removes a key's items below `beforeOffset`; resolves with the key's first available offset. */
+  async trim(keyspace: string, key: string, beforeOffset: bigint): Promise<bigint> {
+    const req = create(TrimRequestSchema, { keyspace, key, beforeOffset });
+    const res = await this.retrying(
+      () =>
+        callUnary(
+          this.writerFor(keyspace, key),
+          WriterService,
+          "trim",
+          req,
+          this.options(),
+          this.routing(keyspace, key),
+        ),
+      // A trim is idempotent: repeating one whose answer was lost changes nothing more.
+      (err) => err.code === status.ABORTED || err.code === status.UNAVAILABLE || err.code === status.DEADLINE_EXCEEDED,
+    );
+    return res.firstOffset;
+  }
+
+  /**
+   * Every change of the keyspace's keys from now (or from `cursor`) until `signal` aborts,
+   * one batch per message with the cursor that resumes after it. A broken stream is resumed
+   * from the last cursor, so no change is lost or repeated.
+   */
+  async *watch(
+    keyspace: string,
+    options: { cursor?: string | undefined; signal?: AbortSignal } = {},
+  ): AsyncGenerator<{ changes: ClientKeyChange[]; cursor: string }> {
+    let cursor = options.cursor ?? "";
+    let failures = 0;
+    for (;;) {
+      const req = create(WatchKeyspaceRequestSchema, { keyspace, cursor });
+      const stream = callServerStream(this.reader, ReaderService, "watchKeyspace", req, {});
+      const cancel = () => stream.cancel();
+      options.signal?.addEventListener("abort", cancel, { once: true });
+      try {
+        for await (const message of stream) {
+          failures = 0;
+          cursor = message.cursor;
+          yield {
+            changes: message.changes.map((c: KeyChangeMessage) => ({
+              key: c.key,
+              nextOffset: c.nextOffset,
+              nextNonce: fromUint128(c.nextNonce) ?? 0n,
+              commitMillis: c.commitTimeMillis,
+            })),
+            cursor,
+          };
+        }
+        return;
+      } catch (err) {
+        if (options.signal?.aborted) return;
+        if ((err as ServiceError).code !== status.UNAVAILABLE || ++failures >= this.maxAttempts) throw err;
+        await sleep(RETRY_BASE_MILLIS * 2 ** failures);
+      } finally {
+        options.signal?.removeEventListener("abort", cancel);
+        stream.cancel();
+      }
+    }
+  }
+
+  private anyWriter(): Client {
+    return this.writers.values().next().value as Client;
   }
 
   /** Appends to one key; resolves once durable with each insertion's outcome. */
@@ -280,6 +372,10 @@ export class KlstoreClient {
     for (const w of this.writers.values()) w.close();
     this.reader.close();
   }
+}
+
+function retentionOf(retention: ClientRetention | undefined) {
+  return retention ? create(RetentionSchema, retention) : undefined;
 }
 
 function filterOf(options: ReadOptions) {

@@ -27,6 +27,8 @@ describe("routing headers", () => {
           callback(null, create(FlushKeyResponseSchema));
         },
         createKeyspace: unimplemented,
+        trim: unimplemented,
+        setRetention: unimplemented,
         appendSession: unimplemented,
         flushAll: unimplemented,
       }),

@@ -19,6 +19,8 @@ export interface WriterConfig extends LimitsConfig {
   compactObjectsThreshold: number;
   /** Clock for items without a timestamp (ms since epoch); replaceable in tests. */
   clock: () => bigint;
+  /** Record every commit in its keyspace's change log (needed by watchers; docs/watch.md). */
+  changeLog: boolean;
 }
 
 export interface ReaderConfig extends LimitsConfig {
@@ -61,6 +63,7 @@ export const WRITER_DEFAULTS: WriterConfig = {
   compactSizeThreshold: 1024 * 1024,
   compactObjectsThreshold: 100,
   clock: () => BigInt(Date.now()),
+  changeLog: true,
 };
 
 export const READER_DEFAULTS: ReaderConfig = {

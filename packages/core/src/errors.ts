@@ -98,6 +98,11 @@ export class Trimmed extends KlstoreError {
   }
 }
 
+/** A watch cursor older than the change log keeps (docs/watch.md). */
+export class CursorExpired extends KlstoreError {
+  readonly code = "OUT_OF_RANGE";
+}
+
 /** An object in storage does not match what its name or the format promises. */
 export class CorruptObject extends KlstoreError {
   readonly code = "DATA_LOSS";

@@ -1,5 +1,24 @@
 // Public surface of @klstore/core: the engines, the storage backends and the format.
 
+export {
+  advanceCursor,
+  checkCursorAge,
+  cursorAt,
+  decodeWatchCursor,
+  encodeWatchCursor,
+  inCommitOrderPerKey,
+  listChangeObjects,
+  pollChanges,
+  readChangeObject,
+  type WatchCursor,
+} from "./changes/change-feed.ts";
+export {
+  CHANGE_LOG_RETENTION_MILLIS,
+  type ChangeObjectRef,
+  changesFolder,
+  type KeyChange,
+  LOOKBACK_MILLIS,
+} from "./changes/change-log.ts";
 export * from "./config.ts";
 export * from "./errors.ts";
 export { decodeContinuation, encodeContinuation, type IterationOrder } from "./format/continuation.ts";

@@ -6,6 +6,7 @@ import type { ServiceMetrics } from "@klstore/service-runtime";
 import { Counter, Gauge } from "prom-client";
 import type { FollowHub } from "./follow-hub.ts";
 import type { ObjectCacheStats } from "./object-cache.ts";
+import type { WatchHub } from "./watch-hub.ts";
 
 /** A counter that mirrors a number some component already counts. */
 function mirroredCounter(metrics: ServiceMetrics, name: string, help: string, read: () => number): void {
@@ -26,8 +27,28 @@ export class ReaderMetrics {
   private readonly pages;
   private readonly items;
   private readonly followers;
+  private readonly watchers;
+  private readonly changes;
 
-  constructor(metrics: ServiceMetrics, hub: FollowHub, cache: ObjectCacheStats) {
+  constructor(metrics: ServiceMetrics, hub: FollowHub, cache: ObjectCacheStats, watchHub: WatchHub) {
+    this.watchers = new Gauge({
+      name: "klstore_watchers",
+      help: "WatchKeyspace calls open right now",
+      registers: [metrics.registry],
+    });
+    this.changes = metrics.counter("klstore_changes_served_total", "Key changes sent to watchers");
+    mirroredCounter(
+      metrics,
+      "klstore_watch_polls_total",
+      "Change-log LISTs made for watchers (shared per keyspace)",
+      () => watchHub.polls,
+    );
+    mirroredCounter(
+      metrics,
+      "klstore_watch_objects_read_total",
+      "Change objects read for watchers (each once, shared)",
+      () => watchHub.objectsRead,
+    );
     this.pages = metrics.counter(
       "klstore_pages_served_total",
       "Pages served (ReadPage answers and ReadStream messages)",
@@ -62,6 +83,20 @@ export class ReaderMetrics {
   pageServed(call: "read_page" | "read_stream", items: number): void {
     this.pages.inc({ call });
     this.items.inc({ call }, items);
+  }
+
+  changesServed(count: number): void {
+    this.changes.inc(count);
+  }
+
+  /** Counts a watcher until the returned function is called. */
+  watching(): () => void {
+    this.watchers.inc();
+    let done = false;
+    return () => {
+      if (!done) this.watchers.dec();
+      done = true;
+    };
   }
 
   /** Counts a follower until the returned function is called. */

@@ -19,6 +19,7 @@ import { FollowHub } from "./follow-hub.ts";
 import { cachingStore, ObjectCacheStats } from "./object-cache.ts";
 import { ReaderMetrics } from "./reader-metrics.ts";
 import { readerHandlers } from "./reader-service.ts";
+import { WatchHub } from "./watch-hub.ts";
 
 export interface ReaderServerConfig {
   /** Store URL (file://... or s3://...), or S3 settings. */
@@ -47,6 +48,7 @@ export const READER_SERVER_DEFAULTS = {
 export interface RunningReader {
   readonly address: string;
   readonly hub: FollowHub;
+  readonly watchHub: WatchHub;
   readonly cacheStats: ObjectCacheStats;
   readonly metrics: ServiceMetrics;
   /** Where /metrics is served, when it is. */
@@ -67,13 +69,21 @@ export async function startReader(config: ReaderServerConfig, logger: Logger): P
     config: { ...READER_DEFAULTS, ...config.reader },
   });
   const hub = new FollowHub(reader, settings.followPollMillis, logger);
+  const watchHub = new WatchHub(reader, settings.followPollMillis, logger);
   const serverConfig = { ...SERVER_DEFAULTS, ...config.server };
   const { server, health } = createGrpcServer(serverConfig, [callObserver(metrics, logger)]);
-  const readerMetrics = new ReaderMetrics(metrics, hub, cacheStats);
+  const readerMetrics = new ReaderMetrics(metrics, hub, cacheStats, watchHub);
   server.addService(
     ...implementation(
       ReaderService,
-      readerHandlers({ reader, hub, logger, streamPageSize: settings.streamPageSize, metrics: readerMetrics }),
+      readerHandlers({
+        reader,
+        hub,
+        watchHub,
+        logger,
+        streamPageSize: settings.streamPageSize,
+        metrics: readerMetrics,
+      }),
     ),
   );
   const running = await listen(server, health, serverConfig);
@@ -84,6 +94,7 @@ export async function startReader(config: ReaderServerConfig, logger: Logger): P
   return {
     address: running.address,
     hub,
+    watchHub,
     cacheStats,
     metrics,
     metricsAddress: metricsEndpoint?.address,
@@ -91,6 +102,7 @@ export async function startReader(config: ReaderServerConfig, logger: Logger): P
       closing ??= (async () => {
         health.setStatus("", "NOT_SERVING");
         hub.close(); // followers end their streams cleanly
+        watchHub.close();
         await shutdown(server, settings.shutdownGraceMillis);
         await store.close();
         await metricsEndpoint?.close();

@@ -3,26 +3,27 @@
 import { create } from "@bufbuild/protobuf";
 import type { StoreReader } from "@klstore/core";
 import {
-  Compression,
   GetKeyMetadataResponseSchema,
   GetKeyspaceMetadataResponseSchema,
   type HandlersOf,
-  KeyspaceMetadataSchema,
   type ReaderService,
   ReadPageResponseSchema,
   ReadStatsSchema,
 } from "@klstore/proto";
-import { type Logger, unary } from "@klstore/service-runtime";
+import { type Logger, toKeyspaceMessage, unary } from "@klstore/service-runtime";
 import type { FollowHub } from "./follow-hub.ts";
 import { toFilter, toItemMessages, toKeyMetadataMessage, toOrder } from "./messages.ts";
 import { serveReadStream } from "./read-stream.ts";
 import type { ReaderMetrics } from "./reader-metrics.ts";
+import type { WatchHub } from "./watch-hub.ts";
+import { serveWatch } from "./watch-stream.ts";
 
 type Handlers = HandlersOf<typeof ReaderService>;
 
 export interface ReaderServiceDeps {
   readonly reader: StoreReader;
   readonly hub: FollowHub;
+  readonly watchHub: WatchHub;
   readonly logger: Logger;
   readonly streamPageSize: number;
   readonly metrics: ReaderMetrics;
@@ -33,13 +34,7 @@ export function readerHandlers(deps: ReaderServiceDeps): Handlers {
   return {
     getKeyspaceMetadata: unary(logger, async (request) => {
       const meta = await reader.readKeyspaceMetadata(request.keyspace);
-      return create(GetKeyspaceMetadataResponseSchema, {
-        keyspace: create(KeyspaceMetadataSchema, {
-          keyspace: meta.keyspace,
-          createdMillis: meta.createdMillis,
-          compression: meta.compression === "zstd" ? Compression.ZSTD : Compression.NONE,
-        }),
-      });
+      return create(GetKeyspaceMetadataResponseSchema, { keyspace: toKeyspaceMessage(meta.keyspace, meta) });
     }),
 
     getKeyMetadata: unary(logger, async (request) => {
@@ -70,5 +65,7 @@ export function readerHandlers(deps: ReaderServiceDeps): Handlers {
 
     readStream: (call) =>
       serveReadStream(call, { reader, hub: deps.hub, logger, defaultPageSize: deps.streamPageSize, metrics }),
+
+    watchKeyspace: (call) => serveWatch(call, { reader, hub: deps.watchHub, logger, metrics }),
   };
 }

@@ -4,7 +4,7 @@
 // key consistent (docs/sharding.md).
 
 import { type ChannelCredentials, Client, Metadata, type ServiceError, status } from "@grpc/grpc-js";
-import type { AppendRequest, AppendResponse, FlushKeyRequest } from "@klstore/proto";
+import type { AppendRequest, AppendResponse, FlushKeyRequest, TrimRequest, TrimResponse } from "@klstore/proto";
 import { CHANNEL_OPTIONS, callUnary, WriterService } from "@klstore/proto";
 import type { Shard } from "@klstore/sharding";
 
@@ -50,6 +50,14 @@ export class Forwarder {
   async flushKey(owner: Shard, request: FlushKeyRequest, deadline: Date | number | undefined): Promise<void> {
     try {
       await callUnary(this.client(owner), WriterService, "flushKey", request, { deadline }, this.metadata());
+    } catch (err) {
+      throw unreachable(owner, err);
+    }
+  }
+
+  async trim(owner: Shard, request: TrimRequest, deadline: Date | number | undefined): Promise<TrimResponse> {
+    try {
+      return await callUnary(this.client(owner), WriterService, "trim", request, { deadline }, this.metadata());
     } catch (err) {
       throw unreachable(owner, err);
     }

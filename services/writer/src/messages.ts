@@ -2,7 +2,7 @@
 // reports them as InvalidArgument with the field's name.
 
 import { create } from "@bufbuild/protobuf";
-import type { Insertion, ItemOutcome, KeyspaceSettings } from "@klstore/core";
+import type { Insertion, ItemOutcome } from "@klstore/core";
 import {
   Compression,
   fromUint128,
@@ -11,8 +11,6 @@ import {
   ItemOutcome_DuplicateSchema,
   type ItemOutcome as ItemOutcomeMessage,
   ItemOutcomeSchema,
-  type KeyspaceMetadata,
-  KeyspaceMetadataSchema,
 } from "@klstore/proto";
 
 export function toInsertions(messages: readonly InsertionMessage[]): Insertion[] {
@@ -34,12 +32,4 @@ export function toOutcomeMessages(outcomes: readonly ItemOutcome[]): ItemOutcome
 
 export function toCompression(c: Compression): "none" | "zstd" {
   return c === Compression.ZSTD ? "zstd" : "none";
-}
-
-export function toKeyspaceMessage(keyspace: string, settings: KeyspaceSettings): KeyspaceMetadata {
-  return create(KeyspaceMetadataSchema, {
-    keyspace,
-    createdMillis: settings.createdMillis,
-    compression: settings.compression === "zstd" ? Compression.ZSTD : Compression.NONE,
-  });
 }

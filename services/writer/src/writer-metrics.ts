@@ -2,7 +2,7 @@
 // counts (service-runtime/metrics.ts): appends, items, bytes, duplicates, batches,
 // compactions, forwards and the depth of the batching queue.
 
-import type { BatchingStoreWriter, ItemOutcome } from "@klstore/core";
+import type { BatchingStoreWriter, ItemOutcome, TrimOutcome } from "@klstore/core";
 import type { ServiceMetrics } from "@klstore/service-runtime";
 import { Gauge, Histogram } from "prom-client";
 
@@ -15,6 +15,8 @@ export class WriterMetrics {
   private readonly batches;
   private readonly batchItems;
   private readonly compactions;
+  private readonly trims;
+  private readonly trimmedObjects;
 
   constructor(metrics: ServiceMetrics, writer: BatchingStoreWriter) {
     this.appends = metrics.counter(
@@ -36,6 +38,14 @@ export class WriterMetrics {
       "klstore_compactions_total",
       "Compactions: a key's small objects merged into one",
     );
+    this.trims = metrics.counter(
+      "klstore_trims_total",
+      "Keys trimmed, by source: a Trim call (api) or the retention sweep (retention)",
+      ["source"],
+    );
+    this.trimmedObjects = metrics.counter("klstore_trimmed_objects_total", "Data objects deleted by trims, by source", [
+      "source",
+    ]);
     const registers = [metrics.registry];
     this.batchItems = new Histogram({
       name: "klstore_batch_items",
@@ -80,6 +90,12 @@ export class WriterMetrics {
     this.items.inc(stored);
     this.bytes.inc(bytes);
     this.duplicates.inc(outcomes.length - stored);
+  }
+
+  trimmed(source: "api" | "retention", outcome: TrimOutcome): void {
+    if (outcome.deletedObjects === 0) return;
+    this.trims.inc({ source });
+    this.trimmedObjects.inc({ source }, outcome.deletedObjects);
   }
 
   forwarded(): void {

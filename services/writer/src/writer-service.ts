@@ -17,12 +17,14 @@ import {
   FlushAllResponseSchema,
   FlushKeyResponseSchema,
   type HandlersOf,
+  SetRetentionResponseSchema,
+  TrimResponseSchema,
   type WriterService,
 } from "@klstore/proto";
-import { type Logger, toRequestError, unary } from "@klstore/service-runtime";
+import { type Logger, toKeyspaceMessage, toRequestError, toRetention, unary } from "@klstore/service-runtime";
 import type { ShardRing } from "@klstore/sharding";
 import { Forwarder } from "./forwarder.ts";
-import { toCompression, toInsertions, toKeyspaceMessage, toOutcomeMessages } from "./messages.ts";
+import { toCompression, toInsertions, toOutcomeMessages } from "./messages.ts";
 import type { WriterMetrics } from "./writer-metrics.ts";
 
 type Handlers = HandlersOf<typeof WriterService>;
@@ -84,6 +86,7 @@ export function writerHandlers(deps: WriterServiceDeps): Handlers {
     createKeyspace: unary(logger, async (request) => {
       const settings = await writer.createKeyspace(request.keyspace, {
         compression: toCompression(request.compression),
+        retention: toRetention(request.retention),
       });
       return create(CreateKeyspaceResponseSchema, { keyspace: toKeyspaceMessage(request.keyspace, settings) });
     }),
@@ -100,6 +103,21 @@ export function writerHandlers(deps: WriterServiceDeps): Handlers {
         await writer.flushKey(request.keyspace, request.key);
       }
       return create(FlushKeyResponseSchema);
+    }),
+
+    trim: unary(logger, async (request, metadata, deadline) => {
+      if (!owns(request.keyspace, request.key) && !Forwarder.wasForwarded(metadata)) {
+        metrics.forwarded();
+        return forwarder.trim(ring.ownerOf(request.keyspace, request.key), request, deadline);
+      }
+      const outcome = await writer.trim(request.keyspace, request.key, request.beforeOffset);
+      metrics.trimmed("api", outcome);
+      return create(TrimResponseSchema, { firstOffset: outcome.firstOffset });
+    }),
+
+    setRetention: unary(logger, async (request) => {
+      const settings = await writer.setRetention(request.keyspace, toRetention(request.retention));
+      return create(SetRetentionResponseSchema, { keyspace: toKeyspaceMessage(request.keyspace, settings) });
     }),
 
     flushAll: unary(logger, async () => {

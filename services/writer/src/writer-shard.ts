@@ -26,6 +26,7 @@ import {
 } from "@klstore/service-runtime";
 import { type Shard, ShardRing } from "@klstore/sharding";
 import { Forwarder } from "./forwarder.ts";
+import { RetentionSweeper } from "./retention-sweeper.ts";
 import { WriterMetrics } from "./writer-metrics.ts";
 import { writerHandlers } from "./writer-service.ts";
 
@@ -46,11 +47,14 @@ export interface WriterShardConfig {
   readonly shutdownGraceMillis?: number;
   /** host:port serving Prometheus metrics at /metrics; unset serves none. */
   readonly metricsListen?: string | undefined;
+  /** How often keyspaces' retention is applied to the keys this shard owns; 0 never. */
+  readonly retentionIntervalMillis?: number;
 }
 
 export const WRITER_SHARD_DEFAULTS = {
   sessionMaxInFlight: 1024,
   shutdownGraceMillis: 10_000,
+  retentionIntervalMillis: 300_000,
   /**
    * Appends are acknowledged on durability, so waiting for a flush interval would only add
    * latency; with 0, appends to a key that arrive while its previous commit runs still form
@@ -65,6 +69,7 @@ export interface RunningWriterShard {
   readonly metricsAddress: string | undefined;
   readonly metrics: ServiceMetrics;
   readonly writer: BatchingStoreWriter;
+  readonly retention: RetentionSweeper;
   /** Stops taking calls, lets running ones finish, flushes everything pending, closes. */
   close(): Promise<void>;
 }
@@ -86,6 +91,16 @@ export async function startWriterShard(config: WriterShardConfig, logger: Logger
   const serverConfig = { ...SERVER_DEFAULTS, ...config.server };
   const forwarder = new Forwarder(config.name, peerCredentials(serverConfig));
   const { server, health } = createGrpcServer(serverConfig, [callObserver(metrics, logger)]);
+  const writerMetrics = new WriterMetrics(metrics, writer);
+  const retention = new RetentionSweeper({
+    writer,
+    store,
+    prefix,
+    ring,
+    self: config.name,
+    logger,
+    metrics: writerMetrics,
+  });
   server.addService(
     ...implementation(
       WriterService,
@@ -96,13 +111,15 @@ export async function startWriterShard(config: WriterShardConfig, logger: Logger
         forwarder,
         logger,
         sessionMaxInFlight: config.sessionMaxInFlight ?? WRITER_SHARD_DEFAULTS.sessionMaxInFlight,
-        metrics: new WriterMetrics(metrics, writer),
+        metrics: writerMetrics,
       }),
     ),
   );
   const running = await listen(server, health, serverConfig);
   const metricsEndpoint = config.metricsListen ? await serveMetrics(config.metricsListen, metrics) : undefined;
   health.setStatus("", "SERVING");
+  const retentionInterval = config.retentionIntervalMillis ?? WRITER_SHARD_DEFAULTS.retentionIntervalMillis;
+  if (retentionInterval > 0) retention.start(retentionInterval);
   logger.info({ address: running.address, shard: config.name, shards: config.shards.length }, "writer shard serving");
 
   let closing: Promise<void> | undefined;
@@ -111,11 +128,13 @@ export async function startWriterShard(config: WriterShardConfig, logger: Logger
     metricsAddress: metricsEndpoint?.address,
     metrics,
     writer,
+    retention,
     close() {
       closing ??= (async () => {
         health.setStatus("", "NOT_SERVING");
         // Our connections to peer shards would otherwise hold their shutdown open (and theirs ours).
         forwarder.close();
+        await retention.stop();
         await shutdown(server, config.shutdownGraceMillis ?? WRITER_SHARD_DEFAULTS.shutdownGraceMillis);
         await writer.close();
         await store.close();

@@ -3,6 +3,7 @@
 // Key state is cached (LRU) and recovered from storage on a miss or after being fenced.
 
 import { LRUCache } from "lru-cache";
+import { ChangeLog, type KeyChange } from "../changes/change-log.ts";
 import { WRITER_DEFAULTS, type WriterConfig } from "../config.ts";
 import { Fenced, InvalidArgument, KeyspaceAlreadyExists, KeyspaceNotFound } from "../errors.ts";
 import {
@@ -74,6 +75,8 @@ export class StoreWriter {
     ttl: KEYSPACE_SETTINGS_TTL_MILLIS,
   });
   private readonly queue = new KeyQueue();
+  /** Every commit's change, for watchers (docs/watch.md). */
+  readonly changes: ChangeLog;
 
   constructor(options: StoreWriterOptions) {
     this.store = options.store;
@@ -81,6 +84,7 @@ export class StoreWriter {
     this.config = { ...WRITER_DEFAULTS, ...options.config };
     this.codec = options.codec ?? new InlineCodecPool();
     this.keys = new LRUCache({ max: this.config.maxCachedKeys });
+    this.changes = new ChangeLog(this.store, this.prefix, this.config.clock);
   }
 
   async createKeyspace(keyspace: string, options: CreateKeyspaceOptions = {}): Promise<KeyspaceSettings> {
@@ -142,7 +146,8 @@ export class StoreWriter {
   async commitValidated(keyspace: string, key: string, insertions: readonly Insertion[]): Promise<ItemOutcome[]> {
     const layout = new KeyspaceLayout(this.prefix, keyspace).key(key);
     const settings = await this.keyspaceSettings(keyspace);
-    return this.queue.run(layout.folder, async () => {
+    let change: KeyChange | undefined;
+    const outcomes = await this.queue.run(layout.folder, async () => {
       const state = await this.stateOf(layout);
       const plan = planAppend(state.tail, insertions, this.config.clock());
       if (!plan.objectName) return plan.outcomes;
@@ -164,9 +169,19 @@ export class StoreWriter {
       };
       this.keys.set(layout.folder, committed);
       this.observer.committed?.(plan.records.length, body.byteLength);
+      change = {
+        key,
+        nextOffset: plan.tailAfter.nextOffset,
+        nextNonce: plan.tailAfter.nextNonce,
+        commitMillis: this.config.clock(),
+      };
       await this.compact(layout, committed, settings.compression);
       return plan.outcomes;
     });
+    // Outside the key's queue: the key's next commit need not wait for the change log, and
+    // the changes of commits finishing meanwhile share one PUT.
+    if (change && this.config.changeLog) await this.changes.record(keyspace, change);
+    return outcomes;
   }
 
   /**

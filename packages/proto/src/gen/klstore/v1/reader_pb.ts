@@ -15,7 +15,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file klstore/v1/reader.proto.
  */
 export const file_klstore_v1_reader: GenFile = /*@__PURE__*/
-  fileDesc("ChdrbHN0b3JlL3YxL3JlYWRlci5wcm90bxIKa2xzdG9yZS52MSKiAQoKSXRlbUZpbHRlchIZCgxzdGFydF9vZmZzZXQYASABKARIAIgBARIjChZzdGFydF90aW1lc3RhbXBfbWlsbGlzGAIgASgDSAGIAQESKAoLc3RhcnRfbm9uY2UYAyABKAsyEy5rbHN0b3JlLnYxLlVpbnQxMjhCDwoNX3N0YXJ0X29mZnNldEIZChdfc3RhcnRfdGltZXN0YW1wX21pbGxpcyJMCglSZWFkU3RhdHMSFQoNbGlzdF9yZXF1ZXN0cxgBIAEoDRIUCgxnZXRfcmVxdWVzdHMYAiABKA0SEgoKYnl0ZXNfcmVhZBgDIAEoBCKxAQoLS2V5TWV0YWRhdGESFAoMZmlyc3Rfb2Zmc2V0GAEgASgEEhMKC25leHRfb2Zmc2V0GAIgASgEEicKCm5leHRfbm9uY2UYAyABKAsyEy5rbHN0b3JlLnYxLlVpbnQxMjgSEgoKaXRlbV9jb3VudBgEIAEoBBIcChRtaW5fdGltZXN0YW1wX21pbGxpcxgFIAEoAxIcChRtYXhfdGltZXN0YW1wX21pbGxpcxgGIAEoAyIuChpHZXRLZXlzcGFjZU1ldGFkYXRhUmVxdWVzdBIQCghrZXlzcGFjZRgBIAEoCSJNChtHZXRLZXlzcGFjZU1ldGFkYXRhUmVzcG9uc2USLgoIa2V5c3BhY2UYASABKAsyHC5rbHN0b3JlLnYxLktleXNwYWNlTWV0YWRhdGEiNgoVR2V0S2V5TWV0YWRhdGFSZXF1ZXN0EhAKCGtleXNwYWNlGAEgASgJEgsKA2tleRgCIAEoCSJDChZHZXRLZXlNZXRhZGF0YVJlc3BvbnNlEikKCG1ldGFkYXRhGAEgASgLMhcua2xzdG9yZS52MS5LZXlNZXRhZGF0YSKjAQoPUmVhZFBhZ2VSZXF1ZXN0EhAKCGtleXNwYWNlGAEgASgJEgsKA2tleRgCIAEoCRIgCgVvcmRlchgDIAEoDjIRLmtsc3RvcmUudjEuT3JkZXISEQoJbWF4X2l0ZW1zGAQgASgNEiYKBmZpbHRlchgFIAEoCzIWLmtsc3RvcmUudjEuSXRlbUZpbHRlchIUCgxjb250aW51YXRpb24YBiABKAkijgEKEFJlYWRQYWdlUmVzcG9uc2USEAoIa2V5c3BhY2UYASABKAkSCwoDa2V5GAIgASgJEh8KBWl0ZW1zGAMgAygLMhAua2xzdG9yZS52MS5JdGVtEhQKDGNvbnRpbnVhdGlvbhgEIAEoCRIkCgVzdGF0cxgFIAEoCzIVLmtsc3RvcmUudjEuUmVhZFN0YXRzIsQBChFSZWFkU3RyZWFtUmVxdWVzdBIQCghrZXlzcGFjZRgBIAEoCRILCgNrZXkYAiABKAkSIAoFb3JkZXIYAyABKA4yES5rbHN0b3JlLnYxLk9yZGVyEiYKBmZpbHRlchgEIAEoCzIWLmtsc3RvcmUudjEuSXRlbUZpbHRlchIUCgxjb250aW51YXRpb24YBSABKAkSEQoJcGFnZV9zaXplGAYgASgNEg0KBWxpbWl0GAcgASgEEg4KBmZvbGxvdxgIIAEoCCJLChJSZWFkU3RyZWFtUmVzcG9uc2USHwoFaXRlbXMYASADKAsyEC5rbHN0b3JlLnYxLkl0ZW0SFAoMY29udGludWF0aW9uGAIgASgJKkcKBU9yZGVyEhUKEU9SREVSX1VOU1BFQ0lGSUVEEAASEgoOT1JERVJfRk9SV0FSRFMQARITCg9PUkRFUl9CQUNLV0FSRFMQAjLmAgoNUmVhZGVyU2VydmljZRJmChNHZXRLZXlzcGFjZU1ldGFkYXRhEiYua2xzdG9yZS52MS5HZXRLZXlzcGFjZU1ldGFkYXRhUmVxdWVzdBonLmtsc3RvcmUudjEuR2V0S2V5c3BhY2VNZXRhZGF0YVJlc3BvbnNlElcKDkdldEtleU1ldGFkYXRhEiEua2xzdG9yZS52MS5HZXRLZXlNZXRhZGF0YVJlcXVlc3QaIi5rbHN0b3JlLnYxLkdldEtleU1ldGFkYXRhUmVzcG9uc2USRQoIUmVhZFBhZ2USGy5rbHN0b3JlLnYxLlJlYWRQYWdlUmVxdWVzdBocLmtsc3RvcmUudjEuUmVhZFBhZ2VSZXNwb25zZRJNCgpSZWFkU3RyZWFtEh0ua2xzdG9yZS52MS5SZWFkU3RyZWFtUmVxdWVzdBoeLmtsc3RvcmUudjEuUmVhZFN0cmVhbVJlc3BvbnNlMAFiBnByb3RvMw", [file_klstore_v1_types]);
+  fileDesc("ChdrbHN0b3JlL3YxL3JlYWRlci5wcm90bxIKa2xzdG9yZS52MSKiAQoKSXRlbUZpbHRlchIZCgxzdGFydF9vZmZzZXQYASABKARIAIgBARIjChZzdGFydF90aW1lc3RhbXBfbWlsbGlzGAIgASgDSAGIAQESKAoLc3RhcnRfbm9uY2UYAyABKAsyEy5rbHN0b3JlLnYxLlVpbnQxMjhCDwoNX3N0YXJ0X29mZnNldEIZChdfc3RhcnRfdGltZXN0YW1wX21pbGxpcyJMCglSZWFkU3RhdHMSFQoNbGlzdF9yZXF1ZXN0cxgBIAEoDRIUCgxnZXRfcmVxdWVzdHMYAiABKA0SEgoKYnl0ZXNfcmVhZBgDIAEoBCKxAQoLS2V5TWV0YWRhdGESFAoMZmlyc3Rfb2Zmc2V0GAEgASgEEhMKC25leHRfb2Zmc2V0GAIgASgEEicKCm5leHRfbm9uY2UYAyABKAsyEy5rbHN0b3JlLnYxLlVpbnQxMjgSEgoKaXRlbV9jb3VudBgEIAEoBBIcChRtaW5fdGltZXN0YW1wX21pbGxpcxgFIAEoAxIcChRtYXhfdGltZXN0YW1wX21pbGxpcxgGIAEoAyIuChpHZXRLZXlzcGFjZU1ldGFkYXRhUmVxdWVzdBIQCghrZXlzcGFjZRgBIAEoCSJNChtHZXRLZXlzcGFjZU1ldGFkYXRhUmVzcG9uc2USLgoIa2V5c3BhY2UYASABKAsyHC5rbHN0b3JlLnYxLktleXNwYWNlTWV0YWRhdGEiNgoVR2V0S2V5TWV0YWRhdGFSZXF1ZXN0EhAKCGtleXNwYWNlGAEgASgJEgsKA2tleRgCIAEoCSJDChZHZXRLZXlNZXRhZGF0YVJlc3BvbnNlEikKCG1ldGFkYXRhGAEgASgLMhcua2xzdG9yZS52MS5LZXlNZXRhZGF0YSKjAQoPUmVhZFBhZ2VSZXF1ZXN0EhAKCGtleXNwYWNlGAEgASgJEgsKA2tleRgCIAEoCRIgCgVvcmRlchgDIAEoDjIRLmtsc3RvcmUudjEuT3JkZXISEQoJbWF4X2l0ZW1zGAQgASgNEiYKBmZpbHRlchgFIAEoCzIWLmtsc3RvcmUudjEuSXRlbUZpbHRlchIUCgxjb250aW51YXRpb24YBiABKAkijgEKEFJlYWRQYWdlUmVzcG9uc2USEAoIa2V5c3BhY2UYASABKAkSCwoDa2V5GAIgASgJEh8KBWl0ZW1zGAMgAygLMhAua2xzdG9yZS52MS5JdGVtEhQKDGNvbnRpbnVhdGlvbhgEIAEoCRIkCgVzdGF0cxgFIAEoCzIVLmtsc3RvcmUudjEuUmVhZFN0YXRzIsQBChFSZWFkU3RyZWFtUmVxdWVzdBIQCghrZXlzcGFjZRgBIAEoCRILCgNrZXkYAiABKAkSIAoFb3JkZXIYAyABKA4yES5rbHN0b3JlLnYxLk9yZGVyEiYKBmZpbHRlchgEIAEoCzIWLmtsc3RvcmUudjEuSXRlbUZpbHRlchIUCgxjb250aW51YXRpb24YBSABKAkSEQoJcGFnZV9zaXplGAYgASgNEg0KBWxpbWl0GAcgASgEEg4KBmZvbGxvdxgIIAEoCCJLChJSZWFkU3RyZWFtUmVzcG9uc2USHwoFaXRlbXMYASADKAsyEC5rbHN0b3JlLnYxLkl0ZW0SFAoMY29udGludWF0aW9uGAIgASgJIjgKFFdhdGNoS2V5c3BhY2VSZXF1ZXN0EhAKCGtleXNwYWNlGAEgASgJEg4KBmN1cnNvchgCIAEoCSJyCglLZXlDaGFuZ2USCwoDa2V5GAEgASgJEhMKC25leHRfb2Zmc2V0GAIgASgEEicKCm5leHRfbm9uY2UYAyABKAsyEy5rbHN0b3JlLnYxLlVpbnQxMjgSGgoSY29tbWl0X3RpbWVfbWlsbGlzGAQgASgDIk8KFVdhdGNoS2V5c3BhY2VSZXNwb25zZRImCgdjaGFuZ2VzGAEgAygLMhUua2xzdG9yZS52MS5LZXlDaGFuZ2USDgoGY3Vyc29yGAIgASgJKkcKBU9yZGVyEhUKEU9SREVSX1VOU1BFQ0lGSUVEEAASEgoOT1JERVJfRk9SV0FSRFMQARITCg9PUkRFUl9CQUNLV0FSRFMQAjK+AwoNUmVhZGVyU2VydmljZRJmChNHZXRLZXlzcGFjZU1ldGFkYXRhEiYua2xzdG9yZS52MS5HZXRLZXlzcGFjZU1ldGFkYXRhUmVxdWVzdBonLmtsc3RvcmUudjEuR2V0S2V5c3BhY2VNZXRhZGF0YVJlc3BvbnNlElcKDkdldEtleU1ldGFkYXRhEiEua2xzdG9yZS52MS5HZXRLZXlNZXRhZGF0YVJlcXVlc3QaIi5rbHN0b3JlLnYxLkdldEtleU1ldGFkYXRhUmVzcG9uc2USRQoIUmVhZFBhZ2USGy5rbHN0b3JlLnYxLlJlYWRQYWdlUmVxdWVzdBocLmtsc3RvcmUudjEuUmVhZFBhZ2VSZXNwb25zZRJNCgpSZWFkU3RyZWFtEh0ua2xzdG9yZS52MS5SZWFkU3RyZWFtUmVxdWVzdBoeLmtsc3RvcmUudjEuUmVhZFN0cmVhbVJlc3BvbnNlMAESVgoNV2F0Y2hLZXlzcGFjZRIgLmtsc3RvcmUudjEuV2F0Y2hLZXlzcGFjZVJlcXVlc3QaIS5rbHN0b3JlLnYxLldhdGNoS2V5c3BhY2VSZXNwb25zZTABYgZwcm90bzM", [file_klstore_v1_types]);
 
 /**
  * Where a read starts; every field set must hold for the first item returned. Without a
@@ -446,6 +446,104 @@ export const ReadStreamResponseSchema: GenMessage<ReadStreamResponse> = /*@__PUR
   messageDesc(file_klstore_v1_reader, 10);
 
 /**
+ * WatchKeyspace's request.
+ *
+ * @generated from message klstore.v1.WatchKeyspaceRequest
+ */
+export type WatchKeyspaceRequest = Message<"klstore.v1.WatchKeyspaceRequest"> & {
+  /**
+   * The keyspace to watch.
+   *
+   * @generated from field: string keyspace = 1;
+   */
+  keyspace: string;
+
+  /**
+   * From a previous response: resume right after it. Unset: start from now.
+   *
+   * @generated from field: string cursor = 2;
+   */
+  cursor: string;
+};
+
+/**
+ * Describes the message klstore.v1.WatchKeyspaceRequest.
+ * Use `create(WatchKeyspaceRequestSchema)` to create a new message.
+ */
+export const WatchKeyspaceRequestSchema: GenMessage<WatchKeyspaceRequest> = /*@__PURE__*/
+  messageDesc(file_klstore_v1_reader, 11);
+
+/**
+ * One key's change: it received items.
+ *
+ * @generated from message klstore.v1.KeyChange
+ */
+export type KeyChange = Message<"klstore.v1.KeyChange"> & {
+  /**
+   * The key.
+   *
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * The key's next offset after the change (its items now end just below it).
+   *
+   * @generated from field: uint64 next_offset = 2;
+   */
+  nextOffset: bigint;
+
+  /**
+   * The key's next nonce after the change.
+   *
+   * @generated from field: klstore.v1.Uint128 next_nonce = 3;
+   */
+  nextNonce?: Uint128 | undefined;
+
+  /**
+   * When the change was committed, ms since the epoch (the writer's clock).
+   *
+   * @generated from field: int64 commit_time_millis = 4;
+   */
+  commitTimeMillis: bigint;
+};
+
+/**
+ * Describes the message klstore.v1.KeyChange.
+ * Use `create(KeyChangeSchema)` to create a new message.
+ */
+export const KeyChangeSchema: GenMessage<KeyChange> = /*@__PURE__*/
+  messageDesc(file_klstore_v1_reader, 12);
+
+/**
+ * One message of a WatchKeyspace stream.
+ *
+ * @generated from message klstore.v1.WatchKeyspaceResponse
+ */
+export type WatchKeyspaceResponse = Message<"klstore.v1.WatchKeyspaceResponse"> & {
+  /**
+   * Changes, in commit order per key (never empty).
+   *
+   * @generated from field: repeated klstore.v1.KeyChange changes = 1;
+   */
+  changes: KeyChange[];
+
+  /**
+   * Resumes right after this message's changes, e.g. on a new stream after a disconnect.
+   *
+   * @generated from field: string cursor = 2;
+   */
+  cursor: string;
+};
+
+/**
+ * Describes the message klstore.v1.WatchKeyspaceResponse.
+ * Use `create(WatchKeyspaceResponseSchema)` to create a new message.
+ */
+export const WatchKeyspaceResponseSchema: GenMessage<WatchKeyspaceResponse> = /*@__PURE__*/
+  messageDesc(file_klstore_v1_reader, 13);
+
+/**
  * Which way a read goes.
  *
  * @generated from enum klstore.v1.Order
@@ -537,6 +635,21 @@ export const ReaderService: GenService<{
     methodKind: "server_streaming";
     input: typeof ReadStreamRequestSchema;
     output: typeof ReadStreamResponseSchema;
+  },
+  /**
+   * Every change of every key of a keyspace, as it is committed: from now, or resumed
+   * from a cursor a previous response carried (also on another reader replica, after a
+   * restart). Per key, changes come in commit order; each carries the key's new end. The
+   * stream runs until the client cancels or the deadline passes. NOT_FOUND if the keyspace
+   * does not exist; INVALID_ARGUMENT for a bad cursor; OUT_OF_RANGE when the cursor is
+   * older than the change log's retention (docs/watch.md).
+   *
+   * @generated from rpc klstore.v1.ReaderService.WatchKeyspace
+   */
+  watchKeyspace: {
+    methodKind: "server_streaming";
+    input: typeof WatchKeyspaceRequestSchema;
+    output: typeof WatchKeyspaceResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_klstore_v1_reader, 0);

@@ -19,7 +19,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file klstore/v1/types.proto.
  */
 export const file_klstore_v1_types: GenFile = /*@__PURE__*/
-  fileDesc("ChZrbHN0b3JlL3YxL3R5cGVzLnByb3RvEgprbHN0b3JlLnYxIiQKB1VpbnQxMjgSDAoEaGlnaBgBIAEoBBILCgNsb3cYAiABKAQiagoQS2V5c3BhY2VNZXRhZGF0YRIQCghrZXlzcGFjZRgBIAEoCRIWCg5jcmVhdGVkX21pbGxpcxgCIAEoAxIsCgtjb21wcmVzc2lvbhgDIAEoDjIXLmtsc3RvcmUudjEuQ29tcHJlc3Npb24iYwoESXRlbRIOCgZvZmZzZXQYASABKAQSGAoQdGltZXN0YW1wX21pbGxpcxgCIAEoAxIiCgVub25jZRgDIAEoCzITLmtsc3RvcmUudjEuVWludDEyOBINCgV2YWx1ZRgEIAEoDCJyCglJbnNlcnRpb24SDQoFdmFsdWUYASABKAwSIgoFbm9uY2UYAiABKAsyEy5rbHN0b3JlLnYxLlVpbnQxMjgSHQoQdGltZXN0YW1wX21pbGxpcxgDIAEoA0gAiAEBQhMKEV90aW1lc3RhbXBfbWlsbGlzIskBCgtJdGVtT3V0Y29tZRI0CghhcHBlbmRlZBgBIAEoCzIgLmtsc3RvcmUudjEuSXRlbU91dGNvbWUuQXBwZW5kZWRIABI2CglkdXBsaWNhdGUYAiABKAsyIS5rbHN0b3JlLnYxLkl0ZW1PdXRjb21lLkR1cGxpY2F0ZUgAGjQKCEFwcGVuZGVkEg4KBm9mZnNldBgBIAEoBBIYChB0aW1lc3RhbXBfbWlsbGlzGAIgASgDGgsKCUR1cGxpY2F0ZUIJCgdvdXRjb21lIkAKDFJlcXVlc3RFcnJvchIMCgRjb2RlGAEgASgFEg8KB21lc3NhZ2UYAiABKAkSEQoJcmV0cnlhYmxlGAMgASgIKlYKC0NvbXByZXNzaW9uEhsKF0NPTVBSRVNTSU9OX1VOU1BFQ0lGSUVEEAASFAoQQ09NUFJFU1NJT05fTk9ORRABEhQKEENPTVBSRVNTSU9OX1pTVEQQAmIGcHJvdG8z");
+  fileDesc("ChZrbHN0b3JlL3YxL3R5cGVzLnByb3RvEgprbHN0b3JlLnYxIiQKB1VpbnQxMjgSDAoEaGlnaBgBIAEoBBILCgNsb3cYAiABKAQiYQoJUmV0ZW50aW9uEhsKDm1heF9hZ2VfbWlsbGlzGAEgASgESACIAQESFgoJbWF4X2l0ZW1zGAIgASgESAGIAQFCEQoPX21heF9hZ2VfbWlsbGlzQgwKCl9tYXhfaXRlbXMilAEKEEtleXNwYWNlTWV0YWRhdGESEAoIa2V5c3BhY2UYASABKAkSFgoOY3JlYXRlZF9taWxsaXMYAiABKAMSLAoLY29tcHJlc3Npb24YAyABKA4yFy5rbHN0b3JlLnYxLkNvbXByZXNzaW9uEigKCXJldGVudGlvbhgEIAEoCzIVLmtsc3RvcmUudjEuUmV0ZW50aW9uImMKBEl0ZW0SDgoGb2Zmc2V0GAEgASgEEhgKEHRpbWVzdGFtcF9taWxsaXMYAiABKAMSIgoFbm9uY2UYAyABKAsyEy5rbHN0b3JlLnYxLlVpbnQxMjgSDQoFdmFsdWUYBCABKAwicgoJSW5zZXJ0aW9uEg0KBXZhbHVlGAEgASgMEiIKBW5vbmNlGAIgASgLMhMua2xzdG9yZS52MS5VaW50MTI4Eh0KEHRpbWVzdGFtcF9taWxsaXMYAyABKANIAIgBAUITChFfdGltZXN0YW1wX21pbGxpcyLJAQoLSXRlbU91dGNvbWUSNAoIYXBwZW5kZWQYASABKAsyIC5rbHN0b3JlLnYxLkl0ZW1PdXRjb21lLkFwcGVuZGVkSAASNgoJZHVwbGljYXRlGAIgASgLMiEua2xzdG9yZS52MS5JdGVtT3V0Y29tZS5EdXBsaWNhdGVIABo0CghBcHBlbmRlZBIOCgZvZmZzZXQYASABKAQSGAoQdGltZXN0YW1wX21pbGxpcxgCIAEoAxoLCglEdXBsaWNhdGVCCQoHb3V0Y29tZSJACgxSZXF1ZXN0RXJyb3ISDAoEY29kZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJEhEKCXJldHJ5YWJsZRgDIAEoCCpWCgtDb21wcmVzc2lvbhIbChdDT01QUkVTU0lPTl9VTlNQRUNJRklFRBAAEhQKEENPTVBSRVNTSU9OX05PTkUQARIUChBDT01QUkVTU0lPTl9aU1REEAJiBnByb3RvMw");
 
 /**
  * An unsigned 128-bit integer: value = high * 2^64 + low. Unset means "none".
@@ -50,6 +50,35 @@ export const Uint128Schema: GenMessage<Uint128> = /*@__PURE__*/
   messageDesc(file_klstore_v1_types, 0);
 
 /**
+ * How long a keyspace keeps items: the writers' retention sweep trims each key below the
+ * first item that both rules keep. A rule left unset does not limit.
+ *
+ * @generated from message klstore.v1.Retention
+ */
+export type Retention = Message<"klstore.v1.Retention"> & {
+  /**
+   * Items whose timestamp is older than this many ms are trimmed. At least 1.
+   *
+   * @generated from field: optional uint64 max_age_millis = 1;
+   */
+  maxAgeMillis?: bigint | undefined;
+
+  /**
+   * Only the newest this many items of each key are kept. At least 1.
+   *
+   * @generated from field: optional uint64 max_items = 2;
+   */
+  maxItems?: bigint | undefined;
+};
+
+/**
+ * Describes the message klstore.v1.Retention.
+ * Use `create(RetentionSchema)` to create a new message.
+ */
+export const RetentionSchema: GenMessage<Retention> = /*@__PURE__*/
+  messageDesc(file_klstore_v1_types, 1);
+
+/**
  * A keyspace: a named collection of keys, created explicitly.
  *
  * @generated from message klstore.v1.KeyspaceMetadata
@@ -75,6 +104,13 @@ export type KeyspaceMetadata = Message<"klstore.v1.KeyspaceMetadata"> & {
    * @generated from field: klstore.v1.Compression compression = 3;
    */
   compression: Compression;
+
+  /**
+   * Unset: items are kept until trimmed explicitly.
+   *
+   * @generated from field: klstore.v1.Retention retention = 4;
+   */
+  retention?: Retention | undefined;
 };
 
 /**
@@ -82,7 +118,7 @@ export type KeyspaceMetadata = Message<"klstore.v1.KeyspaceMetadata"> & {
  * Use `create(KeyspaceMetadataSchema)` to create a new message.
  */
 export const KeyspaceMetadataSchema: GenMessage<KeyspaceMetadata> = /*@__PURE__*/
-  messageDesc(file_klstore_v1_types, 1);
+  messageDesc(file_klstore_v1_types, 2);
 
 /**
  * One stored item of a key's list.
@@ -125,7 +161,7 @@ export type Item = Message<"klstore.v1.Item"> & {
  * Use `create(ItemSchema)` to create a new message.
  */
 export const ItemSchema: GenMessage<Item> = /*@__PURE__*/
-  messageDesc(file_klstore_v1_types, 2);
+  messageDesc(file_klstore_v1_types, 3);
 
 /**
  * One item to append.
@@ -162,7 +198,7 @@ export type Insertion = Message<"klstore.v1.Insertion"> & {
  * Use `create(InsertionSchema)` to create a new message.
  */
 export const InsertionSchema: GenMessage<Insertion> = /*@__PURE__*/
-  messageDesc(file_klstore_v1_types, 3);
+  messageDesc(file_klstore_v1_types, 4);
 
 /**
  * What became of one insertion.
@@ -199,7 +235,7 @@ export type ItemOutcome = Message<"klstore.v1.ItemOutcome"> & {
  * Use `create(ItemOutcomeSchema)` to create a new message.
  */
 export const ItemOutcomeSchema: GenMessage<ItemOutcome> = /*@__PURE__*/
-  messageDesc(file_klstore_v1_types, 4);
+  messageDesc(file_klstore_v1_types, 5);
 
 /**
  * The insertion was stored.
@@ -227,7 +263,7 @@ export type ItemOutcome_Appended = Message<"klstore.v1.ItemOutcome.Appended"> & 
  * Use `create(ItemOutcome_AppendedSchema)` to create a new message.
  */
 export const ItemOutcome_AppendedSchema: GenMessage<ItemOutcome_Appended> = /*@__PURE__*/
-  messageDesc(file_klstore_v1_types, 4, 0);
+  messageDesc(file_klstore_v1_types, 5, 0);
 
 /**
  * The insertion's nonce was below the key's next nonce: it was dropped.
@@ -242,7 +278,7 @@ export type ItemOutcome_Duplicate = Message<"klstore.v1.ItemOutcome.Duplicate"> 
  * Use `create(ItemOutcome_DuplicateSchema)` to create a new message.
  */
 export const ItemOutcome_DuplicateSchema: GenMessage<ItemOutcome_Duplicate> = /*@__PURE__*/
-  messageDesc(file_klstore_v1_types, 4, 1);
+  messageDesc(file_klstore_v1_types, 5, 1);
 
 /**
  * A failed request inside a stream (AppendSession), where a gRPC status cannot be used
@@ -279,7 +315,7 @@ export type RequestError = Message<"klstore.v1.RequestError"> & {
  * Use `create(RequestErrorSchema)` to create a new message.
  */
 export const RequestErrorSchema: GenMessage<RequestError> = /*@__PURE__*/
-  messageDesc(file_klstore_v1_types, 5);
+  messageDesc(file_klstore_v1_types, 6);
 
 /**
  * How a keyspace stores its compacted objects.

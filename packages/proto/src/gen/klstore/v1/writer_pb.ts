@@ -9,7 +9,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Compression, Insertion, ItemOutcome, KeyspaceMetadata, RequestError } from "./types_pb.ts";
+import type { Compression, Insertion, ItemOutcome, KeyspaceMetadata, RequestError, Retention } from "./types_pb.ts";
 import { file_klstore_v1_types } from "./types_pb.ts";
 import type { Message, UnknownEnum } from "@bufbuild/protobuf";
 
@@ -17,7 +17,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file klstore/v1/writer.proto.
  */
 export const file_klstore_v1_writer: GenFile = /*@__PURE__*/
-  fileDesc("ChdrbHN0b3JlL3YxL3dyaXRlci5wcm90bxIKa2xzdG9yZS52MSJXChVDcmVhdGVLZXlzcGFjZVJlcXVlc3QSEAoIa2V5c3BhY2UYASABKAkSLAoLY29tcHJlc3Npb24YAiABKA4yFy5rbHN0b3JlLnYxLkNvbXByZXNzaW9uIkgKFkNyZWF0ZUtleXNwYWNlUmVzcG9uc2USLgoIa2V5c3BhY2UYASABKAsyHC5rbHN0b3JlLnYxLktleXNwYWNlTWV0YWRhdGEigAEKDUFwcGVuZFJlcXVlc3QSEAoIa2V5c3BhY2UYASABKAkSCwoDa2V5GAIgASgJEikKCmluc2VydGlvbnMYAyADKAsyFS5rbHN0b3JlLnYxLkluc2VydGlvbhIlCghhY2tfbW9kZRgEIAEoDjITLmtsc3RvcmUudjEuQWNrTW9kZSI7Cg5BcHBlbmRSZXNwb25zZRIpCghvdXRjb21lcxgBIAMoCzIXLmtsc3RvcmUudjEuSXRlbU91dGNvbWUicgoUQXBwZW5kU2Vzc2lvblJlcXVlc3QSEAoIc2VxdWVuY2UYASABKAQSEAoIa2V5c3BhY2UYAiABKAkSCwoDa2V5GAMgASgJEikKCmluc2VydGlvbnMYBCADKAsyFS5rbHN0b3JlLnYxLkluc2VydGlvbiJ9ChVBcHBlbmRTZXNzaW9uUmVzcG9uc2USEAoIc2VxdWVuY2UYASABKAQSKQoIb3V0Y29tZXMYAiADKAsyFy5rbHN0b3JlLnYxLkl0ZW1PdXRjb21lEicKBWVycm9yGAMgASgLMhgua2xzdG9yZS52MS5SZXF1ZXN0RXJyb3IiMAoPRmx1c2hLZXlSZXF1ZXN0EhAKCGtleXNwYWNlGAEgASgJEgsKA2tleRgCIAEoCSISChBGbHVzaEtleVJlc3BvbnNlIhEKD0ZsdXNoQWxsUmVxdWVzdCISChBGbHVzaEFsbFJlc3BvbnNlKlAKB0Fja01vZGUSGAoUQUNLX01PREVfVU5TUEVDSUZJRUQQABIUChBBQ0tfTU9ERV9EVVJBQkxFEAESFQoRQUNLX01PREVfQUNDRVBURUQQAjKRAwoNV3JpdGVyU2VydmljZRJXCg5DcmVhdGVLZXlzcGFjZRIhLmtsc3RvcmUudjEuQ3JlYXRlS2V5c3BhY2VSZXF1ZXN0GiIua2xzdG9yZS52MS5DcmVhdGVLZXlzcGFjZVJlc3BvbnNlEj8KBkFwcGVuZBIZLmtsc3RvcmUudjEuQXBwZW5kUmVxdWVzdBoaLmtsc3RvcmUudjEuQXBwZW5kUmVzcG9uc2USWAoNQXBwZW5kU2Vzc2lvbhIgLmtsc3RvcmUudjEuQXBwZW5kU2Vzc2lvblJlcXVlc3QaIS5rbHN0b3JlLnYxLkFwcGVuZFNlc3Npb25SZXNwb25zZSgBMAESRQoIRmx1c2hLZXkSGy5rbHN0b3JlLnYxLkZsdXNoS2V5UmVxdWVzdBocLmtsc3RvcmUudjEuRmx1c2hLZXlSZXNwb25zZRJFCghGbHVzaEFsbBIbLmtsc3RvcmUudjEuRmx1c2hBbGxSZXF1ZXN0Ghwua2xzdG9yZS52MS5GbHVzaEFsbFJlc3BvbnNlYgZwcm90bzM", [file_klstore_v1_types]);
+  fileDesc("ChdrbHN0b3JlL3YxL3dyaXRlci5wcm90bxIKa2xzdG9yZS52MSKBAQoVQ3JlYXRlS2V5c3BhY2VSZXF1ZXN0EhAKCGtleXNwYWNlGAEgASgJEiwKC2NvbXByZXNzaW9uGAIgASgOMhcua2xzdG9yZS52MS5Db21wcmVzc2lvbhIoCglyZXRlbnRpb24YAyABKAsyFS5rbHN0b3JlLnYxLlJldGVudGlvbiJIChZDcmVhdGVLZXlzcGFjZVJlc3BvbnNlEi4KCGtleXNwYWNlGAEgASgLMhwua2xzdG9yZS52MS5LZXlzcGFjZU1ldGFkYXRhIoABCg1BcHBlbmRSZXF1ZXN0EhAKCGtleXNwYWNlGAEgASgJEgsKA2tleRgCIAEoCRIpCgppbnNlcnRpb25zGAMgAygLMhUua2xzdG9yZS52MS5JbnNlcnRpb24SJQoIYWNrX21vZGUYBCABKA4yEy5rbHN0b3JlLnYxLkFja01vZGUiOwoOQXBwZW5kUmVzcG9uc2USKQoIb3V0Y29tZXMYASADKAsyFy5rbHN0b3JlLnYxLkl0ZW1PdXRjb21lInIKFEFwcGVuZFNlc3Npb25SZXF1ZXN0EhAKCHNlcXVlbmNlGAEgASgEEhAKCGtleXNwYWNlGAIgASgJEgsKA2tleRgDIAEoCRIpCgppbnNlcnRpb25zGAQgAygLMhUua2xzdG9yZS52MS5JbnNlcnRpb24ifQoVQXBwZW5kU2Vzc2lvblJlc3BvbnNlEhAKCHNlcXVlbmNlGAEgASgEEikKCG91dGNvbWVzGAIgAygLMhcua2xzdG9yZS52MS5JdGVtT3V0Y29tZRInCgVlcnJvchgDIAEoCzIYLmtsc3RvcmUudjEuUmVxdWVzdEVycm9yIjAKD0ZsdXNoS2V5UmVxdWVzdBIQCghrZXlzcGFjZRgBIAEoCRILCgNrZXkYAiABKAkiEgoQRmx1c2hLZXlSZXNwb25zZSIRCg9GbHVzaEFsbFJlcXVlc3QiEgoQRmx1c2hBbGxSZXNwb25zZSJDCgtUcmltUmVxdWVzdBIQCghrZXlzcGFjZRgBIAEoCRILCgNrZXkYAiABKAkSFQoNYmVmb3JlX29mZnNldBgDIAEoBCIkCgxUcmltUmVzcG9uc2USFAoMZmlyc3Rfb2Zmc2V0GAEgASgEIlEKE1NldFJldGVudGlvblJlcXVlc3QSEAoIa2V5c3BhY2UYASABKAkSKAoJcmV0ZW50aW9uGAIgASgLMhUua2xzdG9yZS52MS5SZXRlbnRpb24iRgoUU2V0UmV0ZW50aW9uUmVzcG9uc2USLgoIa2V5c3BhY2UYASABKAsyHC5rbHN0b3JlLnYxLktleXNwYWNlTWV0YWRhdGEqUAoHQWNrTW9kZRIYChRBQ0tfTU9ERV9VTlNQRUNJRklFRBAAEhQKEEFDS19NT0RFX0RVUkFCTEUQARIVChFBQ0tfTU9ERV9BQ0NFUFRFRBACMp8ECg1Xcml0ZXJTZXJ2aWNlElcKDkNyZWF0ZUtleXNwYWNlEiEua2xzdG9yZS52MS5DcmVhdGVLZXlzcGFjZVJlcXVlc3QaIi5rbHN0b3JlLnYxLkNyZWF0ZUtleXNwYWNlUmVzcG9uc2USPwoGQXBwZW5kEhkua2xzdG9yZS52MS5BcHBlbmRSZXF1ZXN0Ghoua2xzdG9yZS52MS5BcHBlbmRSZXNwb25zZRJYCg1BcHBlbmRTZXNzaW9uEiAua2xzdG9yZS52MS5BcHBlbmRTZXNzaW9uUmVxdWVzdBohLmtsc3RvcmUudjEuQXBwZW5kU2Vzc2lvblJlc3BvbnNlKAEwARJFCghGbHVzaEtleRIbLmtsc3RvcmUudjEuRmx1c2hLZXlSZXF1ZXN0Ghwua2xzdG9yZS52MS5GbHVzaEtleVJlc3BvbnNlEkUKCEZsdXNoQWxsEhsua2xzdG9yZS52MS5GbHVzaEFsbFJlcXVlc3QaHC5rbHN0b3JlLnYxLkZsdXNoQWxsUmVzcG9uc2USOQoEVHJpbRIXLmtsc3RvcmUudjEuVHJpbVJlcXVlc3QaGC5rbHN0b3JlLnYxLlRyaW1SZXNwb25zZRJRCgxTZXRSZXRlbnRpb24SHy5rbHN0b3JlLnYxLlNldFJldGVudGlvblJlcXVlc3QaIC5rbHN0b3JlLnYxLlNldFJldGVudGlvblJlc3BvbnNlYgZwcm90bzM", [file_klstore_v1_types]);
 
 /**
  * CreateKeyspace's request.
@@ -38,6 +38,13 @@ export type CreateKeyspaceRequest = Message<"klstore.v1.CreateKeyspaceRequest"> 
    * @generated from field: klstore.v1.Compression compression = 2;
    */
   compression: Compression;
+
+  /**
+   * How long items are kept; unset keeps them until trimmed.
+   *
+   * @generated from field: klstore.v1.Retention retention = 3;
+   */
+  retention?: Retention | undefined;
 };
 
 /**
@@ -283,6 +290,112 @@ export const FlushAllResponseSchema: GenMessage<FlushAllResponse> = /*@__PURE__*
   messageDesc(file_klstore_v1_writer, 9);
 
 /**
+ * Trim's request.
+ *
+ * @generated from message klstore.v1.TrimRequest
+ */
+export type TrimRequest = Message<"klstore.v1.TrimRequest"> & {
+  /**
+   * The keyspace.
+   *
+   * @generated from field: string keyspace = 1;
+   */
+  keyspace: string;
+
+  /**
+   * The key.
+   *
+   * @generated from field: string key = 2;
+   */
+  key: string;
+
+  /**
+   * Items below this offset are removed; at most the key's next offset (which removes
+   * every item while keeping the key's next offset and next nonce).
+   *
+   * @generated from field: uint64 before_offset = 3;
+   */
+  beforeOffset: bigint;
+};
+
+/**
+ * Describes the message klstore.v1.TrimRequest.
+ * Use `create(TrimRequestSchema)` to create a new message.
+ */
+export const TrimRequestSchema: GenMessage<TrimRequest> = /*@__PURE__*/
+  messageDesc(file_klstore_v1_writer, 10);
+
+/**
+ * Trim's response.
+ *
+ * @generated from message klstore.v1.TrimResponse
+ */
+export type TrimResponse = Message<"klstore.v1.TrimResponse"> & {
+  /**
+   * The key's first available offset after the trim.
+   *
+   * @generated from field: uint64 first_offset = 1;
+   */
+  firstOffset: bigint;
+};
+
+/**
+ * Describes the message klstore.v1.TrimResponse.
+ * Use `create(TrimResponseSchema)` to create a new message.
+ */
+export const TrimResponseSchema: GenMessage<TrimResponse> = /*@__PURE__*/
+  messageDesc(file_klstore_v1_writer, 11);
+
+/**
+ * SetRetention's request.
+ *
+ * @generated from message klstore.v1.SetRetentionRequest
+ */
+export type SetRetentionRequest = Message<"klstore.v1.SetRetentionRequest"> & {
+  /**
+   * The keyspace.
+   *
+   * @generated from field: string keyspace = 1;
+   */
+  keyspace: string;
+
+  /**
+   * The new retention; unset keeps every item.
+   *
+   * @generated from field: klstore.v1.Retention retention = 2;
+   */
+  retention?: Retention | undefined;
+};
+
+/**
+ * Describes the message klstore.v1.SetRetentionRequest.
+ * Use `create(SetRetentionRequestSchema)` to create a new message.
+ */
+export const SetRetentionRequestSchema: GenMessage<SetRetentionRequest> = /*@__PURE__*/
+  messageDesc(file_klstore_v1_writer, 12);
+
+/**
+ * SetRetention's response.
+ *
+ * @generated from message klstore.v1.SetRetentionResponse
+ */
+export type SetRetentionResponse = Message<"klstore.v1.SetRetentionResponse"> & {
+  /**
+   * The keyspace with its new retention.
+   *
+   * @generated from field: klstore.v1.KeyspaceMetadata keyspace = 1;
+   */
+  keyspace?: KeyspaceMetadata | undefined;
+};
+
+/**
+ * Describes the message klstore.v1.SetRetentionResponse.
+ * Use `create(SetRetentionResponseSchema)` to create a new message.
+ */
+export const SetRetentionResponseSchema: GenMessage<SetRetentionResponse> = /*@__PURE__*/
+  messageDesc(file_klstore_v1_writer, 13);
+
+/**
  * When an append is answered.
  *
  * @generated from enum klstore.v1.AckMode
@@ -391,6 +504,31 @@ export const WriterService: GenService<{
     methodKind: "unary";
     input: typeof FlushAllRequestSchema;
     output: typeof FlushAllResponseSchema;
+  },
+  /**
+   * Removes a key's items below an offset: afterwards the key's first available offset is
+   * exactly before_offset (or stays higher, if the key was trimmed further already), the
+   * storage objects wholly below it are deleted, and offsets and nonces are never reused.
+   * Served by the key's owner, after committing what is pending for the key. Errors:
+   * NOT_FOUND (keyspace), INVALID_ARGUMENT (before_offset beyond the key's next offset).
+   *
+   * @generated from rpc klstore.v1.WriterService.Trim
+   */
+  trim: {
+    methodKind: "unary";
+    input: typeof TrimRequestSchema;
+    output: typeof TrimResponseSchema;
+  },
+  /**
+   * Replaces a keyspace's retention; unset retention keeps every item. Writers apply it
+   * to the keys they own on their retention sweep (docs/operations.md).
+   *
+   * @generated from rpc klstore.v1.WriterService.SetRetention
+   */
+  setRetention: {
+    methodKind: "unary";
+    input: typeof SetRetentionRequestSchema;
+    output: typeof SetRetentionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_klstore_v1_writer, 0);

@@ -1,0 +1,165 @@
+// Reading a keyspace's change log (docs/watch.md). A watcher's position is a cursor:
+// `from`, a time before which every change object was delivered, and `seen`, the highest
+// sequence number delivered per writer among objects named at or after `from`. Each poll
+// lists the objects named from `from` on, delivers those not yet seen, in name order, then
+// moves `from` up to now - LOOKBACK_MILLIS: an object can still appear that far back (its
+// writer's PUT may still be running), and `seen` makes sure it is delivered exactly once.
+// A poll costs one LIST (per 1000 objects of the last LOOKBACK_MILLIS) plus one GET per
+// new object: nothing grows with the keys that did not change.
+
+import { createHash } from "node:crypto";
+import { CursorExpired, InvalidArgument } from "../errors.ts";
+import type { ObjectStore } from "../storage/object-store.ts";
+import {
+  CHANGE_LOG_RETENTION_MILLIS,
+  type ChangeObjectRef,
+  changesFolder,
+  decodeChanges,
+  type KeyChange,
+  LOOKBACK_MILLIS,
+  parseChangeObjectKey,
+  startAfterForMillis,
+} from "./change-log.ts";
+
+export interface WatchCursor {
+  readonly from: bigint;
+  readonly seen: ReadonlyMap<string, number>;
+}
+
+const CURSOR_VERSION = 1;
+
+function keyspaceTag(folder: string): string {
+  return createHash("sha256").update(folder).digest("base64url").slice(0, 11);
+}
+
+export function encodeWatchCursor(folder: string, cursor: WatchCursor): string {
+  const body = JSON.stringify([CURSOR_VERSION, keyspaceTag(folder), cursor.from.toString(), [...cursor.seen]]);
+  return Buffer.from(body).toString("base64url");
+}
+
+export function decodeWatchCursor(folder: string, token: string): WatchCursor {
+  const bad = (reason: string) => new InvalidArgument("cursor", reason);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
+  } catch {
+    throw bad("not a cursor this service issued");
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 4 || parsed[0] !== CURSOR_VERSION) {
+    throw bad("not a cursor this service issued");
+  }
+  const [, tag, from, seen] = parsed as [number, unknown, unknown, unknown];
+  if (tag !== keyspaceTag(folder)) throw bad("cursor belongs to another keyspace");
+  if (typeof from !== "string" || !/^\d+$/.test(from) || !Array.isArray(seen)) throw bad("cursor is damaged");
+  const entries = seen.filter(
+    (e): e is [string, number] => Array.isArray(e) && typeof e[0] === "string" && Number.isSafeInteger(e[1]),
+  );
+  if (entries.length !== seen.length) throw bad("cursor is damaged");
+  return { from: BigInt(from), seen: new Map(entries) };
+}
+
+/** A cursor for "from now on". */
+export function cursorAt(now: bigint): WatchCursor {
+  return { from: now, seen: new Map() };
+}
+
+/**
+ * Given the objects listed from `cursor.from` on (in name order), which to deliver and the
+ * cursor after delivering them. Pure: the reader hub shares one listing among watchers.
+ */
+export function advanceCursor(
+  cursor: WatchCursor,
+  listed: readonly ChangeObjectRef[],
+  now: bigint,
+): { deliver: ChangeObjectRef[]; next: WatchCursor } {
+  const seen = new Map(cursor.seen);
+  const deliver: ChangeObjectRef[] = [];
+  for (const ref of listed) {
+    if (ref.millis < cursor.from) continue;
+    if ((seen.get(ref.writer) ?? -1) >= ref.seq) continue;
+    deliver.push(ref);
+    seen.set(ref.writer, ref.seq);
+  }
+  const lookback = now - BigInt(LOOKBACK_MILLIS);
+  const from = lookback > cursor.from ? lookback : cursor.from;
+  // Only writers with objects from `from` on can still show an object that must be skipped.
+  const recent = new Set(listed.filter((r) => r.millis >= from).map((r) => r.writer));
+  for (const writer of [...seen.keys()]) if (!recent.has(writer)) seen.delete(writer);
+  return { deliver, next: { from, seen } };
+}
+
+/** The change objects of a keyspace named at or after `from`, in name order. */
+export async function listChangeObjects(
+  store: ObjectStore,
+  prefix: string,
+  keyspace: string,
+  from: bigint,
+): Promise<ChangeObjectRef[]> {
+  const folder = changesFolder(prefix, keyspace);
+  const refs: ChangeObjectRef[] = [];
+  let startAfter = startAfterForMillis(folder, from);
+  for (;;) {
+    const page = await store.list(folder, { startAfter });
+    for (const o of page.objects) {
+      const ref = parseChangeObjectKey(folder, o.key);
+      if (ref) refs.push(ref);
+    }
+    const last = page.objects.at(-1);
+    if (!page.truncated || !last) return refs;
+    startAfter = last.key;
+  }
+}
+
+export async function readChangeObject(store: ObjectStore, ref: ChangeObjectRef): Promise<KeyChange[]> {
+  const obj = await store.get(ref.key);
+  // Deleted by the retention sweep since it was listed: its changes are past retention.
+  return obj ? decodeChanges(ref.key, obj.body) : [];
+}
+
+/** Refuses a cursor older than the change log keeps. */
+export function checkCursorAge(cursor: WatchCursor, now: bigint): void {
+  const oldest = now - BigInt(CHANGE_LOG_RETENTION_MILLIS);
+  if (cursor.from < oldest) {
+    throw new CursorExpired(
+      `the cursor is from ${new Date(Number(cursor.from)).toISOString()}, older than the change log keeps (${CHANGE_LOG_RETENTION_MILLIS / 3_600_000} h); watch from now and read the keys' lists to catch up`,
+    );
+  }
+}
+
+/** One poll for one watcher, reading storage itself (direct mode, or a cursor behind the hub). */
+export async function pollChanges(
+  store: ObjectStore,
+  prefix: string,
+  keyspace: string,
+  cursor: WatchCursor,
+  now: bigint,
+): Promise<{ changes: KeyChange[]; next: WatchCursor }> {
+  const listed = await listChangeObjects(store, prefix, keyspace, cursor.from);
+  const { deliver, next } = advanceCursor(cursor, listed, now);
+  const changes: KeyChange[] = [];
+  for (const ref of deliver) changes.push(...(await readChangeObject(store, ref)));
+  return { changes: inCommitOrderPerKey(changes), next };
+}
+
+/**
+ * Orders each key's changes by next offset, keeping the positions the key's changes had:
+ * two writers' objects (a key handed over between shards) can interleave in name order.
+ */
+export function inCommitOrderPerKey(changes: readonly KeyChange[]): KeyChange[] {
+  const byKey = new Map<string, KeyChange[]>();
+  for (const c of changes) {
+    const list = byKey.get(c.key) ?? [];
+    list.push(c);
+    byKey.set(c.key, list);
+  }
+  for (const list of byKey.values())
+    list.sort((a, b) => (a.nextOffset < b.nextOffset ? -1 : a.nextOffset > b.nextOffset ? 1 : 0));
+  const cursors = new Map<string, number>();
+  return changes.map((c) => {
+    const i = cursors.get(c.key) ?? 0;
+    cursors.set(c.key, i + 1);
+    return (byKey.get(c.key) as KeyChange[])[i] as KeyChange;
+  });
+}
+
+export { changesFolder };

@@ -1,0 +1,94 @@
+// WatchKeyspace: the keyspace's changes pushed as they are committed, each message with
+// the cursor that resumes right after it. Messages are written one at a time, waiting for
+// the transport to take each (flow control), so a slow watcher holds at most one message
+// here; its cursor simply falls behind and catches up from storage.
+
+import { once } from "node:events";
+import { create } from "@bufbuild/protobuf";
+import type { ServerWritableStream } from "@grpc/grpc-js";
+import {
+  changesFolder,
+  checkCursorAge,
+  cursorAt,
+  decodeWatchCursor,
+  encodeWatchCursor,
+  type StoreReader,
+} from "@klstore/core";
+import {
+  KeyChangeSchema,
+  toUint128,
+  type WatchKeyspaceRequest,
+  type WatchKeyspaceResponse,
+  WatchKeyspaceResponseSchema,
+} from "@klstore/proto";
+import { type Logger, toServiceError } from "@klstore/service-runtime";
+import type { ReaderMetrics } from "./reader-metrics.ts";
+import type { WatchHub } from "./watch-hub.ts";
+
+/** With nothing to report, a message with no changes still carries the advanced cursor this often. */
+export const WATCH_HEARTBEAT_MILLIS = 30_000;
+
+export interface WatchStreamDeps {
+  readonly reader: StoreReader;
+  readonly hub: WatchHub;
+  readonly logger: Logger;
+  readonly metrics: ReaderMetrics;
+}
+
+export function serveWatch(
+  call: ServerWritableStream<WatchKeyspaceRequest, WatchKeyspaceResponse>,
+  deps: WatchStreamDeps,
+): void {
+  const abort = new AbortController();
+  call.on("cancelled", () => abort.abort());
+  call.on("close", () => abort.abort());
+  const stopCounting = deps.metrics.watching();
+  streamChanges(call, deps, abort.signal).then(
+    () => {
+      stopCounting();
+      if (!abort.signal.aborted) call.end();
+    },
+    (err: unknown) => {
+      stopCounting();
+      if (abort.signal.aborted) return;
+      const error = toServiceError(err);
+      if (error.code === 13) deps.logger.error({ err }, "watch stream failed");
+      call.emit("error", error);
+    },
+  );
+}
+
+async function streamChanges(
+  call: ServerWritableStream<WatchKeyspaceRequest, WatchKeyspaceResponse>,
+  deps: WatchStreamDeps,
+  signal: AbortSignal,
+): Promise<void> {
+  const { reader, hub } = deps;
+  const { keyspace } = call.request;
+  await reader.readKeyspaceMetadata(keyspace); // NOT_FOUND before anything else
+  const folder = changesFolder(reader.prefix, keyspace);
+  const now = BigInt(Date.now());
+  let cursor = call.request.cursor === "" ? cursorAt(now) : decodeWatchCursor(folder, call.request.cursor);
+  checkCursorAge(cursor, now);
+  let lastSent = Date.now();
+  while (!signal.aborted && !hub.closed) {
+    const step = await hub.next(keyspace, cursor, signal);
+    cursor = step.next;
+    if (signal.aborted) return;
+    if (step.changes.length === 0 && Date.now() - lastSent < WATCH_HEARTBEAT_MILLIS) continue;
+    const message = create(WatchKeyspaceResponseSchema, {
+      changes: step.changes.map((c) =>
+        create(KeyChangeSchema, {
+          key: c.key,
+          nextOffset: c.nextOffset,
+          nextNonce: toUint128(c.nextNonce),
+          commitTimeMillis: c.commitMillis,
+        }),
+      ),
+      cursor: encodeWatchCursor(folder, cursor),
+    });
+    deps.metrics.changesServed(step.changes.length);
+    lastSent = Date.now();
+    if (!call.write(message)) await once(call, "drain", { signal }).catch(() => {});
+  }
+}

@@ -1,0 +1,87 @@
+// The retention sweep: every `intervalMillis`, each writer shard applies its keyspaces'
+// retention to the keys it owns (docs/operations.md, "Retention and trim"). Keys are found
+// by listing key folders, so a key nobody writes any more still ages out; each shard
+// trims only the keys the ring gives it, so shards never trim the same key at once.
+
+import { type BatchingStoreWriter, decodeSegment, KeyspaceLayout, type ObjectStore } from "@klstore/core";
+import type { Logger } from "@klstore/service-runtime";
+import type { ShardRing } from "@klstore/sharding";
+import type { WriterMetrics } from "./writer-metrics.ts";
+
+export interface RetentionSweeperDeps {
+  readonly writer: BatchingStoreWriter;
+  readonly store: ObjectStore;
+  readonly prefix: string;
+  readonly ring: ShardRing;
+  readonly self: string;
+  readonly logger: Logger;
+  readonly metrics: WriterMetrics;
+}
+
+export interface SweepSummary {
+  readonly keyspaces: number;
+  readonly keys: number;
+  readonly trimmedKeys: number;
+}
+
+export class RetentionSweeper {
+  private readonly deps: RetentionSweeperDeps;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<SweepSummary> | undefined;
+
+  constructor(deps: RetentionSweeperDeps) {
+    this.deps = deps;
+  }
+
+  start(intervalMillis: number): void {
+    this.timer = setInterval(() => {
+      if (!this.running) void this.sweep().catch((err) => this.deps.logger.warn({ err }, "retention sweep failed"));
+    }, intervalMillis);
+    this.timer.unref();
+  }
+
+  /** One pass over every keyspace with a retention; one at a time. */
+  sweep(): Promise<SweepSummary> {
+    this.running ??= this.sweepOnce().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running?.catch(() => {});
+  }
+
+  private async sweepOnce(): Promise<SweepSummary> {
+    const { writer, store, prefix, ring, self, logger, metrics } = this.deps;
+    let keyspaces = 0;
+    let keys = 0;
+    let trimmedKeys = 0;
+    for (const segment of await store.listFolders(prefix)) {
+      const keyspace = decodeSegment("keyspace", segment);
+      if (keyspace === undefined) continue;
+      const settings = await writer.writer.readKeyspaceSettings(keyspace).catch(() => undefined);
+      if (!settings?.retention) continue;
+      keyspaces++;
+      const folder = new KeyspaceLayout(prefix, keyspace).keysFolder;
+      for (const keySegment of await store.listFolders(folder)) {
+        const key = decodeSegment("key", keySegment);
+        if (key === undefined || ring.ownerOf(keyspace, key).name !== self) continue;
+        keys++;
+        try {
+          const outcome = await writer.applyRetention(keyspace, key);
+          if (outcome && outcome.deletedObjects > 0) {
+            trimmedKeys++;
+            metrics.trimmed("retention", outcome);
+          }
+        } catch (err) {
+          // One key's failure (say, a racing shard-list change) must not stop the sweep.
+          logger.warn({ err, keyspace, key }, "retention of a key failed");
+        }
+      }
+    }
+    logger.debug({ keyspaces, keys, trimmedKeys }, "retention sweep done");
+    return { keyspaces, keys, trimmedKeys };
+  }
+}
