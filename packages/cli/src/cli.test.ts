@@ -2,11 +2,13 @@
 // overlapping nonces, reads both ways with filters and small pages, odd key names, errors.
 
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 
 const main = new URL("./main.ts", import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), "klstore-cli-"));
@@ -118,5 +120,75 @@ describe("klstore CLI (direct mode)", () => {
     assert.equal(read.out, "");
     assert.match(read.err, new RegExp(`corrupt object ks/damaged/${name.replaceAll(".", "\\.")}`));
     assert.equal(read.err.trim().split("\n").length, 1, "one line");
+  });
+
+  it("sets retention and trims a key below an offset", () => {
+    const created = klstore(["keyspace", "create", "kept", "--max-age", "7d", "--max-items", "100"]);
+    assert.equal(created.code, 0, created.err);
+    assert.deepEqual(lines(created.out)[0].retention, { max_age_millis: 604_800_000, max_items: 100 });
+    const changed = lines(klstore(["keyspace", "set-retention", "kept", "--max-items", "3"]).out)[0];
+    assert.deepEqual(changed.retention, { max_items: 3 });
+    assert.deepEqual(lines(klstore(["keyspace", "set-retention", "kept"]).out)[0].retention, undefined);
+    assert.match(klstore(["keyspace", "create", "bad", "--max-age", "soon"]).err, /--max-age must be a duration/);
+
+    klstore(["append", "kept", "k", "a", "b", "c", "d", "e"]);
+    assert.deepEqual(lines(klstore(["trim", "kept", "k", "--before-offset", "3"]).out)[0].first_offset, 3);
+    assert.deepEqual(
+      lines(klstore(["read", "kept", "k"]).out).map((i) => i.value),
+      ["d", "e"],
+    );
+    assert.equal(lines(klstore(["stat", "kept", "k"]).out)[0].first_offset, 3);
+    const beyond = klstore(["trim", "kept", "k", "--before-offset", "9"]);
+    assert.notEqual(beyond.code, 0);
+    assert.match(beyond.err, /beyond the key's next offset 5/);
+  });
+
+  it("watches a keyspace and resumes from a printed cursor", async () => {
+    klstore(["keyspace", "create", "watched"]);
+    const watchFrom = (cursor?: string) => {
+      const args = [main, "--store", `file://${dir}`, "watch", "watched", ...(cursor ? ["--cursor", cursor] : [])];
+      const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      child.stdout.on("data", (d) => {
+        out += d;
+      });
+      return {
+        child,
+        changes: () => lines(out),
+        async stop() {
+          child.kill("SIGINT");
+          const [code] = await once(child, "exit");
+          return code as number;
+        },
+      };
+    };
+    const until = async (ready: () => boolean) => {
+      const deadline = Date.now() + 20_000;
+      while (!ready()) {
+        if (Date.now() > deadline) throw new Error("timed out waiting for watch output");
+        await sleep(50);
+      }
+    };
+    const first = watchFrom();
+    await sleep(2500); // the watcher starts (and takes "now") before the appends
+    klstore(["append", "watched", "x", "1", "2"]);
+    klstore(["append", "watched", "y", "1"]);
+    await until(() => first.changes().length >= 2);
+    assert.equal(await first.stop(), 0, "Ctrl-C ends a watch cleanly");
+    const seen = first.changes();
+    assert.deepEqual(
+      seen.map((c) => `${c.key}:${c.next_offset}`),
+      ["x:2", "y:1"],
+    );
+    klstore(["append", "watched", "x", "3"]); // while nobody watches
+    const resumed = watchFrom(seen.at(-1).cursor);
+    await until(() => resumed.changes().length >= 1);
+    await sleep(500);
+    await resumed.stop();
+    assert.deepEqual(
+      resumed.changes().map((c) => `${c.key}:${c.next_offset}`),
+      ["x:3"],
+      "the change made while nobody watched, once",
+    );
   });
 });

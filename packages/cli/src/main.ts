@@ -8,9 +8,10 @@
 import { readFileSync } from "node:fs";
 import { credentials, status } from "@grpc/grpc-js";
 import { ConfigError } from "@klstore/config";
-import { type Insertion, InvalidArgument, KlstoreError } from "@klstore/core";
+import { type Insertion, InvalidArgument, KlstoreError, type Retention } from "@klstore/core";
 import { Command, InvalidArgumentError, Option } from "commander";
-import type { Backend } from "./backends/backend.ts";
+import parseDuration from "parse-duration";
+import type { Backend, KeyspaceInfo } from "./backends/backend.ts";
 import { directBackend } from "./backends/direct.ts";
 import { remoteBackend } from "./backends/remote.ts";
 import { type DevOptions, runDev } from "./dev.ts";
@@ -87,6 +88,12 @@ async function withBackend<T>(command: Command, fn: (backend: Backend) => Promis
   }
 }
 
+// A reader that went away (`klstore read ... | head`) is how a pipeline says "enough".
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") process.exit(0);
+  throw err;
+});
+
 function print(line: string): Promise<void> {
   return new Promise((resolve, reject) => {
     // Honour backpressure: a slow pipe must not make us buffer every item.
@@ -95,12 +102,41 @@ function print(line: string): Promise<void> {
   });
 }
 
-function keyspaceLine(info: { keyspace: string; createdMillis: bigint; compression: string }): string {
+function keyspaceLine(info: KeyspaceInfo): string {
+  const { maxAgeMillis, maxItems } = info.retention ?? {};
   return JSON.stringify({
     keyspace: info.keyspace,
     created: Number(info.createdMillis),
     compression: info.compression,
+    retention:
+      info.retention &&
+      Object.fromEntries(
+        Object.entries({ max_age_millis: maxAgeMillis, max_items: maxItems })
+          .filter(([, v]) => v !== undefined)
+          .map(([k, v]) => [k, Number(v)]),
+      ),
   });
+}
+
+/** A duration like 7d, 12h, 90m or 1500 (ms). */
+function durationArg(name: string) {
+  return (value: string): bigint => {
+    const millis = parseDuration(value);
+    if (millis === null || !Number.isSafeInteger(millis) || millis < 1) {
+      throw new InvalidArgumentError(`${name} must be a duration such as 7d, 12h, 90m or 1500 (ms)`);
+    }
+    return BigInt(millis);
+  };
+}
+
+interface RetentionOptions {
+  readonly maxAge?: bigint;
+  readonly maxItems?: bigint;
+}
+
+function retentionOf(opts: RetentionOptions): Retention | undefined {
+  if (opts.maxAge === undefined && opts.maxItems === undefined) return undefined;
+  return { maxAgeMillis: opts.maxAge, maxItems: opts.maxItems };
 }
 
 const program = new Command("klstore")
@@ -130,8 +166,20 @@ keyspace
   .addOption(
     new Option("--compression <codec>", "compression of compacted objects").choices(["none", "zstd"]).default("none"),
   )
-  .action(async (name: string, opts: { compression: "none" | "zstd" }, command: Command) => {
-    await print(keyspaceLine(await withBackend(command, (b) => b.createKeyspace(name, opts.compression))));
+  .option("--max-age <duration>", "retention: trim items older than this (7d, 12h, ...)", durationArg("--max-age"))
+  .option("--max-items <n>", "retention: keep only each key's newest n items", bigintArg("--max-items", 1n, U64))
+  .action(async (name: string, opts: { compression: "none" | "zstd" } & RetentionOptions, command: Command) => {
+    const info = await withBackend(command, (b) => b.createKeyspace(name, opts.compression, retentionOf(opts)));
+    await print(keyspaceLine(info));
+  });
+
+keyspace
+  .command("set-retention <keyspace>")
+  .description("replace a keyspace's retention (no option: keep every item)")
+  .option("--max-age <duration>", "trim items older than this (7d, 12h, ...)", durationArg("--max-age"))
+  .option("--max-items <n>", "keep only each key's newest n items", bigintArg("--max-items", 1n, U64))
+  .action(async (name: string, opts: RetentionOptions, command: Command) => {
+    await print(keyspaceLine(await withBackend(command, (b) => b.setRetention(name, retentionOf(opts)))));
   });
 
 keyspace
@@ -234,6 +282,36 @@ program
       });
     },
   );
+
+program
+  .command("trim <keyspace> <key>")
+  .description("remove a key's items below an offset (offsets and nonces are never reused)")
+  .requiredOption("--before-offset <n>", "the key's new first offset", bigintArg("--before-offset", 0n, U64))
+  .action(async (ks: string, key: string, opts: { beforeOffset: bigint }, command: Command) => {
+    const first = await withBackend(command, (b) => b.trim(ks, key, opts.beforeOffset));
+    await print(`{"keyspace":${JSON.stringify(ks)},"key":${JSON.stringify(key)},"first_offset":${first}}`);
+  });
+
+program
+  .command("watch <keyspace>")
+  .description("print every change of the keyspace's keys as it is committed, until Ctrl-C")
+  .option("--cursor <cursor>", "resume right after the line that printed this cursor")
+  .addOption(new Option("--output <format>", "change format").choices(["jsonl", "text"]).default("jsonl"))
+  .action(async (ks: string, opts: { cursor?: string; output: OutputFormat }, command: Command) => {
+    const signal = abortOnStopSignal();
+    await withBackend(command, async (backend) => {
+      for await (const batch of backend.watch(ks, opts.cursor, signal)) {
+        for (const c of batch.changes) {
+          await print(
+            opts.output === "jsonl"
+              ? `{"key":${JSON.stringify(c.key)},"next_offset":${c.nextOffset},"next_nonce":"${c.nextNonce}",` +
+                  `"commit_time":${c.commitMillis},"cursor":"${batch.cursor}"}`
+              : `${c.key}\t${c.nextOffset}\t${new Date(Number(c.commitMillis)).toISOString()}`,
+          );
+        }
+      }
+    });
+  });
 
 program
   .command("stat <keyspace> <key>")

@@ -44,6 +44,7 @@ export async function runServe(role: ServeRole, options: ServeOptions, print: (l
         batching: config.batching,
         sessionMaxInFlight: config.writer.sessionMaxInFlight,
         shutdownGraceMillis: config.writer.shutdownGraceMillis,
+        retentionIntervalMillis: config.writer.retentionIntervalMillis,
         metricsListen: config.writer.metricsListen,
       }),
       logger.child({ shard: name }),

@@ -41,6 +41,7 @@ export interface WriterSettings {
   readonly engine: Partial<WriterConfig>;
   readonly sessionMaxInFlight?: number | undefined;
   readonly shutdownGraceMillis?: number | undefined;
+  readonly retentionIntervalMillis?: number | undefined;
 }
 
 export interface ReaderSettings {
@@ -142,6 +143,7 @@ function readWriter(writer: SectionReader, s3: SectionReader, env: NodeJS.Proces
     }),
     sessionMaxInFlight: writer.integer("session_max_in_flight", 1, 1_000_000),
     shutdownGraceMillis: writer.integer("shutdown_grace_millis", 0, 3_600_000),
+    retentionIntervalMillis: writer.integer("retention_interval_millis", 0, 7 * 24 * 3_600_000),
   };
 }
 

@@ -6,6 +6,7 @@ export {
   cursorAt,
   decodeWatchCursor,
   encodeWatchCursor,
+  expireChangeObjects,
   inCommitOrderPerKey,
   listChangeObjects,
   pollChanges,

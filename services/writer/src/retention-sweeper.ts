@@ -1,9 +1,17 @@
 // The retention sweep: every `intervalMillis`, each writer shard applies its keyspaces'
 // retention to the keys it owns (docs/operations.md, "Retention and trim"). Keys are found
 // by listing key folders, so a key nobody writes any more still ages out; each shard
-// trims only the keys the ring gives it, so shards never trim the same key at once.
+// trims only the keys the ring gives it, so shards never trim the same key at once. The
+// same sweep deletes change-log objects past the change log's retention (docs/watch.md),
+// done for each keyspace by one shard: the owner of the reserved name ".changes".
 
-import { type BatchingStoreWriter, decodeSegment, KeyspaceLayout, type ObjectStore } from "@klstore/core";
+import {
+  type BatchingStoreWriter,
+  decodeSegment,
+  expireChangeObjects,
+  KeyspaceLayout,
+  type ObjectStore,
+} from "@klstore/core";
 import type { Logger } from "@klstore/service-runtime";
 import type { ShardRing } from "@klstore/sharding";
 import type { WriterMetrics } from "./writer-metrics.ts";
@@ -20,6 +28,8 @@ export interface RetentionSweeperDeps {
 
 export interface SweepSummary {
   readonly keyspaces: number;
+  /** Change-log objects deleted as expired. */
+  readonly expiredChanges: number;
   readonly keys: number;
   readonly trimmedKeys: number;
 }
@@ -58,9 +68,16 @@ export class RetentionSweeper {
     let keyspaces = 0;
     let keys = 0;
     let trimmedKeys = 0;
+    let expiredChanges = 0;
     for (const segment of await store.listFolders(prefix)) {
       const keyspace = decodeSegment("keyspace", segment);
       if (keyspace === undefined) continue;
+      if (ring.ownerOf(keyspace, ".changes").name === self) {
+        expiredChanges += await expireChangeObjects(store, prefix, keyspace, BigInt(Date.now())).catch((err) => {
+          logger.warn({ err, keyspace }, "expiring change-log objects failed");
+          return 0;
+        });
+      }
       const settings = await writer.writer.readKeyspaceSettings(keyspace).catch(() => undefined);
       if (!settings?.retention) continue;
       keyspaces++;
@@ -81,7 +98,7 @@ export class RetentionSweeper {
         }
       }
     }
-    logger.debug({ keyspaces, keys, trimmedKeys }, "retention sweep done");
-    return { keyspaces, keys, trimmedKeys };
+    logger.debug({ keyspaces, keys, trimmedKeys, expiredChanges }, "retention sweep done");
+    return { keyspaces, keys, trimmedKeys, expiredChanges };
   }
 }

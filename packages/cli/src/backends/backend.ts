@@ -1,12 +1,19 @@
 // What the CLI's commands need from klstore, whether they reach storage directly (direct.ts)
 // or go through the services (remote.ts): the commands are written once against this.
 
-import type { Insertion, Item, ItemOutcome, KeyMetadata } from "@klstore/core";
+import type { Insertion, Item, ItemOutcome, KeyChange, KeyMetadata, Retention } from "@klstore/core";
 
 export interface KeyspaceInfo {
   readonly keyspace: string;
   readonly createdMillis: bigint;
   readonly compression: "none" | "zstd";
+  readonly retention?: Retention | undefined;
+}
+
+/** One batch of a keyspace's changes and the cursor that resumes after it. */
+export interface WatchBatch {
+  readonly changes: readonly KeyChange[];
+  readonly cursor: string;
 }
 
 export interface ReadItemsOptions {
@@ -22,8 +29,17 @@ export interface ReadItemsOptions {
 }
 
 export interface Backend {
-  createKeyspace(keyspace: string, compression: "none" | "zstd"): Promise<KeyspaceInfo>;
+  createKeyspace(
+    keyspace: string,
+    compression: "none" | "zstd",
+    retention?: Retention | undefined,
+  ): Promise<KeyspaceInfo>;
   keyspace(keyspace: string): Promise<KeyspaceInfo>;
+  setRetention(keyspace: string, retention: Retention | undefined): Promise<KeyspaceInfo>;
+  /** Resolves with the key's first available offset after the trim. */
+  trim(keyspace: string, key: string, beforeOffset: bigint): Promise<bigint>;
+  /** The keyspace's changes from now (or `cursor`) until `signal` aborts. */
+  watch(keyspace: string, cursor: string | undefined, signal: AbortSignal): AsyncIterable<WatchBatch>;
   append(keyspace: string, key: string, insertions: readonly Insertion[]): Promise<ItemOutcome[]>;
   /** Undefined when the key holds no items. */
   keyMetadata(keyspace: string, key: string): Promise<KeyMetadata | undefined>;

@@ -3,8 +3,19 @@
 // writer shards is safe (one of the two is fenced and the command fails cleanly).
 
 import { setTimeout as sleep } from "node:timers/promises";
-import { type Item, openStore, StoreReader, StoreWriter } from "@klstore/core";
-import type { Backend, ReadItemsOptions } from "./backend.ts";
+import {
+  changesFolder,
+  checkCursorAge,
+  cursorAt,
+  decodeWatchCursor,
+  encodeWatchCursor,
+  type Item,
+  openStore,
+  pollChanges,
+  StoreReader,
+  StoreWriter,
+} from "@klstore/core";
+import type { Backend, ReadItemsOptions, WatchBatch } from "./backend.ts";
 
 /** How often `read --follow` looks for new items in direct mode. */
 const FOLLOW_POLL_MILLIS = 250;
@@ -51,15 +62,36 @@ export function directBackend(url: string): Backend {
     }
   }
 
+  /** Polls the change log itself (no reader service): the same cursors as WatchKeyspace. */
+  async function* watch(keyspace: string, from: string | undefined, signal: AbortSignal): AsyncGenerator<WatchBatch> {
+    await reader.readKeyspaceMetadata(keyspace);
+    const folder = changesFolder(prefix, keyspace);
+    const now = BigInt(Date.now());
+    let cursor = from ? decodeWatchCursor(folder, from) : cursorAt(now);
+    checkCursorAge(cursor, now);
+    while (!signal.aborted) {
+      const step = await pollChanges(store, prefix, keyspace, cursor, BigInt(Date.now()));
+      cursor = step.next;
+      if (step.changes.length > 0) yield { changes: step.changes, cursor: encodeWatchCursor(folder, cursor) };
+      await sleep(FOLLOW_POLL_MILLIS, undefined, { signal }).catch(() => {});
+    }
+  }
+
   return {
-    async createKeyspace(keyspace, compression) {
-      const settings = await writerOf().createKeyspace(keyspace, { compression });
-      return { keyspace, createdMillis: settings.createdMillis, compression: settings.compression };
+    async createKeyspace(keyspace, compression, retention) {
+      const settings = await writerOf().createKeyspace(keyspace, { compression, retention });
+      return { keyspace, ...settings };
     },
     async keyspace(keyspace) {
-      const meta = await reader.readKeyspaceMetadata(keyspace);
-      return { keyspace, createdMillis: meta.createdMillis, compression: meta.compression };
+      return reader.readKeyspaceMetadata(keyspace);
     },
+    async setRetention(keyspace, retention) {
+      return { keyspace, ...(await writerOf().setRetention(keyspace, retention)) };
+    },
+    async trim(keyspace, key, beforeOffset) {
+      return (await writerOf().trim(keyspace, key, beforeOffset)).firstOffset;
+    },
+    watch,
     append: (keyspace, key, insertions) => writerOf().appendList(keyspace, key, insertions),
     keyMetadata: (keyspace, key) => reader.readKeyMetadata(keyspace, key),
     items,

@@ -5,7 +5,7 @@
 import type { ChannelCredentials } from "@grpc/grpc-js";
 import { KlstoreClient } from "@klstore/client";
 import { InvalidArgument } from "@klstore/core";
-import { Compression } from "@klstore/proto";
+import { Compression, type KeyspaceMetadata } from "@klstore/proto";
 import type { Backend, KeyspaceInfo } from "./backend.ts";
 
 export interface RemoteOptions {
@@ -15,13 +15,16 @@ export interface RemoteOptions {
   readonly deadlineMillis?: number | undefined;
 }
 
-function keyspaceInfo(message: { keyspace: string; createdMillis: bigint; compression: Compression } | undefined) {
+function keyspaceInfo(message: KeyspaceMetadata | undefined): KeyspaceInfo {
   if (!message) throw new Error("the service answered without keyspace metadata");
   return {
     keyspace: message.keyspace,
     createdMillis: message.createdMillis,
     compression: message.compression === Compression.ZSTD ? "zstd" : "none",
-  } satisfies KeyspaceInfo;
+    retention: message.retention
+      ? { maxAgeMillis: message.retention.maxAgeMillis, maxItems: message.retention.maxItems }
+      : undefined,
+  };
 }
 
 export function remoteBackend(options: RemoteOptions): Backend {
@@ -39,9 +42,21 @@ export function remoteBackend(options: RemoteOptions): Backend {
   const needReader = options.reader ? () => {} : missing("--reader");
 
   return {
-    async createKeyspace(keyspace, compression) {
+    async createKeyspace(keyspace, compression, retention) {
       needWriter();
-      return keyspaceInfo(await client.createKeyspace(keyspace, { compression }));
+      return keyspaceInfo(await client.createKeyspace(keyspace, { compression, retention }));
+    },
+    async setRetention(keyspace, retention) {
+      needWriter();
+      return keyspaceInfo(await client.setRetention(keyspace, retention));
+    },
+    async trim(keyspace, key, beforeOffset) {
+      needWriter();
+      return client.trim(keyspace, key, beforeOffset);
+    },
+    async *watch(keyspace, cursor, signal) {
+      needReader();
+      yield* client.watch(keyspace, { cursor, signal });
     },
     async keyspace(keyspace) {
       needReader();

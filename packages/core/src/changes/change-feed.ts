@@ -163,3 +163,26 @@ export function inCommitOrderPerKey(changes: readonly KeyChange[]): KeyChange[] 
 }
 
 export { changesFolder };
+
+/** Deletes a keyspace's change objects older than the change log keeps; returns how many. */
+export async function expireChangeObjects(
+  store: ObjectStore,
+  prefix: string,
+  keyspace: string,
+  now: bigint,
+): Promise<number> {
+  const folder = changesFolder(prefix, keyspace);
+  const cutoff = now - BigInt(CHANGE_LOG_RETENTION_MILLIS);
+  let deleted = 0;
+  let startAfter = startAfterForMillis(folder, 0n);
+  for (;;) {
+    // Names sort by time, so the expired objects are a prefix of the listing.
+    const page = await store.list(folder, { startAfter });
+    const expired = page.objects.filter((o) => (parseChangeObjectKey(folder, o.key)?.millis ?? cutoff) < cutoff);
+    if (expired.length > 0) await store.delete(expired.map((o) => o.key));
+    deleted += expired.length;
+    const last = page.objects.at(-1);
+    if (!page.truncated || !last || expired.length < page.objects.length) return deleted;
+    startAfter = last.key;
+  }
+}

@@ -1,0 +1,155 @@
+// The keyspace change log: group commit of changes, the watch cursor's exactly-once rules
+// (a late object, a rewritten one, the lookback window), expiry, and cursor validation.
+// Needs: the filesystem, and SeaweedFS when KLSTORE_TEST_S3_ENDPOINT is set.
+
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import {
+  advanceCursor,
+  cursorAt,
+  decodeWatchCursor,
+  encodeWatchCursor,
+  expireChangeObjects,
+  inCommitOrderPerKey,
+  listChangeObjects,
+  pollChanges,
+} from "../src/changes/change-feed.ts";
+import {
+  CHANGE_LOG_RETENTION_MILLIS,
+  ChangeLog,
+  type ChangeObjectRef,
+  changeObjectKey,
+  changesFolder,
+  encodeChanges,
+  LOOKBACK_MILLIS,
+} from "../src/changes/change-log.ts";
+import { InvalidArgument } from "../src/errors.ts";
+import { countingStore, type ObjectStore, StorageStats } from "../src/storage/object-store.ts";
+import { backends } from "./backends.ts";
+
+const ref = (millis: number, writer: string, seq: number): ChangeObjectRef => ({
+  key: `t${millis}_w${writer}_s${seq}`,
+  millis: BigInt(millis),
+  writer,
+  seq,
+});
+
+describe("watch cursor", () => {
+  it("delivers each writer's object once, even when it was written twice or shows up late", () => {
+    const start = cursorAt(1000n);
+    const first = advanceCursor(start, [ref(1000, "a", 0), ref(1005, "b", 0)], 1010n);
+    assert.deepEqual(
+      first.deliver.map((r) => r.key),
+      ["t1000_wa_s0", "t1005_wb_s0"],
+    );
+    // a's next object was rewritten under a later time (its first PUT was slow): both copies
+    // are listed now, and b's late object landed with an earlier time than a's.
+    const listed = [ref(1000, "a", 0), ref(1003, "b", 1), ref(1005, "b", 0), ref(1008, "a", 1), ref(1020, "a", 1)];
+    const second = advanceCursor(first.next, listed, 1030n);
+    assert.deepEqual(
+      second.deliver.map((r) => r.key),
+      ["t1003_wb_s1", "t1008_wa_s1"],
+    );
+    assert.deepEqual(advanceCursor(second.next, listed, 1040n).deliver, [], "nothing twice");
+  });
+
+  it("moves its start up to the lookback window and forgets writers that left it", () => {
+    const now = 100_000n;
+    const { next } = advanceCursor(cursorAt(0n), [ref(10, "old", 3), ref(99_000, "new", 0)], now);
+    assert.equal(next.from, now - BigInt(LOOKBACK_MILLIS));
+    assert.deepEqual([...next.seen], [["new", 0]]);
+    assert.deepEqual(advanceCursor(next, [ref(10, "old", 4)], now).deliver, [], "before the start: skipped");
+  });
+
+  it("round-trips, and refuses a damaged cursor or another keyspace's", () => {
+    const cursor = { from: 123n, seen: new Map([["abc", 7]]) };
+    const token = encodeWatchCursor("ks/.changes/", cursor);
+    assert.deepEqual(decodeWatchCursor("ks/.changes/", token), cursor);
+    assert.throws(() => decodeWatchCursor("other/.changes/", token), /another keyspace/);
+    assert.throws(() => decodeWatchCursor("ks/.changes/", "bm9wZQ"), InvalidArgument);
+    assert.throws(() => decodeWatchCursor("ks/.changes/", `${token}x`), InvalidArgument);
+  });
+
+  it("orders each key's changes by next offset without moving other keys", () => {
+    const c = (key: string, next: number) => ({ key, nextOffset: BigInt(next), nextNonce: 0n, commitMillis: 1n });
+    assert.deepEqual(
+      inCommitOrderPerKey([c("a", 5), c("b", 1), c("a", 3), c("b", 2)]).map((x) => `${x.key}${x.nextOffset}`),
+      ["a3", "b1", "a5", "b2"],
+    );
+  });
+});
+
+for (const backend of backends()) {
+  describe(`change log (${backend.name})`, () => {
+    it("group-commits concurrent changes: fewer PUTs than changes, every change durable once", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        const stats = new StorageStats();
+        const log = new ChangeLog(countingStore(store, stats), prefix, () => BigInt(Date.now()));
+        const changes = Array.from({ length: 60 }, (_, i) => ({
+          key: `k${i % 7}`,
+          nextOffset: BigInt(i + 1),
+          nextNonce: 0n,
+          commitMillis: BigInt(Date.now()),
+        }));
+        await Promise.all(changes.map((c) => log.record("ks", c)));
+        assert.ok(stats.putRequests < changes.length, `${stats.putRequests} PUTs for ${changes.length} changes`);
+        const polled = await pollChanges(store, prefix, "ks", cursorAt(0n), BigInt(Date.now()));
+        assert.deepEqual(
+          polled.changes.map((c) => c.nextOffset),
+          changes.map((c) => c.nextOffset),
+        );
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it("keeps changes whose PUT failed and writes them with the next one", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        let failNext = true;
+        const flaky: ObjectStore = {
+          ...store,
+          async put(key, body, options) {
+            if (failNext) {
+              failNext = false;
+              throw new Error("storage hiccup");
+            }
+            return store.put(key, body, options);
+          },
+        };
+        const log = new ChangeLog(flaky, prefix, () => BigInt(Date.now()));
+        const change = (n: number) => ({ key: "k", nextOffset: BigInt(n), nextNonce: 0n, commitMillis: 1n });
+        await assert.rejects(log.record("ks", change(1)), /storage hiccup/);
+        await log.record("ks", change(2));
+        const polled = await pollChanges(store, prefix, "ks", cursorAt(0n), BigInt(Date.now()));
+        assert.deepEqual(
+          polled.changes.map((c) => c.nextOffset),
+          [1n, 2n],
+        );
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it("expires objects older than the change log keeps, and only those", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        const folder = changesFolder(prefix, "ks");
+        const now = BigInt(Date.now());
+        const old = now - BigInt(CHANGE_LOG_RETENTION_MILLIS) - 1000n;
+        const body = encodeChanges([{ key: "k", nextOffset: 1n, nextNonce: 0n, commitMillis: old }]);
+        for (let i = 0; i < 3; i++)
+          await store.put(changeObjectKey(folder, old + BigInt(i), "00000000000000aa", i), body);
+        await store.put(changeObjectKey(folder, now, "00000000000000aa", 3), body);
+        assert.equal(await expireChangeObjects(store, prefix, "ks", now), 3);
+        assert.deepEqual(
+          (await listChangeObjects(store, prefix, "ks", 0n)).map((r) => r.seq),
+          [3],
+        );
+      } finally {
+        await cleanup();
+      }
+    });
+  });
+}
