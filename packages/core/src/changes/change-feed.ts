@@ -10,6 +10,7 @@
 import { createHash } from "node:crypto";
 import { CursorExpired, InvalidArgument } from "../errors.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
+import { listAll } from "../writer/key-state.ts";
 import {
   CHANGE_LOG_RETENTION_MILLIS,
   type ChangeObjectRef,
@@ -96,18 +97,8 @@ export async function listChangeObjects(
   from: bigint,
 ): Promise<ChangeObjectRef[]> {
   const folder = changesFolder(prefix, keyspace);
-  const refs: ChangeObjectRef[] = [];
-  let startAfter = startAfterForMillis(folder, from);
-  for (;;) {
-    const page = await store.list(folder, { startAfter });
-    for (const o of page.objects) {
-      const ref = parseChangeObjectKey(folder, o.key);
-      if (ref) refs.push(ref);
-    }
-    const last = page.objects.at(-1);
-    if (!page.truncated || !last) return refs;
-    startAfter = last.key;
-  }
+  const listed = await listAll(store, folder, startAfterForMillis(folder, from));
+  return listed.flatMap((o) => parseChangeObjectKey(folder, o.key) ?? []);
 }
 
 export async function readChangeObject(store: ObjectStore, ref: ChangeObjectRef): Promise<KeyChange[]> {
