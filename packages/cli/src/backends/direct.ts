@@ -3,7 +3,7 @@
 // writer shards is safe (one of the two is fenced and the command fails cleanly).
 
 import { setTimeout as sleep } from "node:timers/promises";
-import { type Item, openStore, StoreReader, StoreWriter } from "@klstore/core";
+import { type Item, listKeys, openStore, StoreReader, StoreWriter } from "@klstore/core";
 import type { Backend, ReadItemsOptions } from "./backend.ts";
 
 /** How often `read --follow` looks for new items in direct mode. */
@@ -63,6 +63,7 @@ export function directBackend(url: string): Backend {
     append: (keyspace, key, insertions) => writerOf().appendList(keyspace, key, insertions),
     keyMetadata: (keyspace, key) => reader.readKeyMetadata(keyspace, key),
     items,
+    keys: (keyspace) => listKeys(store, prefix, keyspace),
     async close() {
       await writer?.close();
       await store.close();
