@@ -5,7 +5,7 @@
 
 import { createReadStream } from "node:fs";
 import { createInterface } from "node:readline";
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { type ImportRow, InvalidArgument } from "@klstore/core";
 import { parse as parseCsv } from "csv-parse";
 import { insertionFromFields, parseJsonLine } from "../input.ts";
@@ -23,11 +23,11 @@ export interface RowReading {
 /** Read size: large reads keep a fast disk from being the bottleneck. */
 const READ_CHUNK_BYTES = 1024 * 1024;
 
-async function* fileChunks(path: string, onChunk: (chunk: Buffer) => void): AsyncGenerator<Buffer> {
-  for await (const chunk of createReadStream(path, { highWaterMark: READ_CHUNK_BYTES })) {
-    onChunk(chunk as Buffer);
-    yield chunk as Buffer;
-  }
+/** The file as a stream whose every chunk `onChunk` sees first (a listener, not a copy). */
+function fileStream(path: string, onChunk: (chunk: Buffer) => void): Readable {
+  const stream = createReadStream(path, { highWaterMark: READ_CHUNK_BYTES });
+  stream.on("data", (chunk) => onChunk(chunk as Buffer));
+  return stream;
 }
 
 function keyOf(fields: Record<string, unknown>, keyField: string, where: string): string {
@@ -41,7 +41,7 @@ async function* jsonlRows(
   reading: RowReading,
   onChunk: (chunk: Buffer) => void,
 ): AsyncGenerator<ImportRow> {
-  const input = Readable.from(fileChunks(path, onChunk), { objectMode: false });
+  const input = fileStream(path, onChunk);
   const names = { value: reading.valueField, valueOptional: true };
   let line = 0;
   for await (const text of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) {
@@ -59,7 +59,7 @@ async function* csvRows(
   reading: RowReading,
   onChunk: (chunk: Buffer) => void,
 ): AsyncGenerator<ImportRow> {
-  const parser = Readable.from(fileChunks(path, onChunk), { objectMode: false }).pipe(
+  const parser = fileStream(path, onChunk).pipe(
     parseCsv({
       bom: true,
       info: true,

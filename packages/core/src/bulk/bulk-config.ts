@@ -29,7 +29,7 @@ export interface BulkImportConfig {
 }
 
 export const BULK_IMPORT_DEFAULTS: Omit<BulkImportConfig, "batchBytes" | "batchItems"> = {
-  maxBufferedBytes: 64 * 1024 * 1024,
+  maxBufferedBytes: 256 * 1024 * 1024,
   maxInFlightCommits: 12,
   maxFencedRetries: 8,
   maxRecordOverhead: 0.05,

@@ -66,7 +66,7 @@ export class BulkImporter {
   async open(keyspace: string, source: ImportSource): Promise<ImportJob> {
     if (!IMPORT_ID_PATTERN.test(source.id)) throw new InvalidArgument("import id", "must be a hex sha256");
     await this.writer.keyspaceSettings(keyspace);
-    const progress = await ImportProgress.open(this.writer.store, this.writer.prefix, keyspace, source, {
+    const progress = await ImportProgress.open(this.writer, keyspace, source, {
       maxRecordOverhead: this.config.maxRecordOverhead,
       claimReadConcurrency: this.config.claimReadConcurrency,
     });

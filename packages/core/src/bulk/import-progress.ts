@@ -6,7 +6,7 @@
 
 import { KeyspaceLayout } from "../format/layout.ts";
 import { type ObjectStore, PreconditionFailed } from "../storage/object-store.ts";
-import { readTail } from "../writer/key-state.ts";
+import type { StoreWriter } from "../writer/store-writer.ts";
 import {
   decodeImportRecord,
   decodeMarker,
@@ -50,6 +50,7 @@ export class ImportProgress {
 
   readonly complete: boolean;
   readonly totals: ImportTotals | undefined;
+  private readonly writer: StoreWriter;
   private readonly store: ObjectStore;
   private readonly keyspace: KeyspaceLayout;
   private readonly layout: ImportLayout;
@@ -57,13 +58,14 @@ export class ImportProgress {
   private readonly options: ProgressOptions;
 
   private constructor(
-    store: ObjectStore,
+    writer: StoreWriter,
     keyspace: KeyspaceLayout,
     source: ImportSource,
     loaded: ImportRecord | undefined,
     options: ProgressOptions,
   ) {
-    this.store = store;
+    this.writer = writer;
+    this.store = writer.store;
     this.keyspace = keyspace;
     this.source = source;
     this.options = options;
@@ -75,17 +77,16 @@ export class ImportProgress {
 
   /** Reads the import's record, if an earlier run left one. */
   static async open(
-    store: ObjectStore,
-    prefix: string,
+    writer: StoreWriter,
     keyspace: string,
     source: ImportSource,
     options: ProgressOptions,
   ): Promise<ImportProgress> {
-    const layout = new KeyspaceLayout(prefix, keyspace);
+    const layout = new KeyspaceLayout(writer.prefix, keyspace);
     const recordKey = new ImportLayout(layout, source.id).recordKey;
-    const stored = await store.get(recordKey);
+    const stored = await writer.store.get(recordKey);
     const record = stored ? decodeImportRecord(recordKey, stored.body) : undefined;
-    return new ImportProgress(store, layout, source, record, options);
+    return new ImportProgress(writer, layout, source, record, options);
   }
 
   /** Lines of `key` an earlier run recorded as stored: skipped without being buffered. */
@@ -100,14 +101,14 @@ export class ImportProgress {
    * neither holds nothing of this import; it gets its marker now, before any claim.
    */
   async startKey(key: string): Promise<KeyStart> {
-    const keyLayout = this.keyspace.key(key);
     const known = this.keys.get(key);
     let from: bigint;
     if (known) {
       from = known.nextOffsetAfter;
     } else {
-      const newest = (await readTail(this.store, keyLayout)).chain.at(-1);
-      from = newest ? newest.name.lastOffset + 1n : 0n;
+      // The writer's view of the key's end is at most the truth, and every claim of this run
+      // goes through that writer, so its claims can only be at or after it.
+      from = await this.writer.nextOffset(this.keyspace.keyspace, key);
       const markerKey = this.layout.markerKey(key);
       try {
         await this.store.put(markerKey, encodeMarker(key, from), { ifNoneMatch: true });

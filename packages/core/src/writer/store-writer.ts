@@ -129,6 +129,15 @@ export class StoreWriter {
     });
   }
 
+  /**
+   * The offset the key's next commit will claim, as this writer knows it (read from storage
+   * on a cache miss, then cached for the commits that follow). Never more than the truth.
+   */
+  async nextOffset(keyspace: string, key: string): Promise<bigint> {
+    const layout = new KeyspaceLayout(this.prefix, keyspace).key(key);
+    return this.queue.run(layout.folder, async () => (await this.stateOf(layout)).tail.nextOffset);
+  }
+
   /** The direct writer has nothing pending: every append is durable when it returns. */
   async flushKey(_keyspace: string, _key: string): Promise<void> {}
   async flushAll(): Promise<void> {}
