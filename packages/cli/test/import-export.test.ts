@@ -10,9 +10,11 @@ import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { after, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Item, type ObjectStore, openStore, StoreReader } from "@klstore/core";
+import { freePort } from "../../../e2e/support/processes.ts";
 import { backends } from "../../core/test/backends.ts";
 
 const MAIN = new URL("../src/main.ts", import.meta.url).pathname;
@@ -324,3 +326,33 @@ for (const backend of backends()) {
     });
   });
 }
+
+describe("klstore export in remote mode (klstore dev on a folder)", () => {
+  it("exports named keys through the reader exactly as direct mode does", async () => {
+    const data = mkdtempSync(join(tmpdir(), "klstore-export-remote-"));
+    const url = `file://${data}`;
+    try {
+      assert.equal((await klstore(url, "keyspace", "create", "ks")).code, 0);
+      const lines = ['{"key":"a","value":"x","nonce":"1"}', '{"key":"b","value":"//8=","encoding":"base64"}'];
+      assert.equal((await klstore(url, "import", "ks", file("remote.jsonl", lines.join("\n")))).code, 0);
+      const [writerPort, readerPort] = [await freePort(), await freePort()];
+      const dev = spawn(
+        process.execPath,
+        [MAIN, "dev", "--data", data, "--writer-port", `${writerPort}`, "--reader-port", `${readerPort}`],
+        { stdio: ["ignore", "pipe", "inherit"] },
+      );
+      try {
+        for await (const line of createInterface({ input: dev.stdout })) if (line.startsWith("reader ")) break;
+        const reader = ["--reader", `127.0.0.1:${readerPort}`];
+        const remote = await start([...reader, "export", "ks", "a", "b"]).done;
+        assert.equal(remote.code, 0, remote.err);
+        assert.equal(remote.out, (await klstore(url, "export", "ks")).out);
+      } finally {
+        dev.kill("SIGTERM");
+        await once(dev, "exit");
+      }
+    } finally {
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
+});
