@@ -23,11 +23,16 @@ describe("benchmark smoke run", { skip: !ready && "needs S3, Kafka and Redis (sc
       report,
       /\| 100 B ingest: items\/s at least Kafka's \| 100 B items, 1 key \| [\d,]+% \| 100% \| (yes|no) \|/,
     );
+    assert.match(
+      report,
+      /\| Bulk import: MB\/s at least 80% of raw S3 \| 1024 B values, 10 keys, 2,000 lines, klstore import of a jsonl file \| [\d,]+% \| 80% \| (yes|no) \|/,
+    );
     for (const heading of [
       "## Targets",
       "## Ingest",
       "## Storage cost of ingest",
       "## Seek as a key grows",
+      "## Bulk import",
       "## Append latency",
       "## Worker threads and shards",
       "## Memory",
@@ -49,6 +54,8 @@ describe("benchmark smoke run", { skip: !ready && "needs S3, Kafka and Redis (sc
       "Kafka consumer",
       "Redis XRANGE",
       "Redis XREVRANGE",
+      "klstore import (jsonl file: check pass, then import)",
+      "klstore bulk import engine (rows in memory)",
     ];
     for (const system of systems)
       assert.match(report, new RegExp(`\\| ${system.replace(/[()]/g, "\\$&")} \\| \\d`), system);

@@ -1,41 +1,65 @@
 // Reads insertions from stdin: one UTF-8 value per line (text), or one JSON object per line
 // (jsonl: {"value": "...", "nonce": "123", "timestamp": 1700000000000}, nonce and timestamp
 // optional; "encoding": "base64" marks a binary value, as `read --output jsonl` prints it).
+// `klstore import` reads its lines with the same rules (insertionFromFields).
 
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
 import { type Insertion, InvalidArgument } from "@klstore/core";
 
-function integerField(line: number, field: string, raw: unknown): bigint | undefined {
+/** An integer given as a JSON number (safe range) or a decimal string; absent or null is undefined. */
+function integerField(where: string, field: string, raw: unknown): bigint | undefined {
   if (raw === undefined || raw === null) return undefined;
   if ((typeof raw === "number" && Number.isSafeInteger(raw)) || (typeof raw === "string" && /^-?\d+$/.test(raw))) {
     return BigInt(raw);
   }
   throw new InvalidArgument(
-    `stdin line ${line} ${field}`,
+    `${where} ${field}`,
     `${JSON.stringify(raw)} is not an integer (give large ones as strings)`,
   );
 }
 
-export function parseJsonlInsertion(text: string, line: number): Insertion {
-  let obj: unknown;
-  try {
-    obj = JSON.parse(text);
-  } catch (err) {
-    throw new InvalidArgument(`stdin line ${line}`, `not JSON (${(err as Error).message})`);
+export interface FieldNames {
+  /** Field holding the value; "value" unless renamed. */
+  readonly value?: string;
+  /** A missing value is an empty one (import) rather than an error (append). */
+  readonly valueOptional?: boolean;
+}
+
+/** The insertion a JSON object (or CSV record) describes; `where` names it in errors, e.g. "stdin line 3". */
+export function insertionFromFields(obj: unknown, where: string, names: FieldNames = {}): Insertion {
+  const valueField = names.value ?? "value";
+  if (typeof obj !== "object" || obj === null || Array.isArray(obj)) {
+    throw new InvalidArgument(where, `expected an object with a string ${JSON.stringify(valueField)}`);
   }
-  if (typeof obj !== "object" || obj === null || typeof (obj as { value?: unknown }).value !== "string") {
-    throw new InvalidArgument(`stdin line ${line}`, 'expected an object with a string "value"');
+  const o = obj as Record<string, unknown>;
+  const value = o[valueField] ?? (names.valueOptional ? "" : undefined);
+  if (typeof value !== "string") {
+    throw new InvalidArgument(where, `expected an object with a string ${JSON.stringify(valueField)}`);
   }
-  const o = obj as { value: string; nonce?: unknown; timestamp?: unknown; encoding?: unknown };
-  if (o.encoding !== undefined && o.encoding !== "base64" && o.encoding !== "utf-8") {
-    throw new InvalidArgument(`stdin line ${line} encoding`, `${JSON.stringify(o.encoding)} is not base64 or utf-8`);
+  const encoding = o.encoding;
+  if (encoding !== undefined && encoding !== "base64" && encoding !== "utf-8") {
+    throw new InvalidArgument(`${where} encoding`, `${JSON.stringify(encoding)} is not base64 or utf-8`);
   }
   return {
-    value: Buffer.from(o.value, o.encoding === "base64" ? "base64" : "utf8"),
-    nonce: integerField(line, "nonce", o.nonce),
-    timestamp: integerField(line, "timestamp", o.timestamp),
+    value: Buffer.from(value, encoding === "base64" ? "base64" : "utf8"),
+    nonce: integerField(where, "nonce", o.nonce),
+    timestamp: integerField(where, "timestamp", o.timestamp),
   };
+}
+
+/** Parses one line of JSON text; `where` names it in errors. */
+export function parseJsonLine(text: string, where: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new InvalidArgument(where, `not JSON (${(err as Error).message})`);
+  }
+}
+
+export function parseJsonlInsertion(text: string, line: number): Insertion {
+  const where = `stdin line ${line}`;
+  return insertionFromFields(parseJsonLine(text, where), where);
 }
 
 export async function readInsertions(input: Readable, format: "text" | "jsonl"): Promise<Insertion[]> {

@@ -7,13 +7,15 @@
 
 import { readFileSync } from "node:fs";
 import { credentials, status } from "@grpc/grpc-js";
-import { ConfigError } from "@klstore/config";
+import { ConfigError, loadKlstoreConfig } from "@klstore/config";
 import { type Insertion, InvalidArgument, KlstoreError, type Retention } from "@klstore/core";
 import { Command, InvalidArgumentError, Option } from "commander";
 import parseDuration from "parse-duration";
 import type { Backend, KeyspaceInfo } from "./backends/backend.ts";
 import { directBackend } from "./backends/direct.ts";
 import { remoteBackend } from "./backends/remote.ts";
+import { runExport } from "./bulk/export-command.ts";
+import { type ImportFormat, runImport } from "./bulk/import-command.ts";
 import { type DevOptions, runDev } from "./dev.ts";
 import { readInsertions } from "./input.ts";
 import { runKafkaBridge } from "./kafka-bridge.ts";
@@ -77,6 +79,24 @@ function backendOf(command: Command): Backend {
     credentials: tlsCredentials(opts),
     deadlineMillis: opts.timeout,
   });
+}
+
+/** Import writes objects itself, so it needs the store (--store or a config file), never the services. */
+function importStore(command: Command, configFile: string | undefined) {
+  const opts = command.optsWithGlobals() as GlobalOptions;
+  if (opts.writer !== undefined || opts.reader !== undefined) {
+    throw new InvalidArgument(
+      "--writer/--reader",
+      "import writes large objects straight to storage (through the writers' fencing, so it is safe beside them); give --store URL or --config FILE instead of the services",
+    );
+  }
+  if (configFile === undefined) return { location: opts.store ?? DEFAULT_STORE, writerConfig: undefined };
+  if (command.getOptionValueSourceWithGlobals("store") === "cli") {
+    throw new InvalidArgument("--store", "give either --store or --config, not both");
+  }
+  const config = loadKlstoreConfig({ file: configFile });
+  if (config.store === undefined) throw new ConfigError(`${configFile} names no store ([store] url or [s3])`);
+  return { location: config.store, writerConfig: config.writer.engine };
 }
 
 async function withBackend<T>(command: Command, fn: (backend: Backend) => Promise<T>): Promise<T> {
@@ -327,6 +347,36 @@ program
         `"next_offset":${meta.nextOffset},"next_nonce":"${meta.nextNonce}","item_count":${meta.itemCount},` +
         `"min_timestamp":${meta.minTimestamp},"max_timestamp":${meta.maxTimestamp}}`,
     );
+  });
+
+program
+  .command("import <keyspace> <files...>")
+  .description("bulk-load jsonl or csv files as large objects; rerunning after a crash stores each line once")
+  .addOption(
+    new Option("--format <format>", "input format (default: csv for *.csv, else jsonl)").choices(["jsonl", "csv"]),
+  )
+  .option("--key-column <name>", "field (jsonl) or column (csv) holding the key", "key")
+  .option("--value-column <name>", "field (jsonl) or column (csv) holding the value", "value")
+  .option("--concurrency <n>", "commits in flight across keys", positiveIntArg("--concurrency"))
+  .option("--config <file>", "take the store and writer limits from this config file (docs/operations.md)")
+  .action(
+    async (
+      ks: string,
+      files: string[],
+      opts: { format?: ImportFormat; keyColumn: string; valueColumn: string; concurrency?: number; config?: string },
+      command: Command,
+    ) => {
+      const { location, writerConfig } = importStore(command, opts.config);
+      await runImport(location, ks, { files, ...opts, writerConfig });
+    },
+  );
+
+program
+  .command("export <keyspace> [keys...]")
+  .description("print items as the jsonl import reads: the named keys, else every key of the keyspace")
+  .option("--output <file>", "write to this file instead of stdout")
+  .action(async (ks: string, keys: string[], opts: { output?: string }, command: Command) => {
+    await withBackend(command, (b) => runExport(b, ks, keys, opts));
   });
 
 program

@@ -1,5 +1,11 @@
 // Public surface of @klstore/core: the engines, the storage backends and the format.
 
+export { BULK_IMPORT_DEFAULTS, type BulkImportConfig } from "./bulk/bulk-config.ts";
+export { BulkImporter, checkImportRow, ImportJob, type ImportStats } from "./bulk/bulk-import.ts";
+export { IMPORT_ID_PATTERN, type ImportIdentity, importIdHash } from "./bulk/import-id.ts";
+export type { ImportSource } from "./bulk/import-progress.ts";
+export type { ImportRow } from "./bulk/key-batches.ts";
+export { listKeys } from "./bulk/key-listing.ts";
 export {
   advanceCursor,
   checkCursorAge,

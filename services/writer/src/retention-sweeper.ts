@@ -9,7 +9,7 @@ import {
   type BatchingStoreWriter,
   decodeSegment,
   expireChangeObjects,
-  KeyspaceLayout,
+  listKeys,
   type ObjectStore,
 } from "@klstore/core";
 import type { Logger } from "@klstore/service-runtime";
@@ -81,10 +81,12 @@ export class RetentionSweeper {
       const settings = await writer.writer.readKeyspaceSettings(keyspace).catch(() => undefined);
       if (!settings?.retention) continue;
       keyspaces++;
-      const folder = new KeyspaceLayout(prefix, keyspace).keysFolder;
-      for (const keySegment of await store.listFolders(folder)) {
-        const key = decodeSegment("key", keySegment);
-        if (key === undefined || ring.ownerOf(keyspace, key).name !== self) continue;
+      const keysOfKeyspace = await listKeys(store, prefix, keyspace).catch((err) => {
+        logger.warn({ err, keyspace }, "listing the keys of a keyspace failed");
+        return [];
+      });
+      for (const key of keysOfKeyspace) {
+        if (ring.ownerOf(keyspace, key).name !== self) continue;
         keys++;
         try {
           const outcome = await writer.applyRetention(keyspace, key);

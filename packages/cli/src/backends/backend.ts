@@ -44,5 +44,7 @@ export interface Backend {
   /** Undefined when the key holds no items. */
   keyMetadata(keyspace: string, key: string): Promise<KeyMetadata | undefined>;
   items(keyspace: string, key: string, options: ReadItemsOptions): AsyncIterable<Item>;
+  /** Every key of the keyspace, in byte order (export). */
+  keys(keyspace: string): Promise<string[]>;
   close(): Promise<void>;
 }

@@ -10,6 +10,7 @@ import {
   decodeWatchCursor,
   encodeWatchCursor,
   type Item,
+  listKeys,
   openStore,
   pollChanges,
   StoreReader,
@@ -95,6 +96,7 @@ export function directBackend(url: string): Backend {
     append: (keyspace, key, insertions) => writerOf().appendList(keyspace, key, insertions),
     keyMetadata: (keyspace, key) => reader.readKeyMetadata(keyspace, key),
     items,
+    keys: (keyspace) => listKeys(store, prefix, keyspace),
     async close() {
       await writer?.close();
       await store.close();

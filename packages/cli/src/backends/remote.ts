@@ -93,6 +93,12 @@ export function remoteBackend(options: RemoteOptions): Backend {
         signal: options.signal,
       });
     },
+    async keys() {
+      throw new InvalidArgument(
+        "KEY",
+        "the reader service has no key listing: name the keys to export, or export with --store (direct mode), which lists them from storage",
+      );
+    },
     async close() {
       client.close();
     },

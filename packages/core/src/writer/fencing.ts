@@ -21,28 +21,32 @@ export const WRITER_ID = randomUUID();
 /** How often recovery re-reads a key that keeps changing under it before giving up. */
 const MAX_RECOVERY_ROUNDS = 16;
 
-interface ClaimBody {
+export interface ClaimBody {
   readonly dataKey: string;
   readonly writer: string;
+  /** What the batch is, for whoever needs to find it again (bulk import: docs/bulk.md). */
+  readonly tag?: string;
 }
 
 function encodeClaim(body: ClaimBody): Uint8Array {
   return Buffer.from(JSON.stringify(body));
 }
 
-function decodeClaim(objectKey: string, bytes: Uint8Array): ClaimBody {
+export function decodeClaim(objectKey: string, bytes: Uint8Array): ClaimBody {
   try {
     const body = JSON.parse(Buffer.from(bytes).toString("utf8")) as Partial<ClaimBody>;
-    if (typeof body.dataKey === "string" && typeof body.writer === "string") return body as ClaimBody;
+    const tagOk = body.tag === undefined || typeof body.tag === "string";
+    if (typeof body.dataKey === "string" && typeof body.writer === "string" && tagOk) return body as ClaimBody;
   } catch {
     // reported below
   }
-  throw new CorruptObject(objectKey, "claim body is not {dataKey, writer} JSON");
+  throw new CorruptObject(objectKey, "claim body is not {dataKey, writer, tag?} JSON");
 }
 
 /**
  * Commits one batch: claim, then data. On a lost claim or a sealed data name the batch is
  * not committed and Fenced is thrown; the caller must drop its cached state for the key.
+ * `claimTag`, when given, is stored in the claim so the batch can be recognized later.
  */
 export async function commitBatch(
   store: ObjectStore,
@@ -50,12 +54,13 @@ export async function commitBatch(
   state: KeyState,
   dataKey: string,
   body: Uint8Array,
+  claimTag?: string,
 ): Promise<void> {
   const offset = state.tail.nextOffset;
+  const claim: ClaimBody =
+    claimTag === undefined ? { dataKey, writer: WRITER_ID } : { dataKey, writer: WRITER_ID, tag: claimTag };
   try {
-    await store.put(layout.claimKey(offset, state.claimGeneration), encodeClaim({ dataKey, writer: WRITER_ID }), {
-      ifNoneMatch: true,
-    });
+    await store.put(layout.claimKey(offset, state.claimGeneration), encodeClaim(claim), { ifNoneMatch: true });
     await store.put(dataKey, body, { ifNoneMatch: true });
   } catch (err) {
     if (err instanceof PreconditionFailed) throw new Fenced(layout.keyspaceLayout.keyspace, layout.key, offset);

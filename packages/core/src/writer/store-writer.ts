@@ -141,9 +141,15 @@ export class StoreWriter {
   /**
    * Commits insertions already checked by validateInsertions as one object. The batching
    * writer validates each call on arrival and commits a group of calls through here, so
-   * the group may hold more items than one call is allowed.
+   * the group may hold more items than one call is allowed. `claimTag` is written into the
+   * batch's claim (bulk import finds its batches by it after a crash).
    */
-  async commitValidated(keyspace: string, key: string, insertions: readonly Insertion[]): Promise<ItemOutcome[]> {
+  async commitValidated(
+    keyspace: string,
+    key: string,
+    insertions: readonly Insertion[],
+    options?: { readonly claimTag?: string },
+  ): Promise<ItemOutcome[]> {
     const layout = new KeyspaceLayout(this.prefix, keyspace).key(key);
     const settings = await this.keyspaceSettings(keyspace);
     let change: KeyChange | undefined;
@@ -155,7 +161,7 @@ export class StoreWriter {
       const name = { ...plan.objectName, sizeBytes: BigInt(body.byteLength), compression: "none" as const };
       const dataKey = layout.dataKey(name);
       try {
-        await commitBatch(this.store, layout, state, dataKey, body);
+        await commitBatch(this.store, layout, state, dataKey, body, options?.claimTag);
       } catch (err) {
         // Fenced, or unknown outcome (the claim may exist): storage is the truth from here.
         this.keys.delete(layout.folder);
@@ -236,6 +242,15 @@ export class StoreWriter {
     }
     if (point <= first.firstOffset) return undefined;
     return this.trim(keyspace, key, point);
+  }
+
+  /**
+   * The offset the key's next commit will claim, as this writer knows it (read from storage
+   * on a cache miss, then cached for the commits that follow). Never more than the truth.
+   */
+  async nextOffset(keyspace: string, key: string): Promise<bigint> {
+    const layout = new KeyspaceLayout(this.prefix, keyspace).key(key);
+    return this.queue.run(layout.folder, async () => (await this.stateOf(layout)).tail.nextOffset);
   }
 
   /** The direct writer has nothing pending: every append is durable when it returns. */

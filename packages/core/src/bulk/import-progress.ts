@@ -1,0 +1,191 @@
+// One import's progress in storage (docs/bulk.md): the import record, rewritten as batches
+// commit (group commit: one PUT in flight, the next covers everything finished meanwhile,
+// and no more often than keeps the record a small share of the bytes written), and the
+// per-key markers that bound where a crashed run's batches can be. Together they let a
+// rerun find exactly which lines are stored without reading more than the key's newest claims.
+
+import { KeyspaceLayout } from "../format/layout.ts";
+import { type ObjectStore, PreconditionFailed } from "../storage/object-store.ts";
+import type { StoreWriter } from "../writer/store-writer.ts";
+import {
+  decodeImportRecord,
+  decodeMarker,
+  encodeImportRecord,
+  encodeMarker,
+  ImportLayout,
+  type ImportRecord,
+  type ImportTotals,
+  type KeyProgress,
+} from "./import-record.ts";
+import { findLandedBatch } from "./landed-batches.ts";
+
+export interface ImportSource {
+  /** The import id (import-id.ts). */
+  readonly id: string;
+  /** A name for operators, e.g. the file's path. */
+  readonly name: string;
+  readonly bytes: number;
+}
+
+/** Where a key stands for this run: lines up to `skipThrough` are already stored. */
+export interface KeyStart {
+  readonly skipThrough: number;
+  /** This run's batches of the key will be claimed at or after this offset. */
+  readonly nextOffsetAfter: bigint;
+}
+
+export interface ProgressOptions {
+  /** Record bytes written stay within this share of the value bytes committed. */
+  readonly maxRecordOverhead: number;
+  readonly claimReadConcurrency: number;
+}
+
+export class ImportProgress {
+  private readonly keys: Map<string, KeyProgress>;
+  private dirty = false;
+  private writing: Promise<void> | undefined;
+  private failure: unknown;
+  private bytesSinceWrite = 0;
+  private lastRecordBytes = 0;
+
+  readonly complete: boolean;
+  readonly totals: ImportTotals | undefined;
+  private readonly writer: StoreWriter;
+  private readonly store: ObjectStore;
+  private readonly keyspace: KeyspaceLayout;
+  private readonly layout: ImportLayout;
+  private readonly source: ImportSource;
+  private readonly options: ProgressOptions;
+
+  private constructor(
+    writer: StoreWriter,
+    keyspace: KeyspaceLayout,
+    source: ImportSource,
+    loaded: ImportRecord | undefined,
+    options: ProgressOptions,
+  ) {
+    this.writer = writer;
+    this.store = writer.store;
+    this.keyspace = keyspace;
+    this.source = source;
+    this.options = options;
+    this.layout = new ImportLayout(keyspace, source.id);
+    this.keys = new Map(loaded?.keys ?? []);
+    this.complete = loaded?.complete ?? false;
+    this.totals = loaded?.totals;
+  }
+
+  /** Reads the import's record, if an earlier run left one. */
+  static async open(
+    writer: StoreWriter,
+    keyspace: string,
+    source: ImportSource,
+    options: ProgressOptions,
+  ): Promise<ImportProgress> {
+    const layout = new KeyspaceLayout(writer.prefix, keyspace);
+    const recordKey = new ImportLayout(layout, source.id).recordKey;
+    const stored = await writer.store.get(recordKey);
+    const record = stored ? decodeImportRecord(recordKey, stored.body) : undefined;
+    return new ImportProgress(writer, layout, source, record, options);
+  }
+
+  /** Lines of `key` an earlier run recorded as stored: skipped without being buffered. */
+  linesDone(key: string): number {
+    return this.keys.get(key)?.linesDone ?? 0;
+  }
+
+  /**
+   * Called once per key and run, before the run's first commit to it. A key the record
+   * knows, or whose marker exists, may hold batches a crashed run committed after the
+   * record was last written: its claims from the known offset on say which. A key with
+   * neither holds nothing of this import; it gets its marker now, before any claim.
+   */
+  async startKey(key: string): Promise<KeyStart> {
+    const known = this.keys.get(key);
+    let from: bigint;
+    if (known) {
+      from = known.nextOffsetAfter;
+    } else {
+      // The writer's view of the key's end is at most the truth, and every claim of this run
+      // goes through that writer, so its claims can only be at or after it.
+      from = await this.writer.nextOffset(this.keyspace.keyspace, key);
+      const markerKey = this.layout.markerKey(key);
+      try {
+        await this.store.put(markerKey, encodeMarker(key, from), { ifNoneMatch: true });
+        return { skipThrough: 0, nextOffsetAfter: from };
+      } catch (err) {
+        if (!(err instanceof PreconditionFailed)) throw err;
+        // An earlier run reached this key: its marker has the bound that run's claims respect.
+        const marker = await this.store.get(markerKey);
+        from = marker ? decodeMarker(markerKey, marker.body) : 0n;
+      }
+    }
+    const landed = await this.landedSince(key, from);
+    return {
+      skipThrough: Math.max(known?.linesDone ?? 0, landed?.lastLine ?? 0),
+      nextOffsetAfter: landed && landed.offset + 1n > from ? landed.offset + 1n : from,
+    };
+  }
+
+  /** The newest stored batch of this import in `key` claimed at or after `from`. */
+  landedSince(key: string, from: bigint) {
+    return findLandedBatch(this.store, this.keyspace.key(key), this.source.id, from, this.options.claimReadConcurrency);
+  }
+
+  /** A batch of `key` through line `linesDone` is stored; recorded with the next write. */
+  committed(key: string, linesDone: number, nextOffsetAfter: bigint, valueBytes: number): void {
+    this.keys.set(key, { linesDone, nextOffsetAfter });
+    this.dirty = true;
+    this.bytesSinceWrite += valueBytes;
+    this.writeSoon();
+  }
+
+  /** A failed record write fails the import (a later write would not be any safer). */
+  throwIfFailed(): void {
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  /** Writes what is not yet recorded (after a failure, so a rerun starts as late as possible). */
+  async checkpoint(): Promise<void> {
+    await this.writing;
+    if (this.dirty && this.failure === undefined) await this.write(undefined);
+  }
+
+  /** Every line is stored: the record says so, and a rerun does nothing. */
+  async finish(totals: ImportTotals): Promise<void> {
+    await this.writing;
+    this.throwIfFailed();
+    await this.write(totals);
+  }
+
+  private writeSoon(): void {
+    if (this.writing || !this.dirty || this.failure !== undefined) return;
+    if (this.bytesSinceWrite * this.options.maxRecordOverhead < this.lastRecordBytes) return;
+    this.writing = this.write(undefined).then(
+      () => {
+        this.writing = undefined;
+        this.writeSoon();
+      },
+      (err: unknown) => {
+        this.failure ??= err;
+        this.writing = undefined;
+      },
+    );
+  }
+
+  private async write(totals: ImportTotals | undefined): Promise<void> {
+    this.dirty = false;
+    this.bytesSinceWrite = 0;
+    const body = encodeImportRecord({
+      id: this.source.id,
+      keyspace: this.keyspace.keyspace,
+      source: this.source.name,
+      sourceBytes: this.source.bytes,
+      complete: totals !== undefined,
+      totals,
+      keys: this.keys,
+    });
+    this.lastRecordBytes = body.byteLength;
+    await this.store.put(this.layout.recordKey, body);
+  }
+}

@@ -1,0 +1,331 @@
+// The bulk import engine: rows grouped per key into objects through the writer's fencing,
+// exactly once across a failed run and its rerun (the batch in doubt at the failure is found
+// from its claim tag), beside a live writer of the same key, and key listing for export.
+// Needs: the filesystem, and SeaweedFS when KLSTORE_TEST_S3_ENDPOINT is set.
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { describe, it } from "node:test";
+import { BulkImporter } from "../src/bulk/bulk-import.ts";
+import { ImportLayout } from "../src/bulk/import-record.ts";
+import type { ImportRow } from "../src/bulk/key-batches.ts";
+import { listKeys } from "../src/bulk/key-listing.ts";
+import { Fenced, KeyspaceNotFound, StorageUnavailable } from "../src/errors.ts";
+import { KeyspaceLayout } from "../src/format/layout.ts";
+import type { Item } from "../src/format/records.ts";
+import { StoreReader } from "../src/reader/store-reader.ts";
+import { type ObjectStore, PreconditionFailed } from "../src/storage/object-store.ts";
+import { BatchingStoreWriter } from "../src/writer/batching-writer.ts";
+import { StoreWriter } from "../src/writer/store-writer.ts";
+import { backends } from "./backends.ts";
+
+interface Line {
+  readonly key: string;
+  readonly value: string;
+  readonly nonce?: bigint;
+  readonly timestamp?: bigint;
+}
+
+async function* rowsOf(lines: readonly Line[]): AsyncGenerator<ImportRow> {
+  for (const [i, l] of lines.entries()) {
+    yield {
+      line: i + 1,
+      key: l.key,
+      insertion: { value: Buffer.from(l.value), nonce: l.nonce, timestamp: l.timestamp },
+    };
+  }
+}
+
+/** `count` lines over `keys` keys, interleaved, each value naming its key and line. */
+function interleaved(count: number, keys: number, valueBytes = 40): Line[] {
+  return Array.from({ length: count }, (_, i) => {
+    const key = `k${i % keys}`;
+    return { key, value: `${key}:${i + 1}:`.padEnd(valueBytes, "x") };
+  });
+}
+
+const idOf = (name: string) => createHash("sha256").update(name).digest("hex");
+
+async function readAll(store: ObjectStore, prefix: string, key: string): Promise<Item[]> {
+  const reader = new StoreReader({ store, prefix });
+  const items: Item[] = [];
+  let continuation: string | undefined;
+  do {
+    const page = await reader.readPage("ks", key, { maxSize: 1000, continuation });
+    items.push(...page.items);
+    continuation = page.continuation;
+  } while (continuation);
+  return items;
+}
+
+/** Asserts each key holds exactly its lines' values, once each, in file order, at dense offsets. */
+async function assertStoredOnce(store: ObjectStore, prefix: string, lines: readonly Line[]): Promise<void> {
+  const expected = new Map<string, string[]>();
+  for (const l of lines) expected.set(l.key, [...(expected.get(l.key) ?? []), l.value]);
+  for (const [key, values] of expected) {
+    const items = await readAll(store, prefix, key);
+    assert.deepEqual(
+      items.map((i) => Buffer.from(i.value).toString()),
+      values,
+      `key ${key}: every line once, in order`,
+    );
+    assert.deepEqual(
+      items.map((i) => i.offset),
+      items.map((_, i) => BigInt(i)),
+      `key ${key}: dense offsets`,
+    );
+  }
+}
+
+/**
+ * A store that fails once, at the n-th PUT that matches: `after` writes and then throws
+ * (the answer was lost), `after-retried` writes and then reports what a retried request
+ * would see: the object exists.
+ */
+function failingStore(
+  store: ObjectStore,
+  match: (key: string, body: Uint8Array) => boolean,
+  n: number,
+  mode: "after" | "after-retried",
+): ObjectStore & { readonly failedKey: string | undefined } {
+  let seen = 0;
+  let failedKey: string | undefined;
+  return {
+    description: store.description,
+    get failedKey() {
+      return failedKey;
+    },
+    get: (key) => store.get(key),
+    async put(key, body, options) {
+      if (failedKey !== undefined || !match(key, body) || ++seen < n) return store.put(key, body, options);
+      failedKey = key;
+      await store.put(key, body, options);
+      if (mode === "after") throw new StorageUnavailable(`injected failure after PUT ${key}`);
+      throw new PreconditionFailed(key);
+    },
+    delete: (keys) => store.delete(keys),
+    list: (prefix, options) => store.list(prefix, options),
+    listFolders: (prefix) => store.listFolders(prefix),
+    close: () => store.close(),
+  };
+}
+
+const isData = (key: string, body: Uint8Array) => key.includes("/data_") && body.byteLength > 0;
+const isClaim = (key: string, _body: Uint8Array) => key.includes("/claim_o");
+/** Small objects, so a few hundred lines make many batches per key. */
+const SMALL = { batchBytes: 600, maxInFlightCommits: 4 };
+
+for (const backend of backends()) {
+  describe(`bulk import (${backend.name})`, () => {
+    it("stores every row once per key in file order, keeping nonces and timestamps", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      const writer = new StoreWriter({ store, prefix });
+      try {
+        await writer.createKeyspace("ks");
+        const lines: Line[] = [
+          { key: "a", value: "a1", nonce: 10n, timestamp: 1_700_000_000_000n },
+          { key: "b", value: "b1" },
+          { key: "a", value: "a2", nonce: 11n, timestamp: 1_700_000_000_005n },
+          { key: "a", value: "dup", nonce: 11n }, // below a's next nonce: dropped
+          { key: "b", value: "" },
+          ...interleaved(300, 3).map((l) => ({ ...l, key: `many-${l.key}` })),
+        ];
+        const job = await new BulkImporter(writer, SMALL).open("ks", { id: idOf("basic"), name: "basic", bytes: 0 });
+        const stats = await job.run(rowsOf(lines));
+        assert.equal(stats.lines, lines.length);
+        assert.equal(stats.itemsAppended, lines.length - 1);
+        assert.equal(stats.duplicates, 1);
+        assert.equal(stats.keys, 5);
+        assert.ok(stats.objects > 10, `many objects (${stats.objects}) from ${SMALL.batchBytes}-byte batches`);
+        const a = await readAll(store, prefix, "a");
+        assert.deepEqual(
+          a.map((i) => [Buffer.from(i.value).toString(), i.offset, i.nonce, i.timestamp]),
+          [
+            ["a1", 0n, 10n, 1_700_000_000_000n],
+            ["a2", 1n, 11n, 1_700_000_000_005n],
+          ],
+        );
+        await assertStoredOnce(
+          store,
+          prefix,
+          lines.filter((l) => l.value !== "dup"),
+        );
+
+        const again = await new BulkImporter(writer, SMALL).open("ks", { id: idOf("basic"), name: "basic", bytes: 0 });
+        assert.ok(again.complete, "the record says the import is complete");
+        assert.deepEqual(again.totals, { lines: lines.length, keys: 5 });
+      } finally {
+        await writer.close();
+        await cleanup();
+      }
+    });
+
+    for (const [match, what] of [
+      [isData, "a batch stored whose answer was lost"],
+      [isClaim, "a batch claimed but never written"],
+    ] as const) {
+      it(`a rerun after a failed run stores each line once (${what})`, async () => {
+        const { store, prefix, cleanup } = await backend.open();
+        const lines = interleaved(400, 4);
+        const source = { id: idOf(`rerun-${what}`), name: "rerun", bytes: 0 };
+        try {
+          await new StoreWriter({ store, prefix }).createKeyspace("ks");
+          // The 9th such write is stored but its answer lost: the run fails with that batch in doubt.
+          const faulty = failingStore(store, match, 9, "after");
+          const first = new StoreWriter({ store: faulty, prefix });
+          const job = await new BulkImporter(first, SMALL).open("ks", source);
+          await assert.rejects(job.run(rowsOf(lines)), StorageUnavailable);
+          await first.close();
+          assert.ok(faulty.failedKey && (await store.get(faulty.failedKey)), "the write in doubt was stored");
+
+          const second = new StoreWriter({ store, prefix });
+          const rerun = await new BulkImporter(second, SMALL).open("ks", source);
+          assert.equal(rerun.complete, false);
+          const stats = await rerun.run(rowsOf(lines));
+          await second.close();
+          assert.ok(stats.alreadyImported > 0, "the rerun skipped what the first run stored");
+          assert.equal(stats.itemsAppended + stats.alreadyImported, lines.length);
+          await assertStoredOnce(store, prefix, lines);
+        } finally {
+          await cleanup();
+        }
+      });
+    }
+
+    it("a retried write that finds its own batch stored does not send it again", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      const lines = interleaved(300, 3);
+      try {
+        await new StoreWriter({ store, prefix }).createKeyspace("ks");
+        // The 5th data write lands, but the writer is told the object exists: Fenced.
+        const faulty = failingStore(store, isData, 5, "after-retried");
+        const writer = new StoreWriter({ store: faulty, prefix });
+        const job = await new BulkImporter(writer, SMALL).open("ks", { id: idOf("retried"), name: "r", bytes: 0 });
+        const stats = await job.run(rowsOf(lines));
+        await writer.close();
+        assert.ok(faulty.failedKey, "the lost answer was injected");
+        assert.equal(stats.itemsAppended, lines.length);
+        await assertStoredOnce(store, prefix, lines);
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it("imports beside a live writer of the same key: both sides' items once, offsets dense", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      let lostClaims = 0;
+      const counting: ObjectStore = {
+        description: store.description,
+        get: (key) => store.get(key),
+        list: (p, o) => store.list(p, o),
+        listFolders: (p) => store.listFolders(p),
+        delete: (keys) => store.delete(keys),
+        close: () => store.close(),
+        async put(key, body, options) {
+          try {
+            await store.put(key, body, options);
+          } catch (err) {
+            if (err instanceof PreconditionFailed && isClaim(key, body)) lostClaims++;
+            throw err;
+          }
+        },
+      };
+      const live = new BatchingStoreWriter({ store: counting, prefix, batching: { batchFlushIntervalMillis: 0 } });
+      const writer = new StoreWriter({ store: counting, prefix });
+      try {
+        await writer.createKeyspace("ks");
+        const lines = Array.from({ length: 400 }, (_, i) => ({ key: "shared", value: `import-${i}`.padEnd(60, "i") }));
+        const liveValues = Array.from({ length: 60 }, (_, i) => `live-${i}`);
+        let liveAcked = 0;
+        let liveHalfway: () => void = () => {};
+        const halfway = new Promise<void>((resolve) => {
+          liveHalfway = resolve;
+        });
+        const appendLive = async () => {
+          for (const value of liveValues) {
+            for (;;) {
+              try {
+                await live.appendList("ks", "shared", [{ value: Buffer.from(value) }]);
+                if (++liveAcked === liveValues.length / 2) liveHalfway();
+                break;
+              } catch (err) {
+                if (!(err instanceof Fenced)) throw err; // nothing was stored: sending it again is safe
+              }
+            }
+          }
+        };
+        // The import's second half waits for half the live items, so the two sides' commits
+        // interleave and the importer's cached view of the key is stale at least once.
+        async function* rows(): AsyncGenerator<ImportRow> {
+          for await (const row of rowsOf(lines)) {
+            if (row.line === lines.length / 2 + 1) await halfway;
+            yield row;
+          }
+        }
+        const job = await new BulkImporter(writer, { ...SMALL, maxFencedRetries: 100 }).open("ks", {
+          id: idOf("live"),
+          name: "live",
+          bytes: 0,
+        });
+        const [stats] = await Promise.all([job.run(rows()), appendLive()]);
+        assert.equal(stats.itemsAppended, lines.length);
+        assert.ok(lostClaims > 0, "the two writers collided on a claim at least once");
+        const items = await readAll(store, prefix, "shared");
+        const values = items.map((i) => Buffer.from(i.value).toString());
+        assert.deepEqual(
+          values.filter((v) => v.startsWith("import-")),
+          lines.map((l) => l.value),
+          "imported lines once each, in file order",
+        );
+        assert.deepEqual(
+          values.filter((v) => v.startsWith("live-")),
+          liveValues,
+          "live items once each, in order",
+        );
+        assert.deepEqual(
+          items.map((i) => i.offset),
+          items.map((_, i) => BigInt(i)),
+        );
+      } finally {
+        await live.close();
+        await writer.close();
+        await cleanup();
+      }
+    });
+
+    it("refuses a missing keyspace before writing anything", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      const writer = new StoreWriter({ store, prefix });
+      try {
+        await assert.rejects(
+          new BulkImporter(writer).open("nope", { id: idOf("x"), name: "x", bytes: 0 }),
+          KeyspaceNotFound,
+        );
+      } finally {
+        await writer.close();
+        await cleanup();
+      }
+    });
+
+    it("lists a keyspace's keys in byte order, leaving out the import folder", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      const writer = new StoreWriter({ store, prefix });
+      try {
+        await writer.createKeyspace("ks");
+        const keys = ["b", "a b", "ü", "a", ".hidden", "Z", "a%"];
+        const job = await new BulkImporter(writer).open("ks", { id: idOf("keys"), name: "keys", bytes: 0 });
+        await job.run(rowsOf(keys.map((key) => ({ key, value: key }))));
+        const importFolder = new ImportLayout(new KeyspaceLayout(prefix, "ks"), idOf("keys")).markerFolder;
+        assert.ok((await store.list(importFolder)).objects.length > 0, "the import left its markers");
+        assert.deepEqual(
+          await listKeys(store, prefix, "ks"),
+          [...keys].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y))),
+        );
+        await assert.rejects(listKeys(store, prefix, "nope"), KeyspaceNotFound);
+      } finally {
+        await writer.close();
+        await cleanup();
+      }
+    });
+  });
+}
