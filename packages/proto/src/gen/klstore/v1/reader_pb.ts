@@ -522,7 +522,8 @@ export const KeyChangeSchema: GenMessage<KeyChange> = /*@__PURE__*/
  */
 export type WatchKeyspaceResponse = Message<"klstore.v1.WatchKeyspaceResponse"> & {
   /**
-   * Changes, in commit order per key (never empty).
+   * Changes, in commit order per key. Empty in a heartbeat, sent after 30 s without
+   * changes so that proxies keep the stream open; its cursor is as good as any.
    *
    * @generated from field: repeated klstore.v1.KeyChange changes = 1;
    */
