@@ -56,7 +56,7 @@ export {
   StorageStats,
   type StoredObject,
 } from "./storage/object-store.ts";
-export { S3_DEFAULTS, S3Store, type S3StoreConfig } from "./storage/s3.ts";
+export { S3_DEFAULTS, S3Store, type S3StoreConfig, signPutsWithoutPayloadHash } from "./storage/s3.ts";
 export { openStore, type StoreLocation, s3ConfigFromUrl } from "./storage/store-url.ts";
 export { createCodecPool, InlineCodecPool, type RecordCodecPool, WorkerCodecPool } from "./workers/codec-pool.ts";
 export type { Insertion, ItemOutcome } from "./writer/append-plan.ts";

@@ -7,7 +7,7 @@
 import type { LimitsConfig } from "../config.ts";
 import { Fenced, InvalidArgument } from "../errors.ts";
 import { encodeSegment } from "../format/segments.ts";
-import { validateInsertions } from "../writer/append-plan.ts";
+import { type ItemOutcome, validateInsertions } from "../writer/append-plan.ts";
 import type { StoreWriter } from "../writer/store-writer.ts";
 import { BULK_IMPORT_DEFAULTS, type BulkImportConfig, DEFAULT_BATCH_ITEMS } from "./bulk-config.ts";
 import { IMPORT_ID_PATTERN } from "./import-id.ts";
@@ -242,18 +242,21 @@ export class ImportJob {
           rows.map((r) => r.insertion),
           { claimTag: importClaimTag(this.source.id, lastLine) },
         );
-        let appended = false;
-        outcomes.forEach((outcome, i) => {
+        let lastAppended: bigint | undefined;
+        for (let i = 0; i < outcomes.length; i++) {
+          const outcome = outcomes[i] as ItemOutcome;
           if (outcome.kind === "duplicate") {
             this.stats.duplicates++;
-            return;
+            continue;
           }
-          appended = true;
+          lastAppended = outcome.offset;
           this.stats.itemsAppended++;
           this.stats.valueBytes += (rows[i] as ImportRow).insertion.value.byteLength;
-          lane.nextOffsetAfter = outcome.offset + 1n;
-        });
-        if (appended) this.stats.objects++;
+        }
+        if (lastAppended !== undefined) {
+          lane.nextOffsetAfter = lastAppended + 1n;
+          this.stats.objects++;
+        }
         break;
       } catch (err) {
         if (!(err instanceof Fenced) || attempt >= config.maxFencedRetries) throw err;

@@ -46,6 +46,14 @@ describe("record codec", () => {
     assert.equal(decodeRecords("k", name, bytes)[0]?.nonce, undefined);
   });
 
+  it("splits a nonce wider than 64 bits into its low and high halves", () => {
+    const nonce = (0x0123_4567_89ab_cdefn << 64n) | 0xfedc_ba98_7654_3210n;
+    const bytes = encodeRecords([{ ...(items[0] as Item), nonce }]);
+    const view = new DataView(bytes.buffer);
+    assert.equal(view.getBigUint64(16, true), 0xfedc_ba98_7654_3210n);
+    assert.equal(view.getBigUint64(24, true), 0x0123_4567_89ab_cdefn);
+  });
+
   it("round-trips items", () => {
     const bytes = encodeRecords(items);
     const back = decodeRecords("k", nameFor(bytes.byteLength), bytes);

@@ -27,6 +27,9 @@ export function encodedSize(values: readonly { value: Uint8Array }[]): number {
   return size;
 }
 
+/** The nonce field of a record without a nonce, copied rather than computed per record. */
+const NO_NONCE_FIELD = new Uint8Array(16).fill(0xff);
+
 /** Serializes records into one freshly allocated buffer (one allocation per batch). */
 export function encodeRecords(records: readonly RecordInput[]): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(encodedSize(records));
@@ -35,13 +38,17 @@ export function encodeRecords(records: readonly RecordInput[]): Uint8Array<Array
   for (const r of records) {
     view.setBigUint64(pos, r.offset, true);
     view.setBigInt64(pos + 8, r.timestamp, true);
-    const nonce = r.nonce ?? NO_NONCE;
-    view.setBigUint64(pos + 16, nonce & 0xffff_ffff_ffff_ffffn, true);
-    view.setBigUint64(pos + 24, nonce >> 64n, true);
-    view.setUint32(pos + 32, r.value.byteLength, true);
+    // Most items carry no nonce; splitting U128_MAX into halves would allocate two BigInts.
+    if (r.nonce === undefined || r.nonce === NO_NONCE) out.set(NO_NONCE_FIELD, pos + 16);
+    else {
+      view.setBigUint64(pos + 16, BigInt.asUintN(64, r.nonce), true);
+      view.setBigUint64(pos + 24, r.nonce >> 64n, true);
+    }
+    const length = r.value.byteLength;
+    view.setUint32(pos + 32, length, true);
     out.set(r.value, pos + RECORD_HEADER_BYTES);
-    pos += RECORD_HEADER_BYTES + r.value.byteLength;
-    view.setUint32(pos, RECORD_HEADER_BYTES + r.value.byteLength, true);
+    pos += RECORD_HEADER_BYTES + length;
+    view.setUint32(pos, RECORD_HEADER_BYTES + length, true);
     pos += 4;
   }
   return out;
