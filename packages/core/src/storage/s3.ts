@@ -52,7 +52,8 @@ export const S3_DEFAULTS = {
 /**
  * PUT bodies are signed as UNSIGNED-PAYLOAD (a form every S3 accepts) instead of with their
  * SHA-256: the CRC32C each PUT carries already lets the server reject a corrupted body, and
- * hashing every byte a second time cost about a third of the client's CPU on bulk writes.
+ * hashing every byte a second time cost CPU on every bulk write. CRC32C is no defence against
+ * a deliberate tamperer: untrusted networks need an https endpoint (docs/operations.md).
  */
 export function signPutsWithoutPayloadHash(client: S3Client): void {
   client.middlewareStack.add(
