@@ -16,6 +16,7 @@ export {
   inCommitOrderPerKey,
   listChangeObjects,
   pollChanges,
+  RepeatedChangeFilter,
   readChangeObject,
   type WatchCursor,
 } from "./changes/change-feed.ts";

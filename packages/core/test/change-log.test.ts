@@ -13,6 +13,7 @@ import {
   inCommitOrderPerKey,
   listChangeObjects,
   pollChanges,
+  RepeatedChangeFilter,
 } from "../src/changes/change-feed.ts";
 import {
   CHANGE_LOG_RETENTION_MILLIS,
@@ -25,6 +26,7 @@ import {
 } from "../src/changes/change-log.ts";
 import { InvalidArgument } from "../src/errors.ts";
 import { countingStore, type ObjectStore, StorageStats } from "../src/storage/object-store.ts";
+import { StoreWriter } from "../src/writer/store-writer.ts";
 import { backends } from "./backends.ts";
 
 const ref = (millis: number, writer: string, seq: number): ChangeObjectRef => ({
@@ -77,6 +79,19 @@ describe("watch cursor", () => {
       ["a3", "b1", "a5", "b2"],
     );
   });
+
+  it("drops a change that reports no progress over one delivered before on the stream", () => {
+    const c = (key: string, next: number) => ({ key, nextOffset: BigInt(next), nextNonce: 0n, commitMillis: 1n });
+    const filter = new RepeatedChangeFilter();
+    assert.deepEqual(
+      filter.admit([c("a", 3), c("b", 1), c("a", 3)]).map((x) => `${x.key}${x.nextOffset}`),
+      ["a3", "b1"],
+    );
+    assert.deepEqual(
+      filter.admit([c("b", 1), c("a", 4), c("b", 2)]).map((x) => `${x.key}${x.nextOffset}`),
+      ["a4", "b2"],
+    );
+  });
 });
 
 for (const backend of backends()) {
@@ -127,6 +142,42 @@ for (const backend of backends()) {
           polled.changes.map((c) => c.nextOffset),
           [1n, 2n],
         );
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it("announces a key again when a retried append is all duplicates, so a change lost with a crashed writer still reaches watchers", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        const setup = new StoreWriter({ store, prefix });
+        await setup.createKeyspace("ks");
+        const start = cursorAt(BigInt(Date.now()) - 1000n);
+        // The first writer commits and "crashes" before its change is written: no change log.
+        const crashed = new StoreWriter({ store, prefix, config: { changeLog: false } });
+        const items = [{ value: Buffer.from("x"), nonce: 7n }];
+        await crashed.appendList("ks", "k", items);
+        assert.deepEqual((await pollChanges(store, prefix, "ks", start, BigInt(Date.now()))).changes, []);
+        // The client never heard back, so it retries against the writer that took over.
+        const takeover = new StoreWriter({ store, prefix });
+        const outcomes = await takeover.appendList("ks", "k", items);
+        assert.deepEqual(
+          outcomes.map((o) => o.kind),
+          ["duplicate"],
+        );
+        const polled = await pollChanges(store, prefix, "ks", start, BigInt(Date.now()));
+        assert.deepEqual(
+          polled.changes.map((c) => [c.key, c.nextOffset, c.nextNonce]),
+          [["k", 1n, 8n]],
+        );
+        // An empty append announces nothing.
+        await takeover.appendList("ks", "empty", []);
+        const again = await pollChanges(store, prefix, "ks", start, BigInt(Date.now()));
+        assert.deepEqual(
+          again.changes.map((c) => c.key),
+          ["k"],
+        );
+        await Promise.all([setup.close(), crashed.close(), takeover.close()]);
       } finally {
         await cleanup();
       }

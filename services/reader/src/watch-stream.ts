@@ -12,6 +12,7 @@ import {
   cursorAt,
   decodeWatchCursor,
   encodeWatchCursor,
+  RepeatedChangeFilter,
   type StoreReader,
 } from "@klstore/core";
 import {
@@ -71,13 +72,15 @@ async function streamChanges(
   let cursor = call.request.cursor === "" ? cursorAt(now) : decodeWatchCursor(folder, call.request.cursor);
   checkCursorAge(cursor, now);
   let lastSent = Date.now();
+  const repeats = new RepeatedChangeFilter();
   while (!signal.aborted && !hub.closed) {
     const step = await hub.next(keyspace, cursor, signal);
     cursor = step.next;
     if (signal.aborted) return;
-    if (step.changes.length === 0 && Date.now() - lastSent < WATCH_HEARTBEAT_MILLIS) continue;
+    const changes = repeats.admit(step.changes);
+    if (changes.length === 0 && Date.now() - lastSent < WATCH_HEARTBEAT_MILLIS) continue;
     const message = create(WatchKeyspaceResponseSchema, {
-      changes: step.changes.map((c) =>
+      changes: changes.map((c) =>
         create(KeyChangeSchema, {
           key: c.key,
           nextOffset: c.nextOffset,
@@ -87,7 +90,7 @@ async function streamChanges(
       ),
       cursor: encodeWatchCursor(folder, cursor),
     });
-    deps.metrics.changesServed(step.changes.length);
+    deps.metrics.changesServed(changes.length);
     lastSent = Date.now();
     if (!call.write(message)) await once(call, "drain", { signal }).catch(() => {});
   }

@@ -13,6 +13,7 @@ import {
   listKeys,
   openStore,
   pollChanges,
+  RepeatedChangeFilter,
   StoreReader,
   StoreWriter,
 } from "@klstore/core";
@@ -70,10 +71,12 @@ export function directBackend(url: string): Backend {
     const now = BigInt(Date.now());
     let cursor = from ? decodeWatchCursor(folder, from) : cursorAt(now);
     checkCursorAge(cursor, now);
+    const repeats = new RepeatedChangeFilter();
     while (!signal.aborted) {
       const step = await pollChanges(store, prefix, keyspace, cursor, BigInt(Date.now()));
       cursor = step.next;
-      if (step.changes.length > 0) yield { changes: step.changes, cursor: encodeWatchCursor(folder, cursor) };
+      const changes = repeats.admit(step.changes);
+      if (changes.length > 0) yield { changes, cursor: encodeWatchCursor(folder, cursor) };
       await sleep(FOLLOW_POLL_MILLIS, undefined, { signal }).catch(() => {});
     }
   }

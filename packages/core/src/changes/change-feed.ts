@@ -8,6 +8,7 @@
 // new object: nothing grows with the keys that did not change.
 
 import { createHash } from "node:crypto";
+import { LRUCache } from "lru-cache";
 import { CursorExpired, InvalidArgument } from "../errors.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 import { listAll } from "../writer/key-state.ts";
@@ -154,6 +155,29 @@ export function inCommitOrderPerKey(changes: readonly KeyChange[]): KeyChange[] 
 }
 
 export { changesFolder };
+
+/** Keys whose last delivered next offset a stream remembers, to drop repeats (below). */
+const REPEAT_FILTER_KEYS = 100_000;
+
+/**
+ * Drops a change that reports no progress over one already delivered on the same stream:
+ * a writer announces a key's tail again when a retried append turns out to be all
+ * duplicates (its first attempt's change may have been lost with a crashed writer), and a
+ * watcher that saw the first announcement must not see the same change twice. A repeat can
+ * still reach a watcher that resumed from a cursor in between (docs/watch.md).
+ */
+export class RepeatedChangeFilter {
+  private readonly delivered = new LRUCache<string, bigint>({ max: REPEAT_FILTER_KEYS });
+
+  admit(changes: readonly KeyChange[]): KeyChange[] {
+    return changes.filter((c) => {
+      const last = this.delivered.get(c.key);
+      if (last !== undefined && c.nextOffset <= last) return false;
+      this.delivered.set(c.key, c.nextOffset);
+      return true;
+    });
+  }
+}
 
 /** Deletes a keyspace's change objects older than the change log keeps; returns how many. */
 export async function expireChangeObjects(

@@ -156,7 +156,21 @@ export class StoreWriter {
     const outcomes = await this.queue.run(layout.folder, async () => {
       const state = await this.stateOf(layout);
       const plan = planAppend(state.tail, insertions, this.config.clock());
-      if (!plan.objectName) return plan.outcomes;
+      if (!plan.objectName) {
+        // Every item is a duplicate: most likely a client retrying an append whose outcome it
+        // never learned, perhaps from a writer that crashed after the commit and before its
+        // change reached the change log. Announcing the tail again is what makes sure
+        // watchers hear of that commit; streams drop the repeat (docs/watch.md).
+        if (plan.outcomes.length > 0 && state.tail.nextOffset > 0n) {
+          change = {
+            key,
+            nextOffset: state.tail.nextOffset,
+            nextNonce: state.tail.nextNonce,
+            commitMillis: this.config.clock(),
+          };
+        }
+        return plan.outcomes;
+      }
       const body = await this.codec.encode(plan.records, "none");
       const name = { ...plan.objectName, sizeBytes: BigInt(body.byteLength), compression: "none" as const };
       const dataKey = layout.dataKey(name);
