@@ -235,6 +235,24 @@ for (const backend of backends()) {
       // 4 followers polling alone would poll about 4x as often as the shared poller.
       assert.ok(hub.polls <= elapsed / 50 + 4, `${hub.polls} polls in ${elapsed} ms for 4 followers`);
     });
+    it("streams many pages in both orders, with and without a limit, each item once and in order", async () => {
+      const values = Array.from({ length: 230 }, (_, i) => `v${i}`);
+      for (let i = 0; i < values.length; i += 50) {
+        await client.append(
+          "ks",
+          "paged",
+          values.slice(i, i + 50).map((value) => ({ value })),
+        );
+      }
+      const read = async (options: { order?: "forwards" | "backwards"; limit?: bigint }) =>
+        text(await collect(client.items("ks", "paged", { pageSize: 7, ...options })));
+      assert.deepEqual(await read({}), values);
+      assert.deepEqual(await read({ order: "backwards" }), [...values].reverse());
+      assert.deepEqual(await read({ limit: 30n }), values.slice(0, 30));
+      assert.deepEqual(await read({ limit: 29n }), values.slice(0, 29));
+      assert.deepEqual(await read({ order: "backwards", limit: 15n }), [...values].reverse().slice(0, 15));
+    });
+
     it("receives stream and page messages larger than grpc's 4 MiB default", async () => {
       const big = Array.from({ length: 5 }, (_, i) => ({ value: Buffer.alloc(1024 * 1024 - 64, 0x61 + i) }));
       await client.append("ks", "large", big);

@@ -6,7 +6,7 @@
 import { once } from "node:events";
 import { create } from "@bufbuild/protobuf";
 import type { ServerWritableStream } from "@grpc/grpc-js";
-import { InvalidArgument, type ItemFilter, type IterationOrder, type StoreReader } from "@klstore/core";
+import { InvalidArgument, type ItemFilter, type ItemList, type IterationOrder, type StoreReader } from "@klstore/core";
 import { type ReadStreamRequest, type ReadStreamResponse, ReadStreamResponseSchema } from "@klstore/proto";
 import { type Logger, toServiceError } from "@klstore/service-runtime";
 import type { FollowHub } from "./follow-hub.ts";
@@ -63,6 +63,7 @@ async function streamPages(
   let continuation = request.continuation === "" ? undefined : request.continuation;
   let filter: ItemFilter | undefined = continuation ? undefined : toFilter(request.filter);
   let lastSent: bigint | undefined;
+  let ahead: Promise<ItemList> | undefined;
 
   // Ends cleanly (the client resumes from its last continuation) when the server shuts down.
   while (!signal.aborted && !hub.closed) {
@@ -73,8 +74,23 @@ async function streamPages(
         ? ((await reader.readKeyMetadata(request.keyspace, request.key))?.nextOffset ?? 0n)
         : undefined;
     const maxSize = remaining === undefined ? pageSize : Math.min(pageSize, Number(remaining));
-    const page = await reader.readPage(request.keyspace, request.key, { order, maxSize, filter, continuation });
+    const page = await (ahead ??
+      reader.readPage(request.keyspace, request.key, { order, maxSize, filter, continuation }));
+    ahead = undefined;
     const last = page.items.at(-1);
+    const left = remaining === undefined ? undefined : remaining - BigInt(page.items.length);
+    if (last && page.continuation && (left === undefined || left > 0n)) {
+      // Read the next page while this one is sent: fetching from storage and sending to the
+      // client overlap, and the server holds at most two pages. (Only after a page with
+      // items: before the first item is sent, a follower must note the key's end first.)
+      const nextMax = left === undefined ? pageSize : Math.min(pageSize, Number(left));
+      ahead = reader.readPage(request.keyspace, request.key, {
+        order,
+        maxSize: nextMax,
+        continuation: page.continuation,
+      });
+      ahead.catch(() => {}); // raised when awaited; dropped if the stream ends first
+    }
     if (last) {
       lastSent = last.offset;
       const message = create(ReadStreamResponseSchema, {
