@@ -4,6 +4,8 @@
 // per-key markers that bound where a crashed run's batches can be. Together they let a
 // rerun find exactly which lines are stored without reading more than the key's newest claims.
 
+import { setTimeout as sleep } from "node:timers/promises";
+import { Fenced } from "../errors.ts";
 import { KeyspaceLayout } from "../format/layout.ts";
 import { type ObjectStore, PreconditionFailed } from "../storage/object-store.ts";
 import type { StoreWriter } from "../writer/store-writer.ts";
@@ -17,7 +19,10 @@ import {
   type ImportTotals,
   type KeyProgress,
 } from "./import-record.ts";
-import { findLandedBatch } from "./landed-batches.ts";
+import { findLandedBatch, type LandedBatch } from "./landed-batches.ts";
+
+/** Times the landed-batch search is asked again after a live writer fenced its key recovery. */
+const LANDED_READ_RETRIES = 8;
 
 export interface ImportSource {
   /** The import id (import-id.ts). */
@@ -127,9 +132,27 @@ export class ImportProgress {
     };
   }
 
-  /** The newest stored batch of this import in `key` claimed at or after `from`. */
-  landedSince(key: string, from: bigint) {
-    return findLandedBatch(this.store, this.keyspace.key(key), this.source.id, from, this.options.claimReadConcurrency);
+  /**
+   * The newest stored batch of this import in `key` claimed at or after `from`. Finding it
+   * recovers the key as a writer does, which a live writer committing all the while can
+   * fence; the question is then asked again, never skipped (re-sending a batch that had
+   * landed would store it twice).
+   */
+  async landedSince(key: string, from: bigint): Promise<LandedBatch | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await findLandedBatch(
+          this.store,
+          this.keyspace.key(key),
+          this.source.id,
+          from,
+          this.options.claimReadConcurrency,
+        );
+      } catch (err) {
+        if (!(err instanceof Fenced) || attempt >= LANDED_READ_RETRIES) throw err;
+        await sleep(Math.min(1000, 10 * 2 ** attempt));
+      }
+    }
   }
 
   /** A batch of `key` through line `linesDone` is stored; recorded with the next write. */
