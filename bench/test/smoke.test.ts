@@ -56,6 +56,14 @@ describe("benchmark smoke run", { skip: !ready && "needs S3, Kafka and Redis (sc
       "Redis XREVRANGE",
       "klstore import (jsonl file: check pass, then import)",
       "klstore bulk import engine (rows in memory)",
+      // The peers' own tools (scripts/test.sh says where they are).
+      ...(process.env.KLSTORE_BENCH_KAFKA_LIBS
+        ? [
+            "Kafka ProducerPerformance (own tool, acks=all)",
+            "Kafka ConsumerPerformance (own tool)",
+            "Redis redis-benchmark XADD (own tool, pipelined)",
+          ]
+        : []),
     ];
     for (const system of systems)
       assert.match(report, new RegExp(`\\| ${system.replace(/[()]/g, "\\$&")} \\| \\d`), system);
