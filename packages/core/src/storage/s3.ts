@@ -1,6 +1,6 @@
 // S3 backend on @aws-sdk/client-s3. Integrity end to end: every PUT carries a CRC32C the
 // server verifies before storing, every GET asks for the stored checksum and the SDK
-// verifies the body against it (CRC32C in WebAssembly: crc32c.ts). Throttling and 5xx are
+// verifies the body against it (CRC32C in native code: crc32c.ts). Throttling and 5xx are
 // retried by the SDK with backoff.
 
 import {
@@ -13,7 +13,7 @@ import {
   S3ServiceException,
 } from "@aws-sdk/client-s3";
 import { StorageUnavailable } from "../errors.ts";
-import { WasmCrc32c } from "./crc32c.ts";
+import { Crc32cChecksum } from "./crc32c.ts";
 import {
   type ListOptions,
   type ListPage,
@@ -90,7 +90,7 @@ export class S3Store implements ObjectStore {
       retryMode: "adaptive",
       requestChecksumCalculation: "WHEN_SUPPORTED",
       responseChecksumValidation: "WHEN_SUPPORTED",
-      checksumAlgorithms: { CRC32C: WasmCrc32c },
+      checksumAlgorithms: { CRC32C: Crc32cChecksum },
     };
     if (config.endpoint) clientConfig.endpoint = config.endpoint;
     if (config.profile) clientConfig.profile = config.profile;
