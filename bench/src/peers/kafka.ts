@@ -4,6 +4,13 @@
 import { Admin, Consumer, MessagesStreamModes, ProduceAcks, Producer } from "@platformatic/kafka";
 import { payload, pool, type Throughput, throughput } from "../measure.ts";
 
+/** Every topic of the bench: 3 partitions (the broker does not create topics itself). */
+export async function createTopic(bootstrap: string, topic: string): Promise<void> {
+  const admin = new Admin({ clientId: "klstore-bench", bootstrapBrokers: [bootstrap] });
+  await admin.createTopics({ topics: [topic], partitions: 3, replicas: 1 });
+  await admin.close();
+}
+
 export async function kafkaProduce(
   bootstrap: string,
   topic: string,
@@ -11,9 +18,7 @@ export async function kafkaProduce(
   items: number,
   size: number,
 ): Promise<Throughput> {
-  const admin = new Admin({ clientId: "klstore-bench", bootstrapBrokers: [bootstrap] });
-  await admin.createTopics({ topics: [topic], partitions: 3, replicas: 1 });
-  await admin.close();
+  await createTopic(bootstrap, topic);
   const producer = new Producer({ clientId: "klstore-bench", bootstrapBrokers: [bootstrap], acks: ProduceAcks.ALL });
   const batch = 500;
   const batches = Math.ceil(items / batch);

@@ -7,8 +7,8 @@
 import { execFile } from "node:child_process";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
-import { Admin } from "@platformatic/kafka";
 import type { Throughput } from "../measure.ts";
+import { createTopic } from "./kafka.ts";
 
 const run = promisify(execFile);
 /** A tool that has not finished by then is stuck, not slow. */
@@ -56,9 +56,7 @@ export async function kafkaProducerPerformance(
   items: number,
   size: number,
 ): Promise<Throughput> {
-  const admin = new Admin({ clientId: "klstore-bench", bootstrapBrokers: [bootstrap] });
-  await admin.createTopics({ topics: [topic], partitions: 3, replicas: 1 });
-  await admin.close();
+  await createTopic(bootstrap, topic);
   const out = await kafkaTool(tools.kafkaLibs, "org.apache.kafka.tools.ProducerPerformance", [
     "--topic",
     topic,

@@ -8,10 +8,11 @@ import { create } from "@bufbuild/protobuf";
 import type { ServerWritableStream } from "@grpc/grpc-js";
 import { InvalidArgument, type ItemFilter, type ItemList, type IterationOrder, type StoreReader } from "@klstore/core";
 import { type ReadStreamRequest, type ReadStreamResponse, ReadStreamResponseSchema } from "@klstore/proto";
-import { type Logger, toServiceError } from "@klstore/service-runtime";
+import type { Logger } from "@klstore/service-runtime";
 import type { FollowHub } from "./follow-hub.ts";
 import { toFilter, toItemMessages, toOrder } from "./messages.ts";
 import type { ReaderMetrics } from "./reader-metrics.ts";
+import { runServerStream } from "./server-stream.ts";
 
 export interface ReadStreamDeps {
   readonly reader: StoreReader;
@@ -26,25 +27,11 @@ export function serveReadStream(
   call: ServerWritableStream<ReadStreamRequest, ReadStreamResponse>,
   deps: ReadStreamDeps,
 ) {
-  const abort = new AbortController();
-  call.on("cancelled", () => abort.abort());
-  call.on("close", () => abort.abort());
-  const stopCounting = call.request.follow ? deps.metrics.following() : () => {};
-  streamPages(call, deps, abort.signal).then(
-    () => {
-      stopCounting();
-      if (!abort.signal.aborted) call.end();
-    },
-    (err: unknown) => {
-      stopCounting();
-      if (abort.signal.aborted) return;
-      const error = toServiceError(err);
-      if (error.code === 13) deps.logger.error({ err }, "read stream failed");
-      // grpc-js turns an 'error' event into the call's status (and details trailer);
-      // destroy() would drop the call without any status, leaving the client waiting.
-      call.emit("error", error);
-    },
-  );
+  runServerStream(call, (signal) => streamPages(call, deps, signal), {
+    logger: deps.logger,
+    what: "read stream",
+    stopCounting: call.request.follow ? deps.metrics.following() : () => {},
+  });
 }
 
 async function streamPages(

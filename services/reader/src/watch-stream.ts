@@ -22,8 +22,9 @@ import {
   type WatchKeyspaceResponse,
   WatchKeyspaceResponseSchema,
 } from "@klstore/proto";
-import { type Logger, toServiceError } from "@klstore/service-runtime";
+import type { Logger } from "@klstore/service-runtime";
 import type { ReaderMetrics } from "./reader-metrics.ts";
+import { runServerStream } from "./server-stream.ts";
 import type { WatchHub } from "./watch-hub.ts";
 
 /** With nothing to report, a message with no changes still carries the advanced cursor this often. */
@@ -40,23 +41,11 @@ export function serveWatch(
   call: ServerWritableStream<WatchKeyspaceRequest, WatchKeyspaceResponse>,
   deps: WatchStreamDeps,
 ): void {
-  const abort = new AbortController();
-  call.on("cancelled", () => abort.abort());
-  call.on("close", () => abort.abort());
-  const stopCounting = deps.metrics.watching();
-  streamChanges(call, deps, abort.signal).then(
-    () => {
-      stopCounting();
-      if (!abort.signal.aborted) call.end();
-    },
-    (err: unknown) => {
-      stopCounting();
-      if (abort.signal.aborted) return;
-      const error = toServiceError(err);
-      if (error.code === 13) deps.logger.error({ err }, "watch stream failed");
-      call.emit("error", error);
-    },
-  );
+  runServerStream(call, (signal) => streamChanges(call, deps, signal), {
+    logger: deps.logger,
+    what: "watch stream",
+    stopCounting: deps.metrics.watching(),
+  });
 }
 
 async function streamChanges(
