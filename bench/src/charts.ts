@@ -21,7 +21,7 @@ export async function barChart(title: string, unit: string, bars: readonly Bar[]
       row: { field: "group", type: "nominal", title: null, header: { labelAngle: 0, labelAlign: "left" } },
       y: { field: "system", type: "nominal", title: null, axis: { labels: false, ticks: false } },
       x: { field: "value", type: "quantitative", title: unit },
-      color: { field: "system", type: "nominal", title: null, legend: { orient: "bottom", columns: 2 } },
+      color: { field: "system", type: "nominal", title: null, legend: { orient: "bottom", columns: 2, labelLimit: 0 } },
     },
   };
   const view = new View(parse(compile(spec).spec), { renderer: "none" });
@@ -36,12 +36,13 @@ export interface Point {
   readonly y: number;
 }
 
-/** Lines over time, one colour per series. */
+/** Lines, one colour per series; a logarithmic x axis shows growth in log n as a straight line. */
 export async function lineChart(
   title: string,
   xTitle: string,
   yTitle: string,
   points: readonly Point[],
+  options: { readonly logX?: boolean } = {},
 ): Promise<string> {
   const spec: TopLevelSpec = {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
@@ -51,9 +52,14 @@ export async function lineChart(
     data: { values: points.map((p) => ({ ...p })) },
     mark: { type: "line", point: true },
     encoding: {
-      x: { field: "x", type: "quantitative", title: xTitle },
+      x: {
+        field: "x",
+        type: "quantitative",
+        title: xTitle,
+        ...(options.logX ? { scale: { type: "log" as const } } : {}),
+      },
       y: { field: "y", type: "quantitative", title: yTitle },
-      color: { field: "series", type: "nominal", title: null, legend: { orient: "bottom" } },
+      color: { field: "series", type: "nominal", title: null, legend: { orient: "bottom", labelLimit: 0 } },
     },
   };
   const view = new View(parse(compile(spec).spec), { renderer: "none" });

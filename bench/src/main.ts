@@ -165,7 +165,7 @@ async function main(): Promise<void> {
       }
       await readStream(cluster.reader.address, r.keyspace, "key-0", r.items, r.size, "forwards");
       const cached = await readStream(cluster.reader.address, r.keyspace, "key-0", r.items, r.size, "forwards");
-      readRows.push({ ...cached, system: `${cached.system}, objects cached in the reader` });
+      readRows.push({ ...cached, system: `${cached.system}, cached in the reader` });
       readRows.push(await rawGet(s3, r.rawKeys, r.items, r.items * r.size));
       readRows.push(await kafkaConsume(KAFKA as string, r.topic, r.items, r.size));
       if (peerTools)
@@ -291,7 +291,52 @@ async function main(): Promise<void> {
       });
     }
 
-    const relativeChart = relative(resolve(args.out, ".."), chartFile);
+    const seekChart = join(chartDir, "seek.svg");
+    writeFileSync(
+      seekChart,
+      await lineChart(
+        "Storage requests per seek as a key grows (worst of 20)",
+        "data objects in the key (log scale)",
+        "requests",
+        [
+          ...seeks.map((r) => ({ series: `by ${r.by}`, x: r.objects, y: r.maxRequests })),
+          ...seeks
+            .filter((r) => r.by === "offset")
+            .map((r) => ({ series: "bound 2*log2(objects)+2", x: r.objects, y: r.bound })),
+        ],
+        { logX: true },
+      ),
+    );
+    const latencyChart = join(chartDir, "latency.svg");
+    writeFileSync(
+      latencyChart,
+      await barChart(
+        "Append latency by offered load (ms, lower is better)",
+        "ms",
+        latency.flatMap((r) =>
+          (
+            [
+              ["p50", r.p50],
+              ["p99", r.p99],
+              ["p99.9", r.p999],
+            ] as const
+          )
+            .filter(([, v]) => v > 0)
+            .map(([system, value]) => ({ group: r.load, system, value: Number(value.toFixed(1)) })),
+        ),
+      ),
+    );
+    const readChart = join(chartDir, "read.svg");
+    writeFileSync(
+      readChart,
+      await barChart(
+        "Sequential read of one key, MB/s (higher is better)",
+        "MB/s",
+        readRows.map((r) => ({ group: "one key", system: r.system, value: Number(r.megabytesPerSecond.toFixed(1)) })),
+      ),
+    );
+    const chartLink = (file: string) => relative(resolve(args.out, ".."), file);
+    const relativeChart = chartLink(chartFile);
     const sections: Section[] = [
       {
         title: "Targets",
@@ -345,7 +390,7 @@ async function main(): Promise<void> {
           ]),
         ),
         tables: [],
-        charts: [],
+        charts: [{ file: chartLink(seekChart), alt: "requests per seek against objects in the key, with the bound" }],
       },
       {
         title: "Bulk import",
@@ -376,7 +421,7 @@ async function main(): Promise<void> {
           ]),
         ),
         tables: [],
-        charts: [],
+        charts: [{ file: chartLink(latencyChart), alt: "append latency percentiles by offered load" }],
       },
       {
         title: "Worker threads and shards",
@@ -395,7 +440,7 @@ async function main(): Promise<void> {
           `most one 100-item message per 20 ms (${fmt(memory.itemsFollowed)} items followed). ` +
           `Max/min after the first quarter: writer ${fmt(flatness(memory.writerMiB), 2)}, reader ${fmt(flatness(memory.readerMiB), 2)}.`,
         tables: [],
-        charts: [{ file: relative(resolve(args.out, ".."), memoryChart), alt: "writer and reader RSS over time" }],
+        charts: [{ file: chartLink(memoryChart), alt: "writer and reader RSS over time" }],
       },
       {
         title: "Sequential read",
@@ -408,7 +453,7 @@ async function main(): Promise<void> {
           readRows.length > 0
             ? [{ caption: "one key", rows: readRows, baseline: "raw S3 GetObject (1 MiB objects)" }]
             : [],
-        charts: [],
+        charts: readRows.length > 0 ? [{ file: chartLink(readChart), alt: "sequential read MB/s by system" }] : [],
       },
     ];
     writeFileSync(

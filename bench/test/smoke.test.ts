@@ -71,5 +71,11 @@ describe("benchmark smoke run", { skip: !ready && "needs S3, Kafka and Redis (sc
     const chart = readFileSync(join(dir, "benchmarks/ingest.svg"), "utf8");
     assert.match(chart, /^<svg /);
     for (const system of systems.slice(0, 5)) assert.ok(chart.includes(system), `chart legend: ${system}`);
+    const svg = (name: string) => readFileSync(join(dir, "benchmarks", name), "utf8");
+    assert.match(svg("seek.svg"), /^<svg [\s\S]*by offset[\s\S]*bound 2\*log2/);
+    assert.match(svg("latency.svg"), /^<svg [\s\S]*p99\.9/);
+    assert.match(svg("read.svg"), /^<svg [\s\S]*klstore ReadStream backwards/);
+    for (const name of ["seek.svg", "latency.svg", "read.svg"])
+      assert.ok(report.includes(`(benchmarks/${name})`), name);
   });
 });
