@@ -20,7 +20,7 @@ import {
 import { type Bar, barChart, lineChart } from "./charts.ts";
 import { bulkImport, IMPORT_SCALE } from "./klstore/bulk-import.ts";
 import { difference, storageCounters, storedBytes } from "./klstore/cost.ts";
-import { appendSession, readStream, unaryAppend } from "./klstore/drivers.ts";
+import { APPEND_SESSION_WINDOW, appendSession, readStream, unaryAppend } from "./klstore/drivers.ts";
 import { appendLatency } from "./klstore/latency.ts";
 import { flatness, memoryUnderLoad } from "./klstore/memory.ts";
 import { seekCosts } from "./klstore/seek.ts";
@@ -468,7 +468,8 @@ async function main(): Promise<void> {
           Redis: "7.0.15 (Debian 12)",
         },
         configuration: [
-          "klstore: 1 writer shard and 1 reader, each its own `klstore serve` process; batching writer with 1 worker thread; writes acknowledged once durable.",
+          "klstore: 1 writer shard and 1 reader, each its own `klstore serve` process; batching writer with 1 worker thread; writes acknowledged once durable; " +
+            `AppendSession with up to ${fmt(APPEND_SESSION_WINDOW)} requests of 100 items in flight (the writer's default group commit waits up to 1 s for a key below 1 MB).`,
           "Raw S3: @aws-sdk/client-s3 from Node, 8 requests in flight.",
           "Bulk import: `klstore import` in direct mode on the same S3 server, default settings (1 MiB objects, 256 MiB buffer, 12 commits in flight).",
           "Kafka: @platformatic/kafka producer, acks=all, batches of 500, 8 in flight; topic of 3 partitions.",
