@@ -26,7 +26,7 @@ klstore_ensure_node() {
 klstore_ensure_workspace() {
   local stamp="$KLSTORE_ROOT/node_modules/.klstore-installed"
   local want
-  want="$(cd "$KLSTORE_ROOT" && git ls-files -co --exclude-standard -- pnpm-lock.yaml '*package.json' \
+  want="$(cd "$KLSTORE_ROOT" && git ls-files -co --exclude-standard -- pnpm-lock.yaml pnpm-workspace.yaml patches '*package.json' \
     | grep -v node_modules | sort | xargs sha256sum | sha256sum | cut -d' ' -f1)"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     klstore_log "installing dependencies (pnpm install)"

@@ -469,7 +469,10 @@ async function main(): Promise<void> {
         },
         configuration: [
           "klstore: 1 writer shard and 1 reader, each its own `klstore serve` process; batching writer with 1 worker thread; writes acknowledged once durable; " +
-            `AppendSession with up to ${fmt(APPEND_SESSION_WINDOW)} requests of 100 items in flight (the writer's default group commit waits up to 1 s for a key below 1 MB).`,
+            `AppendSession with up to ${fmt(APPEND_SESSION_WINDOW)} requests of 100 items in flight. Writer shard defaults: ` +
+            "a key's next group commits as soon as its previous commit ends, at most 32 commits at once, objects of at most 8 MiB.",
+          "Single scenarios, for rounds and settings of their own (same services): `node bench/src/ingest-only.ts`, " +
+            "`node bench/src/read-only.ts`, `node bench/src/import-only.ts`.",
           "Raw S3: @aws-sdk/client-s3 from Node, 8 requests in flight.",
           "Bulk import: `klstore import` in direct mode on the same S3 server, default settings (1 MiB objects, 256 MiB buffer, 12 commits in flight).",
           "Kafka: @platformatic/kafka producer, acks=all, batches of 500, 8 in flight; topic of 3 partitions.",

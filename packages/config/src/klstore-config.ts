@@ -157,6 +157,8 @@ function readBatcher(batcher: SectionReader): Partial<BatchingConfig> {
     // The seed's default is u64 max; anything beyond 2^53 means "never" just as well.
     batchFlushItemCountThreshold: batcher.integer("batch_flush_item_count_threshold", 1, Number.MAX_SAFE_INTEGER),
     batchFlushSizeThreshold: batcher.integer("batch_flush_size_threshold", 1, MAX_BYTES),
+    maxConcurrentCommits: batcher.integer("max_concurrent_commits", 1, 65_536),
+    batchMaxBytes: batcher.integer("batch_max_bytes", 1, MAX_BYTES),
   });
 }
 

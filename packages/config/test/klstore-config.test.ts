@@ -66,6 +66,19 @@ describe("config file", () => {
     });
   });
 
+  it("reads the batcher's commit slots and object bound", () => {
+    const config = loadKlstoreConfig({
+      env: {},
+      overrides: ["batcher.max_concurrent_commits=4", "batcher.batch_max_bytes=2097152"],
+    });
+    assert.equal(config.batching.maxConcurrentCommits, 4);
+    assert.equal(config.batching.batchMaxBytes, 2_097_152);
+    assert.throws(
+      () => loadKlstoreConfig({ env: {}, overrides: ["batcher.max_concurrent_commits=0"] }),
+      /max_concurrent_commits/,
+    );
+  });
+
   it("lets the environment override the file, and --set override both", () => {
     const file = fileWith('[store]\nurl="file:///data"\n[writer]\nname=writer-0\nlisten=0.0.0.0:7401\n');
     const config = loadKlstoreConfig({

@@ -49,6 +49,16 @@ export interface BatchingConfig {
   batchFlushItemCountThreshold: number;
   /** Flush a key once this many value bytes are pending. */
   batchFlushSizeThreshold: number;
+  /**
+   * Commits running at once across keys. A due group waits for a free one and keeps taking
+   * arrivals meanwhile, so under load groups grow instead of commits multiplying.
+   */
+  maxConcurrentCommits: number;
+  /**
+   * Value bytes per object: a larger group is committed as several objects, split between
+   * calls. Readers fetch whole objects, so objects must not grow without bound under load.
+   */
+  batchMaxBytes: number;
 }
 
 export const LIMIT_DEFAULTS: LimitsConfig = {
@@ -82,4 +92,6 @@ export const BATCHING_DEFAULTS: BatchingConfig = {
   batchFlushIntervalMillis: 1000,
   batchFlushItemCountThreshold: Number.MAX_SAFE_INTEGER,
   batchFlushSizeThreshold: 1_000_000,
+  maxConcurrentCommits: 32,
+  batchMaxBytes: 8 * 1024 * 1024,
 };

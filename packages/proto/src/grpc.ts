@@ -19,6 +19,15 @@ import {
 } from "@grpc/grpc-js";
 
 /**
+ * HTTP/2 receive window, per stream and per connection, of klstore's servers and clients.
+ * HTTP/2's default of 64 KiB let a sender have only 64 KiB unacknowledged, so an
+ * AppendSession upload or a ReadStream download stalled on every window update from a busy
+ * event loop. grpc-js reads the option on clients; on servers only with our patch of it
+ * (patches/, grpc/grpc-node#3058).
+ */
+export const FLOW_CONTROL_WINDOW_BYTES = 4 * 1024 * 1024;
+
+/**
  * Channel options for klstore's own clients (the TypeScript client, shard-to-shard
  * forwarding): a restarted shard is back within a second or two, so reconnect attempts are
  * capped at 2 s apart instead of grpc's default 120 s. Messages up to the servers' own
@@ -30,6 +39,7 @@ export const CHANNEL_OPTIONS = {
   "grpc.max_reconnect_backoff_ms": 2000,
   "grpc.max_receive_message_length": 64 * 1024 * 1024,
   "grpc.max_send_message_length": 64 * 1024 * 1024,
+  "grpc-node.flow_control_window": FLOW_CONTROL_WINDOW_BYTES,
 } as const;
 
 type Req<M extends Pick<DescMethod, "input">> = MessageShape<M["input"]>;

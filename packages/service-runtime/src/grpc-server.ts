@@ -10,6 +10,7 @@ import { type ChannelCredentials, credentials, Server, ServerCredentials, type S
 import { loadFileDescriptorSetFromBuffer } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import {
+  FLOW_CONTROL_WINDOW_BYTES,
   file_health_v1_health,
   file_klstore_v1_reader,
   file_klstore_v1_types,
@@ -90,6 +91,7 @@ export function createGrpcServer(
     "grpc.keepalive_time_ms": config.keepaliveTimeMillis,
     "grpc.keepalive_timeout_ms": config.keepaliveTimeoutMillis,
     "grpc.keepalive_permit_without_calls": 1,
+    "grpc-node.flow_control_window": FLOW_CONTROL_WINDOW_BYTES,
   });
   // Serving only once the process is ready; set back to NOT_SERVING while draining.
   const health = new HealthImplementation({ "": "NOT_SERVING" });

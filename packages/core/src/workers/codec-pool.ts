@@ -49,6 +49,10 @@ export class WorkerCodecPool implements RecordCodecPool {
   }
 
   async encode(records: readonly RecordInput[], compression: Compression): Promise<Uint8Array> {
+    // Without compression, serializing is one copy of the values; handing the records to a
+    // thread would clone them one by one first, which costs more than the copy itself
+    // (bench: 89k records of 1 KiB, 500 ms through the thread).
+    if (compression === "none") return encodeBatch({ records, compression });
     return (await this.piscina.run({ records, compression }, { name: "encode" })) as Uint8Array;
   }
 

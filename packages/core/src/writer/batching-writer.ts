@@ -7,9 +7,12 @@
 // A key's group is flushed when it reaches the item or size threshold, when its oldest
 // item has waited batch_flush_interval_millis (checked every batch_check_interval_millis
 // by duty_cycle), or on flush_key / flush_all / close. At most one commit per key is in
-// flight; calls arriving meanwhile form the next group, which keeps per-key order. The
-// queue is bounded in items and bytes: past either bound an append is refused with a
-// retryable RESOURCE_EXHAUSTED instead of growing memory without limit.
+// flight; calls arriving meanwhile form the next group, which keeps per-key order. At most
+// max_concurrent_commits commits run across keys: a due group waits its turn (first due,
+// first served) and keeps taking arrivals, so the busier the writer, the larger its
+// objects, rather than many keys each committing a trickle at once. The queue is bounded
+// in items and bytes: past either bound an append is refused with a retryable
+// RESOURCE_EXHAUSTED instead of growing memory without limit.
 
 import { BATCHING_DEFAULTS, type BatchingConfig } from "../config.ts";
 import { ResourceExhausted, ShuttingDown } from "../errors.ts";
@@ -29,14 +32,14 @@ export interface BatchingStoreWriterOptions extends Omit<StoreWriterOptions, "co
   readonly batching?: Partial<BatchingConfig>;
 }
 
-interface Waiter {
+export interface Waiter {
   readonly count: number;
   readonly resolve: (outcomes: ItemOutcome[]) => void;
   readonly reject: (err: unknown) => void;
 }
 
 /** The calls waiting to be committed together for one key. */
-class PendingGroup {
+export class PendingGroup {
   readonly insertions: Insertion[] = [];
   readonly waiters: Waiter[] = [];
   bytes = 0;
@@ -65,6 +68,9 @@ export class BatchingStoreWriter {
   private readonly entries = new Map<string, KeyEntry>();
   private readonly timer: NodeJS.Timeout;
   private readonly admitting = new Set<Promise<unknown>>();
+  /** Keys whose group is due but waits for a commit slot, in the order they became due. */
+  private readonly waitingForSlot = new Set<string>();
+  private runningCommits = 0;
   private queuedItems = 0;
   private queuedBytes = 0;
   private closed = false;
@@ -240,35 +246,93 @@ export class BatchingStoreWriter {
     await group.committed.promise;
   }
 
-  /** Starts the key's next commit if one is due and none is in flight. */
+  /** Queues the key's pending group for a commit slot if it is due and none is in flight. */
   private kick(folder: string, entry: KeyEntry): void {
-    const group = entry.pending;
-    if (entry.inFlight || !group?.due) return;
-    entry.pending = undefined;
-    entry.inFlight = group;
-    void this.commit(entry, group).finally(() => {
-      entry.inFlight = undefined;
-      if (entry.pending) this.kick(folder, entry);
-      else this.entries.delete(folder);
-    });
+    if (entry.inFlight || !entry.pending?.due) return;
+    this.waitingForSlot.add(folder);
+    this.startWaitingCommits();
   }
 
+  /** Starts waiting keys' commits while slots are free. */
+  private startWaitingCommits(): void {
+    for (const folder of this.waitingForSlot) {
+      if (this.runningCommits >= this.batching.maxConcurrentCommits) return;
+      this.waitingForSlot.delete(folder);
+      const entry = this.entries.get(folder);
+      const group = entry?.pending;
+      if (!entry || entry.inFlight || !group?.due) continue;
+      entry.pending = undefined;
+      entry.inFlight = group;
+      this.runningCommits++;
+      void this.commit(entry, group).finally(() => {
+        this.runningCommits--;
+        entry.inFlight = undefined;
+        // A group that became due meanwhile goes to the back of the line, so one busy key
+        // cannot keep a slot from the keys waiting for one.
+        if (entry.pending) this.kick(folder, entry);
+        else this.entries.delete(folder);
+        this.startWaitingCommits();
+      });
+    }
+  }
+
+  /**
+   * Commits a group as one object, or as several when it holds more than batch_max_bytes:
+   * in order, each a run of whole calls, so every call's items share one object and one
+   * fate. After a failure the calls not yet committed get the error; earlier ones keep
+   * their outcomes.
+   */
   private async commit(entry: KeyEntry, group: PendingGroup): Promise<void> {
+    let next = 0;
     try {
-      const outcomes = await this.writer.commitValidated(entry.keyspace, entry.key, group.insertions);
-      let start = 0;
-      for (const waiter of group.waiters) {
-        waiter.resolve(outcomes.slice(start, start + waiter.count));
-        start += waiter.count;
+      for (const chunk of chunksOf(group, this.batching.batchMaxBytes)) {
+        const insertions = group.insertions.slice(chunk.firstInsertion, chunk.endInsertion);
+        const outcomes = await this.writer.commitValidated(entry.keyspace, entry.key, insertions);
+        let start = 0;
+        for (const waiter of group.waiters.slice(chunk.firstWaiter, chunk.endWaiter)) {
+          waiter.resolve(outcomes.slice(start, start + waiter.count));
+          start += waiter.count;
+        }
+        next = chunk.endWaiter;
       }
       group.committed.resolve();
     } catch (err) {
-      // Nothing of a failed group was acknowledged; every caller in it gets the error.
-      for (const waiter of group.waiters) waiter.reject(err);
+      // Nothing of a failed chunk was acknowledged; every caller in it and after it gets the error.
+      for (const waiter of group.waiters.slice(next)) waiter.reject(err);
       group.committed.reject(err);
     } finally {
       this.queuedItems -= group.insertions.length;
       this.queuedBytes -= group.bytes;
     }
   }
+}
+
+interface Chunk {
+  readonly firstWaiter: number;
+  readonly endWaiter: number;
+  readonly firstInsertion: number;
+  readonly endInsertion: number;
+}
+
+/** Splits a group between calls into runs of at most `maxBytes` value bytes (one call may exceed it alone). */
+export function* chunksOf(group: PendingGroup, maxBytes: number): Generator<Chunk> {
+  let firstWaiter = 0;
+  let firstInsertion = 0;
+  let insertion = 0;
+  let bytes = 0;
+  for (const [w, waiter] of group.waiters.entries()) {
+    let callBytes = 0;
+    for (let i = insertion; i < insertion + waiter.count; i++) {
+      callBytes += (group.insertions[i] as Insertion).value.byteLength;
+    }
+    if (bytes > 0 && bytes + callBytes > maxBytes) {
+      yield { firstWaiter, endWaiter: w, firstInsertion, endInsertion: insertion };
+      firstWaiter = w;
+      firstInsertion = insertion;
+      bytes = 0;
+    }
+    bytes += callBytes;
+    insertion += waiter.count;
+  }
+  yield { firstWaiter, endWaiter: group.waiters.length, firstInsertion, endInsertion: insertion };
 }
