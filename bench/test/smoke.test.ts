@@ -21,7 +21,7 @@ describe("benchmark smoke run", { skip: !ready && "needs S3, Kafka and Redis (sc
     const report = readFileSync(out, "utf8");
     assert.match(
       report,
-      /\| 100 B ingest: items\/s at least Kafka's \| 100 B items, 1 key \| [\d,]+% \| 100% \| (yes|no) \|/,
+      /\| 100 B ingest: items\/s at least Kafka's \| 100 B items, 1 key \(default writer\) \| [\d,]+% \| 100% \| (yes|no) \|/,
     );
     assert.match(
       report,
@@ -44,6 +44,7 @@ describe("benchmark smoke run", { skip: !ready && "needs S3, Kafka and Redis (sc
     }
     const systems = [
       "klstore AppendSession",
+      "klstore AppendSession, seed batching (waits up to 1 s for 1 MB per key)",
       "klstore Append (unary, 32 in flight)",
       "raw S3 PutObject (1 MiB objects)",
       "Kafka producer (acks=all)",

@@ -54,6 +54,7 @@ export async function appendSession(
   keys: number,
   items: number,
   size: number,
+  system = "klstore AppendSession",
 ): Promise<Throughput> {
   const requests = plan(keys, items);
   // One session per shard, each carrying the keys that shard owns (as a routing client would).
@@ -64,7 +65,7 @@ export async function appendSession(
     byShard.set(owner, [...(byShard.get(owner) ?? []), r]);
   }
   routing.close();
-  return throughput("klstore AppendSession", items, items * size, async () => {
+  return throughput(system, items, items * size, async () => {
     await Promise.all(
       [...byShard].map(async ([name, mine]) => {
         const shard = shards.find((s) => s.name === name) as Shard;
