@@ -32,14 +32,14 @@ export interface BatchingStoreWriterOptions extends Omit<StoreWriterOptions, "co
   readonly batching?: Partial<BatchingConfig>;
 }
 
-export interface Waiter {
+interface Waiter {
   readonly count: number;
   readonly resolve: (outcomes: ItemOutcome[]) => void;
   readonly reject: (err: unknown) => void;
 }
 
 /** The calls waiting to be committed together for one key. */
-export class PendingGroup {
+class PendingGroup {
   readonly insertions: Insertion[] = [];
   readonly waiters: Waiter[] = [];
   bytes = 0;
@@ -315,7 +315,7 @@ interface Chunk {
 }
 
 /** Splits a group between calls into runs of at most `maxBytes` value bytes (one call may exceed it alone). */
-export function* chunksOf(group: PendingGroup, maxBytes: number): Generator<Chunk> {
+function* chunksOf(group: PendingGroup, maxBytes: number): Generator<Chunk> {
   let firstWaiter = 0;
   let firstInsertion = 0;
   let insertion = 0;
