@@ -192,6 +192,53 @@ for (const backend of backends()) {
       });
     }
 
+    it("a trim between a failed run and its rerun: nothing stored twice, nothing trimmed comes back", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      const lines = interleaved(400, 4);
+      const source = { id: idOf("trim-between"), name: "trim-between", bytes: 0 };
+      try {
+        await new StoreWriter({ store, prefix }).createKeyspace("ks");
+        const faulty = failingStore(store, isData, 9, "after");
+        const first = new StoreWriter({ store: faulty, prefix });
+        await assert.rejects(
+          (await new BulkImporter(first, SMALL).open("ks", source)).run(rowsOf(lines)),
+          StorageUnavailable,
+        );
+        await first.close();
+
+        // k0 loses its first half, k1 everything the failed run stored (claims go with them).
+        const trimmer = new StoreWriter({ store, prefix });
+        const stored = { k0: await trimmer.nextOffset("ks", "k0"), k1: await trimmer.nextOffset("ks", "k1") };
+        assert.ok(stored.k0 > 1n && stored.k1 > 0n, `the failed run stored batches: ${stored.k0}, ${stored.k1}`);
+        const trimPoint = { k0: stored.k0 / 2n, k1: stored.k1 };
+        await trimmer.trim("ks", "k0", trimPoint.k0);
+        await trimmer.trim("ks", "k1", trimPoint.k1);
+        await trimmer.close();
+
+        const second = new StoreWriter({ store, prefix });
+        const stats = await (await new BulkImporter(second, SMALL).open("ks", source)).run(rowsOf(lines));
+        await second.close();
+        assert.equal(stats.itemsAppended + stats.alreadyImported, lines.length);
+        for (const key of ["k0", "k1", "k2", "k3"]) {
+          const from = trimPoint[key as keyof typeof trimPoint] ?? 0n;
+          const expected = lines.filter((l) => l.key === key).map((l) => l.value);
+          const items = await readAll(store, prefix, key);
+          assert.deepEqual(
+            items.map((i) => Buffer.from(i.value).toString()),
+            expected.slice(Number(from)),
+            `key ${key}: the lines above the trim point, once each`,
+          );
+          assert.deepEqual(
+            items.map((i) => i.offset),
+            items.map((_, i) => from + BigInt(i)),
+            `key ${key}: offsets from the trim point, dense`,
+          );
+        }
+      } finally {
+        await cleanup();
+      }
+    });
+
     it("a retried write that finds its own batch stored does not send it again", async () => {
       const { store, prefix, cleanup } = await backend.open();
       const lines = interleaved(300, 3);

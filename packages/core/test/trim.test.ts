@@ -109,6 +109,29 @@ for (const backend of backends()) {
       }
     });
 
+    it("a writer that cached the key before another's trim brings nothing trimmed back when it compacts", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        const stale = new StoreWriter({ store, prefix, config: CONFIG });
+        await stale.createKeyspace("ks");
+        await fill(stale, 0, 2); // objects 0..9 and 10..19, both in the stale writer's cache
+        const other = new StoreWriter({ store, prefix, config: CONFIG });
+        assert.ok((await other.trim("ks", "k", 15n)).deletedObjects >= 1);
+        // 30 items now count as uncompacted in the stale writer's view: it merges, and one
+        // of its inputs is gone. It must give up that merge, not write the trimmed items back.
+        await fill(stale, 20, 2);
+        const reader = new StoreReader({ store, prefix });
+        assert.deepEqual(offsets(await readAll(reader)), range(15, 40));
+        assert.deepEqual(offsets(await readAll(reader, "backwards")), range(15, 40).reverse());
+        assert.equal((await reader.readKeyMetadata("ks", "k"))?.firstOffset, 15n);
+        for (const o of await dataObjects(store, prefix)) {
+          if (o.size > 0) assert.ok((o.name?.firstOffset ?? 0n) >= 15n, `${o.key} holds trimmed items`);
+        }
+      } finally {
+        await cleanup();
+      }
+    });
+
     it("trimming every item leaves an empty list that still knows its next offset and nonce", async () => {
       const { store, prefix, cleanup } = await backend.open();
       try {
