@@ -19,7 +19,13 @@ export async function barChart(title: string, unit: string, bars: readonly Bar[]
     mark: "bar",
     encoding: {
       // Groups in the order given (the scenarios' order), not alphabetically: "10,000 keys" after "100 keys".
-      row: { field: "group", type: "nominal", title: null, sort: null, header: { labelAngle: 0, labelAlign: "left" } },
+      row: {
+        field: "group",
+        type: "nominal",
+        title: null,
+        sort: [...new Set(bars.map((b) => b.group))],
+        header: { labelAngle: 0, labelAlign: "left" },
+      },
       y: { field: "system", type: "nominal", title: null, axis: { labels: false, ticks: false } },
       x: { field: "value", type: "quantitative", title: unit },
       color: { field: "system", type: "nominal", title: null, legend: { orient: "bottom", columns: 2, labelLimit: 0 } },
