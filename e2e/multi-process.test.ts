@@ -17,6 +17,7 @@ import {
   type ServedProcess,
   scrape,
   serve,
+  serveAll,
   stop,
   writeConfig,
 } from "./support/processes.ts";
@@ -76,14 +77,11 @@ describe("3 writer shard processes and 2 reader processes on SeaweedFS", { skip:
     const ports = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
     shards = ports.map((port, i) => ({ name: `writer-${i}`, address: `127.0.0.1:${port}` }));
     const initial = shards.slice(0, 3);
-    writers.push(...(await Promise.all(initial.map((_, i) => startWriter(i, initial)))));
-    readers.push(
-      ...(await Promise.all(
-        [0, 1].map(() =>
-          serve("reader", config.file, ["reader.listen=127.0.0.1:0", "reader.metrics_listen=127.0.0.1:0"]),
-        ),
-      )),
-    );
+    const reader = () =>
+      serve("reader", config.file, ["reader.listen=127.0.0.1:0", "reader.metrics_listen=127.0.0.1:0"]);
+    const started = await serveAll([...initial.map((_, i) => () => startWriter(i, initial)), reader, reader]);
+    writers.push(...started.slice(0, 3));
+    readers.push(...started.slice(3));
     client = new KlstoreClient({ writers: initial, reader: readers[0]?.address as string });
     await client.createKeyspace(KEYSPACE);
   });

@@ -2,22 +2,14 @@
 // [--smoke], with the same services as scripts/bench.sh. Prints the table the report has.
 
 import { parseArgs } from "node:util";
-import {
-  ensureBucket,
-  S3_ACCESS_KEY,
-  S3_BUCKET,
-  S3_ENDPOINT,
-  S3_SECRET_KEY,
-  writeConfig,
-} from "../../e2e/support/processes.ts";
+import { ensureBucket, writeConfig } from "../../e2e/support/processes.ts";
 import { bulkImport, IMPORT_SCALE } from "./klstore/bulk-import.ts";
-import { rawPut, type S3Target } from "./peers/raw-s3.ts";
+import { rawPut, testS3Target } from "./peers/raw-s3.ts";
 import { fmt } from "./report.ts";
 
 const { values: args } = parseArgs({ options: { smoke: { type: "boolean", default: false } } });
-if (!S3_ENDPOINT) throw new Error("needs KLSTORE_TEST_S3_ENDPOINT (scripts/services.sh start s3)");
 const scale = args.smoke ? IMPORT_SCALE.smoke : IMPORT_SCALE.full;
-const s3: S3Target = { endpoint: S3_ENDPOINT, bucket: S3_BUCKET, accessKey: S3_ACCESS_KEY, secretKey: S3_SECRET_KEY };
+const s3 = testS3Target();
 
 await ensureBucket();
 const config = writeConfig();

@@ -7,17 +7,10 @@
 import { parseArgs } from "node:util";
 import { KlstoreClient } from "@klstore/client";
 import { startCluster } from "../../e2e/support/cluster.ts";
-import {
-  ensureBucket,
-  S3_ACCESS_KEY,
-  S3_BUCKET,
-  S3_ENDPOINT,
-  S3_SECRET_KEY,
-  writeConfig,
-} from "../../e2e/support/processes.ts";
+import { ensureBucket, writeConfig } from "../../e2e/support/processes.ts";
 import { difference, storageCounters } from "./klstore/cost.ts";
 import { appendSession } from "./klstore/drivers.ts";
-import { rawPut, type S3Target } from "./peers/raw-s3.ts";
+import { rawPut, testS3Target } from "./peers/raw-s3.ts";
 import { fmt } from "./report.ts";
 
 const { values: args } = parseArgs({
@@ -29,11 +22,10 @@ const { values: args } = parseArgs({
     set: { type: "string", multiple: true, default: [] },
   },
 });
-if (!S3_ENDPOINT) throw new Error("needs KLSTORE_TEST_S3_ENDPOINT (scripts/services.sh start s3)");
 const size = Number(args.size);
 const keys = Number(args.keys);
 const items = Number(args.items);
-const s3: S3Target = { endpoint: S3_ENDPOINT, bucket: S3_BUCKET, accessKey: S3_ACCESS_KEY, secretKey: S3_SECRET_KEY };
+const s3 = testS3Target();
 
 await ensureBucket();
 const config = writeConfig();

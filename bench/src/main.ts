@@ -7,16 +7,7 @@ import { join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { KlstoreClient } from "@klstore/client";
 import { startCluster } from "../../e2e/support/cluster.ts";
-import {
-  ensureBucket,
-  S3_ACCESS_KEY,
-  S3_BUCKET,
-  S3_ENDPOINT,
-  S3_SECRET_KEY,
-  serve,
-  stop,
-  writeConfig,
-} from "../../e2e/support/processes.ts";
+import { ensureBucket, S3_ENDPOINT, serve, stop, writeConfig } from "../../e2e/support/processes.ts";
 import { type Bar, barChart, lineChart } from "./charts.ts";
 import { bulkImport, IMPORT_SCALE } from "./klstore/bulk-import.ts";
 import { difference, storageCounters, storedBytes } from "./klstore/cost.ts";
@@ -32,7 +23,7 @@ import {
   peerToolsFromEnv,
   redisBenchmarkXadd,
 } from "./peers/own-tools.ts";
-import { rawGet, rawPut, type S3Target } from "./peers/raw-s3.ts";
+import { rawGet, rawPut, testS3Target } from "./peers/raw-s3.ts";
 import { redisAdd, redisRange } from "./peers/redis.ts";
 import { fmt, markdownTable, renderReport, type Section, type TargetCheck, targetTable } from "./report.ts";
 
@@ -99,12 +90,7 @@ async function main(): Promise<void> {
   const seedBatching = await startCluster(config.file, 1, { sets: SEED_BATCHING });
   const writerMetrics = cluster.writers[0]?.metrics as string;
   const costRows: string[][] = [];
-  const s3: S3Target = {
-    endpoint: S3_ENDPOINT as string,
-    bucket: S3_BUCKET,
-    accessKey: S3_ACCESS_KEY,
-    secretKey: S3_SECRET_KEY,
-  };
+  const s3 = testS3Target();
   const admin = new KlstoreClient({ writers: cluster.shards, reader: cluster.reader.address });
   const ingestTables: Section["tables"][number][] = [];
   const ingestBars: Bar[] = [];

@@ -7,25 +7,17 @@
 import { parseArgs } from "node:util";
 import { KlstoreClient } from "@klstore/client";
 import { startCluster } from "../../e2e/support/cluster.ts";
-import {
-  ensureBucket,
-  S3_ACCESS_KEY,
-  S3_BUCKET,
-  S3_ENDPOINT,
-  S3_SECRET_KEY,
-  writeConfig,
-} from "../../e2e/support/processes.ts";
+import { ensureBucket, writeConfig } from "../../e2e/support/processes.ts";
 import { appendSession, readStream } from "./klstore/drivers.ts";
-import { rawGet, rawPut, type S3Target } from "./peers/raw-s3.ts";
+import { rawGet, rawPut, testS3Target } from "./peers/raw-s3.ts";
 import { fmt } from "./report.ts";
 
 const { values: args } = parseArgs({
   options: { items: { type: "string", default: "30000" }, rounds: { type: "string", default: "3" } },
 });
-if (!S3_ENDPOINT) throw new Error("needs KLSTORE_TEST_S3_ENDPOINT (scripts/services.sh start s3)");
 const items = Number(args.items);
 const size = 1024;
-const s3: S3Target = { endpoint: S3_ENDPOINT, bucket: S3_BUCKET, accessKey: S3_ACCESS_KEY, secretKey: S3_SECRET_KEY };
+const s3 = testS3Target();
 
 await ensureBucket();
 const config = writeConfig();

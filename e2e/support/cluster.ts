@@ -3,7 +3,7 @@
 
 import { after, before } from "node:test";
 import type { Shard } from "@klstore/sharding";
-import { ensureBucket, freePort, type ServedProcess, serve, stop, writeConfig } from "./processes.ts";
+import { ensureBucket, freePort, type ServedProcess, serve, serveAll, stop, writeConfig } from "./processes.ts";
 
 export interface Cluster {
   readonly shards: Shard[];
@@ -24,18 +24,21 @@ export async function startCluster(
   const ports = await Promise.all(Array.from({ length: writerCount }, () => freePort()));
   const shards = ports.map((port, i) => ({ name: `writer-${i}`, address: `127.0.0.1:${port}` }));
   const shardList = shards.map((s) => `${s.name}=${s.address}`).join(",");
-  const writers = await Promise.all(
-    shards.map((shard) =>
-      serve("writer", configFile, [
-        `writer.name=${shard.name}`,
-        `writer.listen=${shard.address}`,
-        `writer.shards=${shardList}`,
-        ...metrics("writer"),
-        ...sets,
-      ]),
+  const started = await serveAll([
+    ...shards.map(
+      (shard) => () =>
+        serve("writer", configFile, [
+          `writer.name=${shard.name}`,
+          `writer.listen=${shard.address}`,
+          `writer.shards=${shardList}`,
+          ...metrics("writer"),
+          ...sets,
+        ]),
     ),
-  );
-  const reader = await serve("reader", configFile, ["reader.listen=127.0.0.1:0", ...metrics("reader"), ...sets]);
+    () => serve("reader", configFile, ["reader.listen=127.0.0.1:0", ...metrics("reader"), ...sets]),
+  ]);
+  const writers = started.slice(0, -1);
+  const reader = started.at(-1) as ServedProcess;
   return {
     shards,
     writers,

@@ -22,14 +22,34 @@ export {
   S3_SECRET_KEY,
 } from "../../packages/core/test/backends.ts";
 
-/** A port free right now (the kernel's pick); writer shards need theirs before they start. */
+/**
+ * A free port for a server that must know its address before it starts (writer shards list
+ * each other). Chosen below Linux's ephemeral range (32768 and up), which is where every
+ * `listen(0)` and outgoing connection takes its port: a port the kernel handed out and
+ * took back could be handed to another test's server before ours binds it (EADDRINUSE).
+ */
 export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  server.close();
-  return typeof address === "object" && address ? address.port : 0;
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const server = createServer();
+    const bound = await new Promise<boolean>((resolve) => {
+      server.once("error", () => resolve(false));
+      server.listen(port, "127.0.0.1", () => resolve(true));
+    });
+    if (bound) {
+      await new Promise((resolve) => server.close(resolve));
+      return port;
+    }
+  }
+}
+
+/** Starts processes together; if one fails, stops the others before rethrowing, so none is left running. */
+export async function serveAll(starts: readonly (() => Promise<ServedProcess>)[]): Promise<ServedProcess[]> {
+  const results = await Promise.allSettled(starts.map((start) => start()));
+  const failed = results.find((r) => r.status === "rejected");
+  if (!failed) return results.map((r) => (r as PromiseFulfilledResult<ServedProcess>).value);
+  await Promise.all(results.flatMap((r) => (r.status === "fulfilled" ? [stop(r.value)] : [])));
+  throw failed.reason;
 }
 
 /** A config file for every process of one test: SeaweedFS under a fresh prefix. */

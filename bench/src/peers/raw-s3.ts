@@ -3,6 +3,7 @@
 
 import { GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { signPutsWithoutPayloadHash } from "@klstore/core";
+import { S3_ACCESS_KEY, S3_BUCKET, S3_ENDPOINT, S3_SECRET_KEY } from "../../../e2e/support/processes.ts";
 import { pool, type Throughput, throughput } from "../measure.ts";
 
 export interface S3Target {
@@ -10,6 +11,12 @@ export interface S3Target {
   readonly bucket: string;
   readonly accessKey: string;
   readonly secretKey: string;
+}
+
+/** The test services' S3 server (scripts/services.sh), which every scenario writes to. */
+export function testS3Target(): S3Target {
+  if (!S3_ENDPOINT) throw new Error("needs KLSTORE_TEST_S3_ENDPOINT (scripts/services.sh start s3)");
+  return { endpoint: S3_ENDPOINT, bucket: S3_BUCKET, accessKey: S3_ACCESS_KEY, secretKey: S3_SECRET_KEY };
 }
 
 const OBJECT_BYTES = 1024 * 1024;

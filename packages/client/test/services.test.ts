@@ -23,6 +23,7 @@ import { type RunningReader, startReader } from "@klstore/reader-service";
 import { createLogger } from "@klstore/service-runtime";
 import { type RunningWriterShard, startWriterShard } from "@klstore/writer-service";
 import type { Registry } from "prom-client";
+import { freePort } from "../../../e2e/support/processes.ts";
 import { backends } from "../../core/test/backends.ts";
 import { type ClientItem, KlstoreClient } from "../src/klstore-client.ts";
 
@@ -336,17 +337,5 @@ for (const backend of backends()) {
         assert.ok(exposition.includes(name), name);
       }
     });
-  });
-}
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import("node:net");
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
   });
 }

@@ -4,7 +4,6 @@
 // Needs: SeaweedFS when KLSTORE_TEST_S3_ENDPOINT is set (else the filesystem).
 
 import assert from "node:assert/strict";
-import { createServer } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type ServiceError, status } from "@grpc/grpc-js";
@@ -12,23 +11,13 @@ import { changesFolder, listChangeObjects, openStore } from "@klstore/core";
 import { type RunningReader, startReader } from "@klstore/reader-service";
 import { createLogger } from "@klstore/service-runtime";
 import { type RunningWriterShard, startWriterShard } from "@klstore/writer-service";
+import { freePort } from "../../../e2e/support/processes.ts";
 import { backends } from "../../core/test/backends.ts";
 import { type ClientKeyChange, KlstoreClient } from "../src/klstore-client.ts";
 
 const logger = createLogger("test", "silent");
 const backend = backends().at(-1); // SeaweedFS when it is running
 const POLL_MILLIS = 50;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
-  });
-}
 
 /** Collects a watch's changes in the background until stopped; remembers the last cursor. */
 function watcher(client: KlstoreClient, keyspace: string, cursor?: string) {
