@@ -47,6 +47,7 @@ KLSTORE_TEST_PYTHON="$(scripts/test-tools.sh python)"
 export KLSTORE_TEST_GRPCURL KLSTORE_TEST_PYTHON
 
 echo "== tests"
-# A hung test fails after 2 minutes instead of eating the CI budget.
-node --test --test-reporter=spec --test-concurrency=2 --test-timeout=120000 \
+# A hung test fails after 2 minutes instead of eating the CI budget, and a test file whose
+# tests are done exits even if something (a leaked child process) would keep it alive.
+node --test --test-reporter=spec --test-concurrency=2 --test-timeout=120000 --test-force-exit \
   "packages/*/src/**/*.test.ts" "packages/*/test/**/*.test.ts" "services/*/test/**/*.test.ts" "e2e/**/*.test.ts" "bench/test/**/*.test.ts" "$@"
