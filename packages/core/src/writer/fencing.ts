@@ -13,7 +13,7 @@ import { randomUUID } from "node:crypto";
 import { CorruptObject, Fenced } from "../errors.ts";
 import type { KeyLayout } from "../format/layout.ts";
 import { type ObjectStore, PreconditionFailed } from "../storage/object-store.ts";
-import { type KeyState, readTailAndClaims, stateFromTail } from "./key-state.ts";
+import { type KeyState, listClaimsAt, readTail, stateFromTail } from "./key-state.ts";
 
 /** Identifies this process in the claims it writes (for operators reading a bucket). */
 export const WRITER_ID = randomUUID();
@@ -75,9 +75,10 @@ export async function commitBatch(
  */
 export async function recoverKeyState(store: ObjectStore, layout: KeyLayout): Promise<KeyState> {
   for (let round = 0; round < MAX_RECOVERY_ROUNDS; round++) {
-    const { tail, claims } = await readTailAndClaims(store, layout);
+    const tail = await readTail(store, layout);
     if (tail.leftovers.length > 0) await store.delete(tail.leftovers.map((o) => o.key));
     const probe = stateFromTail(tail, 0);
+    const claims = await listClaimsAt(store, layout, probe.tail.nextOffset);
     const newest = claims.at(-1);
     if (!newest) return probe;
     const claimed = await store.get(newest.key);

@@ -1,7 +1,6 @@
 // A writer's knowledge of one key, and how it is recovered from storage on a cache miss:
 // GET the watermark, LIST the data objects from it (a handful, bounded by compaction), then
-// LIST the claims at the next offset to seal a batch a crashed writer left half-done (one
-// LIST of the key's folder does both for a key without a watermark).
+// LIST the claims at the next offset to seal a batch a crashed writer left half-done.
 
 import { CorruptObject } from "../errors.ts";
 import type { KeyLayout } from "../format/layout.ts";
@@ -64,46 +63,7 @@ export interface RecoveredTail {
 
 /** Reads a key's tail: the watermark and the objects from it on (used by writer and reader). */
 export async function readTail(store: ObjectStore, layout: KeyLayout): Promise<RecoveredTail> {
-  return tailFromWatermark(store, layout, await readWatermark(store, layout));
-}
-
-export interface Claim {
-  readonly key: string;
-  readonly generation: number;
-}
-
-/**
- * A writer's recovery reads: the key's tail and the claims at its next offset. A key
- * without a watermark (new, or never compacted) holds few objects, so one LIST of its
- * whole folder usually answers both, where each takes a LIST of its own otherwise: a new
- * key costs a GET and a LIST instead of a GET and two LISTs.
- */
-export async function readTailAndClaims(
-  store: ObjectStore,
-  layout: KeyLayout,
-): Promise<{ tail: RecoveredTail; claims: Claim[] }> {
   const watermark = await readWatermark(store, layout);
-  if (watermark === undefined) {
-    const folder = await store.list(layout.folder);
-    if (!folder.truncated) {
-      const start = layout.startAfterForFirstOffset(0n);
-      const data = folder.objects
-        .filter((o) => o.key.startsWith(layout.dataPrefix) && o.key > start)
-        .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-      const { chain, leftovers } = resolveChain(parseListing(layout, data));
-      const tail: RecoveredTail = { watermark, chain, leftovers };
-      return { tail, claims: claimsAt(layout, folder.objects, stateFromTail(tail, 0).tail.nextOffset) };
-    }
-  }
-  const tail = await tailFromWatermark(store, layout, watermark);
-  return { tail, claims: await listClaimsAt(store, layout, stateFromTail(tail, 0).tail.nextOffset) };
-}
-
-async function tailFromWatermark(
-  store: ObjectStore,
-  layout: KeyLayout,
-  watermark: bigint | undefined,
-): Promise<RecoveredTail> {
   const listed = await listAll(store, layout.dataPrefix, layout.startAfterForFirstOffset(watermark ?? 0n));
   const { chain, leftovers } = resolveChain(parseListing(layout, listed));
   // A key that never had items has no watermark, so only emptied keys pay this GET.
@@ -143,13 +103,12 @@ export function stateFromTail(tail: RecoveredTail, claimGeneration: number): Key
 }
 
 /** Claims at the next offset, newest generation last. */
-export async function listClaimsAt(store: ObjectStore, layout: KeyLayout, offset: bigint): Promise<Claim[]> {
+export async function listClaimsAt(
+  store: ObjectStore,
+  layout: KeyLayout,
+  offset: bigint,
+): Promise<{ key: string; generation: number }[]> {
   const listed = await listAll(store, layout.claimPrefix, layout.claimKey(offset, 0).replace(/_g0$/, ""));
-  return claimsAt(layout, listed, offset);
-}
-
-/** The claims at `offset` among listed objects, newest generation last. */
-function claimsAt(layout: KeyLayout, listed: readonly ListedObject[], offset: bigint): Claim[] {
   return listed
     .map((o) => ({ key: o.key, parsed: layout.parseClaimKey(o.key) }))
     .filter((c) => c.parsed?.offset === offset)
