@@ -7,6 +7,7 @@ import { Fenced } from "../src/errors.ts";
 import { KeyspaceLayout } from "../src/format/layout.ts";
 import type { Item } from "../src/format/records.ts";
 import { StoreReader } from "../src/reader/store-reader.ts";
+import type { ObjectStore } from "../src/storage/object-store.ts";
 import { StoreWriter } from "../src/writer/store-writer.ts";
 import { backends } from "./backends.ts";
 
@@ -66,6 +67,47 @@ for (const backend of backends()) {
         assert.equal(items.length, 60);
         await a.close();
         await b.close();
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it("never takes a committed offset again when a recovery's LIST misses objects mid-compaction", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        // Compacting every 3 objects deletes the object batch 0 was first written to.
+        const writer = new StoreWriter({ store, prefix, config: { compactObjectsThreshold: 3 } });
+        await writer.createKeyspace("ks");
+        for (let i = 0; i < 6; i++) await writer.appendList("ks", "k", [{ value: Buffer.from(`v${i}`) }]);
+        // A LIST that overlaps a compaction (its inputs deleted, its output not listed yet)
+        // can show none of the key's data objects. Two such LISTs in a row: the first
+        // recovery round would seal batch 0's long-gone object, the second would take the
+        // seal as a crashed writer's and hand offset 0 out again.
+        const dataPrefix = new KeyspaceLayout(prefix, "ks").key("k").dataPrefix;
+        let misses = 2;
+        const racing: ObjectStore = {
+          description: store.description,
+          get: (key) => store.get(key),
+          put: (key, body, options) => store.put(key, body, options),
+          delete: (keys) => store.delete(keys),
+          async list(listPrefix, options) {
+            const page = await store.list(listPrefix, options);
+            if (listPrefix !== dataPrefix || misses === 0) return page;
+            misses--;
+            return { objects: [], truncated: false };
+          },
+          listFolders: (p) => store.listFolders(p),
+          close: () => store.close(),
+        };
+        const late = new StoreWriter({ store: racing, prefix, config: { compactObjectsThreshold: 3 } });
+        const [outcome] = await late.appendList("ks", "k", [{ value: Buffer.from("late") }]);
+        assert.equal(misses, 0, "both LISTs missed the objects");
+        assert.equal(outcome?.kind === "appended" && outcome.offset, 6n);
+        const items = await readAll(new StoreReader({ store, prefix }));
+        assert.deepEqual(
+          items.map((i) => Buffer.from(i.value).toString()),
+          ["v0", "v1", "v2", "v3", "v4", "v5", "late"],
+        );
       } finally {
         await cleanup();
       }

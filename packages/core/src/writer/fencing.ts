@@ -10,6 +10,7 @@
 // compacted away before the seal, and then the listing shows it. Readers skip empty objects.
 
 import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { CorruptObject, Fenced } from "../errors.ts";
 import type { KeyLayout } from "../format/layout.ts";
 import { type ObjectStore, PreconditionFailed } from "../storage/object-store.ts";
@@ -20,6 +21,8 @@ export const WRITER_ID = randomUUID();
 
 /** How often recovery re-reads a key that keeps changing under it before giving up. */
 const MAX_RECOVERY_ROUNDS = 16;
+/** Pause before re-reading a key whose LIST was caught mid-compaction (times the round). */
+const RECOVERY_BACKOFF_MILLIS = 5;
 
 export interface ClaimBody {
   readonly dataKey: string;
@@ -78,7 +81,14 @@ export async function recoverKeyState(store: ObjectStore, layout: KeyLayout): Pr
     const tail = await readTail(store, layout);
     if (tail.leftovers.length > 0) await store.delete(tail.leftovers.map((o) => o.key));
     const probe = stateFromTail(tail, 0);
-    const claims = await listClaimsAt(store, layout, probe.tail.nextOffset);
+    const { claims, beyond } = await listClaimsAt(store, layout, probe.tail.nextOffset);
+    if (beyond) {
+      // The data LIST missed committed objects: a compaction deleted its inputs while its
+      // output was not yet listed. Taking or sealing this offset would hand out a committed
+      // one again; read again once the compaction is through.
+      await sleep(RECOVERY_BACKOFF_MILLIS * (round + 1));
+      continue;
+    }
     const newest = claims.at(-1);
     if (!newest) return probe;
     const claimed = await store.get(newest.key);

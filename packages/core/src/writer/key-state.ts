@@ -102,16 +102,22 @@ export function stateFromTail(tail: RecoveredTail, claimGeneration: number): Key
   };
 }
 
-/** Claims at the next offset, newest generation last. */
+/**
+ * The claims at a key's end (`offset`, from a LIST of its data objects), newest generation
+ * last, and whether any claim lies beyond it. A claim is only ever taken at the offset
+ * after a committed batch, so one beyond the end proves the LIST missed committed objects
+ * (it overlapped a compaction replacing them): the end is not to be trusted.
+ */
 export async function listClaimsAt(
   store: ObjectStore,
   layout: KeyLayout,
   offset: bigint,
-): Promise<{ key: string; generation: number }[]> {
+): Promise<{ claims: { key: string; generation: number }[]; beyond: boolean }> {
   const listed = await listAll(store, layout.claimPrefix, layout.claimKey(offset, 0).replace(/_g0$/, ""));
-  return listed
-    .map((o) => ({ key: o.key, parsed: layout.parseClaimKey(o.key) }))
+  const parsed = listed.map((o) => ({ key: o.key, parsed: layout.parseClaimKey(o.key) }));
+  const claims = parsed
     .filter((c) => c.parsed?.offset === offset)
     .map((c) => ({ key: c.key, generation: c.parsed?.generation ?? 0 }))
     .sort((a, b) => a.generation - b.generation);
+  return { claims, beyond: parsed.some((c) => c.parsed !== undefined && c.parsed.offset > offset) };
 }
