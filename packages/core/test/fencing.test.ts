@@ -83,18 +83,19 @@ for (const backend of backends()) {
         // can show none of the key's data objects. Two such LISTs in a row: the first
         // recovery round would seal batch 0's long-gone object, the second would take the
         // seal as a crashed writer's and hand offset 0 out again.
-        const dataPrefix = new KeyspaceLayout(prefix, "ks").key("k").dataPrefix;
+        const layout = new KeyspaceLayout(prefix, "ks").key("k");
         let misses = 2;
         const racing: ObjectStore = {
           description: store.description,
           get: (key) => store.get(key),
           put: (key, body, options) => store.put(key, body, options),
           delete: (keys) => store.delete(keys),
+          // Both LISTs a recovery may make of the data: of the data objects, or of the whole folder.
           async list(listPrefix, options) {
             const page = await store.list(listPrefix, options);
-            if (listPrefix !== dataPrefix || misses === 0) return page;
+            if (misses === 0 || (listPrefix !== layout.dataPrefix && listPrefix !== layout.folder)) return page;
             misses--;
-            return { objects: [], truncated: false };
+            return { ...page, objects: page.objects.filter((o) => !o.key.startsWith(layout.dataPrefix)) };
           },
           listFolders: (p) => store.listFolders(p),
           close: () => store.close(),

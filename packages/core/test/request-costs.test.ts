@@ -116,6 +116,27 @@ describe("request costs", () => {
     }
   });
 
+  it("recovers a key without a watermark from one LIST of its folder", async () => {
+    const { store, prefix, cleanup } = await fileBackend.open();
+    try {
+      const stats = new StorageStats();
+      const writer = new StoreWriter({ store: countingStore(store, stats), prefix, config: { changeLog: false } });
+      await writer.createKeyspace("ks");
+      const before = { get: stats.getRequests, list: stats.listRequests };
+      await writer.appendList("ks", "new", [{ value: Buffer.from("x") }]);
+      // The watermark's GET (none) and one LIST, where the data and the claims took one each.
+      assert.deepEqual([stats.getRequests - before.get, stats.listRequests - before.list], [1, 1], "new key");
+      // A second writer recovers the key, now holding an object and a claim, the same way.
+      const again = new StorageStats();
+      const second = new StoreWriter({ store: countingStore(store, again), prefix, config: { changeLog: false } });
+      const [outcome] = await second.appendList("ks", "new", [{ value: Buffer.from("y") }]);
+      assert.equal(outcome?.kind === "appended" && outcome.offset, 1n);
+      assert.equal(again.listRequests, 1, "small key");
+    } finally {
+      await cleanup();
+    }
+  });
+
   it("reads the tail in O(1) requests however long the key is", async (t) => {
     const costs: string[] = [];
     for (const objects of [20, 200]) {

@@ -14,7 +14,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { CorruptObject, Fenced } from "../errors.ts";
 import type { KeyLayout } from "../format/layout.ts";
 import { type ObjectStore, PreconditionFailed } from "../storage/object-store.ts";
-import { type KeyState, listClaimsAt, readTail, stateFromTail } from "./key-state.ts";
+import { type KeyState, readTailAndClaims, stateFromTail } from "./key-state.ts";
 
 /** Identifies this process in the claims it writes (for operators reading a bucket). */
 export const WRITER_ID = randomUUID();
@@ -78,10 +78,7 @@ export async function commitBatch(
  */
 export async function recoverKeyState(store: ObjectStore, layout: KeyLayout): Promise<KeyState> {
   for (let round = 0; round < MAX_RECOVERY_ROUNDS; round++) {
-    const tail = await readTail(store, layout);
-    if (tail.leftovers.length > 0) await store.delete(tail.leftovers.map((o) => o.key));
-    const probe = stateFromTail(tail, 0);
-    const { claims, beyond } = await listClaimsAt(store, layout, probe.tail.nextOffset);
+    const { tail, claims, beyond } = await readTailAndClaims(store, layout);
     if (beyond) {
       // The data LIST missed committed objects: a compaction deleted its inputs while its
       // output was not yet listed. Taking or sealing this offset would hand out a committed
@@ -89,6 +86,8 @@ export async function recoverKeyState(store: ObjectStore, layout: KeyLayout): Pr
       await sleep(RECOVERY_BACKOFF_MILLIS * (round + 1));
       continue;
     }
+    if (tail.leftovers.length > 0) await store.delete(tail.leftovers.map((o) => o.key));
+    const probe = stateFromTail(tail, 0);
     const newest = claims.at(-1);
     if (!newest) return probe;
     const claimed = await store.get(newest.key);

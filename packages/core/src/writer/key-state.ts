@@ -1,6 +1,7 @@
 // A writer's knowledge of one key, and how it is recovered from storage on a cache miss:
 // GET the watermark, LIST the data objects from it (a handful, bounded by compaction), then
-// LIST the claims at the next offset to seal a batch a crashed writer left half-done.
+// LIST the claims at the next offset to seal a batch a crashed writer left half-done (one
+// LIST of the key's folder does both for a key without a watermark).
 
 import { CorruptObject } from "../errors.ts";
 import type { KeyLayout } from "../format/layout.ts";
@@ -63,7 +64,57 @@ export interface RecoveredTail {
 
 /** Reads a key's tail: the watermark and the objects from it on (used by writer and reader). */
 export async function readTail(store: ObjectStore, layout: KeyLayout): Promise<RecoveredTail> {
+  return tailFromWatermark(store, layout, await readWatermark(store, layout));
+}
+
+export interface Claim {
+  readonly key: string;
+  readonly generation: number;
+}
+
+/**
+ * The claims at a key's end (from a LIST of its data objects), newest generation last, and
+ * whether any claim lies beyond it. A claim is only ever taken at the offset after a
+ * committed batch, so one beyond the end proves the LIST missed committed objects (it
+ * overlapped a compaction replacing them): the end is not to be trusted.
+ */
+export interface ClaimsAtEnd {
+  readonly claims: Claim[];
+  readonly beyond: boolean;
+}
+
+/**
+ * A writer's recovery reads: the key's tail and the claims at its end. A key without a
+ * watermark (new, or never compacted to completion) holds few objects, so one LIST of its
+ * whole folder usually answers both, where each takes a LIST of its own otherwise: a new
+ * key costs a GET and a LIST instead of a GET and two LISTs.
+ */
+export async function readTailAndClaims(
+  store: ObjectStore,
+  layout: KeyLayout,
+): Promise<{ tail: RecoveredTail } & ClaimsAtEnd> {
   const watermark = await readWatermark(store, layout);
+  if (watermark === undefined) {
+    const folder = await store.list(layout.folder);
+    if (!folder.truncated) {
+      const start = layout.startAfterForFirstOffset(0n);
+      const data = folder.objects
+        .filter((o) => o.key.startsWith(layout.dataPrefix) && o.key > start)
+        .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      const { chain, leftovers } = resolveChain(parseListing(layout, data));
+      const tail: RecoveredTail = { watermark, chain, leftovers };
+      return { tail, ...claimsAtEnd(layout, folder.objects, stateFromTail(tail, 0).tail.nextOffset) };
+    }
+  }
+  const tail = await tailFromWatermark(store, layout, watermark);
+  return { tail, ...(await listClaimsAt(store, layout, stateFromTail(tail, 0).tail.nextOffset)) };
+}
+
+async function tailFromWatermark(
+  store: ObjectStore,
+  layout: KeyLayout,
+  watermark: bigint | undefined,
+): Promise<RecoveredTail> {
   const listed = await listAll(store, layout.dataPrefix, layout.startAfterForFirstOffset(watermark ?? 0n));
   const { chain, leftovers } = resolveChain(parseListing(layout, listed));
   // A key that never had items has no watermark, so only emptied keys pay this GET.
@@ -102,18 +153,13 @@ export function stateFromTail(tail: RecoveredTail, claimGeneration: number): Key
   };
 }
 
-/**
- * The claims at a key's end (`offset`, from a LIST of its data objects), newest generation
- * last, and whether any claim lies beyond it. A claim is only ever taken at the offset
- * after a committed batch, so one beyond the end proves the LIST missed committed objects
- * (it overlapped a compaction replacing them): the end is not to be trusted.
- */
-export async function listClaimsAt(
-  store: ObjectStore,
-  layout: KeyLayout,
-  offset: bigint,
-): Promise<{ claims: { key: string; generation: number }[]; beyond: boolean }> {
+/** The claims from `offset` on, as the claims at a key's end that `offset` is. */
+export async function listClaimsAt(store: ObjectStore, layout: KeyLayout, offset: bigint): Promise<ClaimsAtEnd> {
   const listed = await listAll(store, layout.claimPrefix, layout.claimKey(offset, 0).replace(/_g0$/, ""));
+  return claimsAtEnd(layout, listed, offset);
+}
+
+function claimsAtEnd(layout: KeyLayout, listed: readonly ListedObject[], offset: bigint): ClaimsAtEnd {
   const parsed = listed.map((o) => ({ key: o.key, parsed: layout.parseClaimKey(o.key) }));
   const claims = parsed
     .filter((c) => c.parsed?.offset === offset)
