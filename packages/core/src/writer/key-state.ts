@@ -97,10 +97,9 @@ export async function readTailAndClaims(
   if (watermark === undefined) {
     const folder = await store.list(layout.folder);
     if (!folder.truncated) {
+      // A LIST is in byte order, so the data objects among the folder's are too.
       const start = layout.startAfterForFirstOffset(0n);
-      const data = folder.objects
-        .filter((o) => o.key.startsWith(layout.dataPrefix) && o.key > start)
-        .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      const data = folder.objects.filter((o) => o.key.startsWith(layout.dataPrefix) && o.key > start);
       const { chain, leftovers } = resolveChain(parseListing(layout, data));
       const tail: RecoveredTail = { watermark, chain, leftovers };
       return { tail, ...claimsAtEnd(layout, folder.objects, stateFromTail(tail, 0).tail.nextOffset) };
