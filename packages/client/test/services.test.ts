@@ -247,7 +247,16 @@ for (const backend of backends()) {
       }
       const read = async (options: { order?: "forwards" | "backwards"; limit?: bigint }) =>
         text(await collect(client.items("ks", "paged", { pageSize: 7, ...options })));
+      const registry = (readers[0] as RunningReader).metrics.registry;
+      const objectReads = async () =>
+        (await metricValue(registry, "klstore_object_cache_hits_total")) +
+        (await metricValue(registry, "klstore_object_cache_misses_total"));
+      const readsBefore = await objectReads();
       assert.deepEqual(await read({}), values);
+      // 33 pages from at most 5 objects (5 appends, some compacted): each object is
+      // fetched once by the stream, not once per page.
+      const objectsRead = (await objectReads()) - readsBefore;
+      assert.ok(objectsRead <= 5, `${objectsRead} object reads for one stream of 33 pages`);
       assert.deepEqual(await read({ order: "backwards" }), [...values].reverse());
       assert.deepEqual(await read({ limit: 30n }), values.slice(0, 30));
       assert.deepEqual(await read({ limit: 29n }), values.slice(0, 29));

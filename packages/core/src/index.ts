@@ -47,6 +47,7 @@ export {
   type KeyMetadata,
   type KeyspaceMetadata,
   type ReadPageRequest,
+  RecentObject,
   StoreReader,
 } from "./reader/store-reader.ts";
 export { FilesystemStore } from "./storage/filesystem.ts";

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { KeyspaceLayout } from "../src/format/layout.ts";
-import { StoreReader } from "../src/reader/store-reader.ts";
+import { RecentObject, StoreReader } from "../src/reader/store-reader.ts";
 import { countingStore, type ObjectStore, StorageStats } from "../src/storage/object-store.ts";
 import { StoreWriter } from "../src/writer/store-writer.ts";
 import { fileBackend } from "./backends.ts";
@@ -132,6 +132,49 @@ describe("request costs", () => {
       const [outcome] = await second.appendList("ks", "new", [{ value: Buffer.from("y") }]);
       assert.equal(outcome?.kind === "appended" && outcome.offset, 1n);
       assert.equal(again.listRequests, 1, "small key");
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it("fetches each object once when consecutive pages carry the recent object", async () => {
+    const { store, prefix, cleanup } = await fileBackend.open();
+    try {
+      const writer = new StoreWriter({ store, prefix, config: { changeLog: false } });
+      await writer.createKeyspace("ks");
+      // Two objects of 40 items: pages of 7 end inside objects and one page spans both.
+      for (let o = 0; o < 2; o++) {
+        await writer.appendList(
+          "ks",
+          "k",
+          Array.from({ length: 40 }, (_, j) => ({ value: Buffer.from(`v${40 * o + j}`) })),
+        );
+      }
+      for (const order of ["forwards", "backwards"] as const) {
+        const costs: Record<string, { gets: number; offsets: bigint[] }> = {};
+        for (const carry of [false, true]) {
+          const { reader } = counted(store);
+          const recent = carry ? new RecentObject() : undefined;
+          const cost = { gets: 0, offsets: [] as bigint[] };
+          let continuation: string | undefined;
+          do {
+            const page = await reader.readPage("ks", "k", { order, maxSize: 7, continuation, recent });
+            cost.gets += page.stats.getRequests;
+            cost.offsets.push(...page.items.map((i) => i.offset));
+            continuation = page.continuation;
+          } while (continuation);
+          costs[carry ? "carried" : "alone"] = cost;
+        }
+        const { alone, carried } = costs as Record<"alone" | "carried", { gets: number; offsets: bigint[] }>;
+        const all = Array.from({ length: 80 }, (_, i) => BigInt(order === "forwards" ? i : 79 - i));
+        assert.deepEqual(carried.offsets, all, `${order}: every item once, in order`);
+        assert.deepEqual(alone.offsets, all, `${order}: the same without carrying`);
+        // Backwards, the first page also GETs the (absent) watermark to find the newest object.
+        const extra = order === "backwards" ? 1 : 0;
+        assert.equal(carried.gets, 2 + extra, `${order}: one GET per object`);
+        // 12 pages, one of them across both objects.
+        assert.equal(alone.gets, 13 + extra, `${order}: without it, one GET per page and object read`);
+      }
     } finally {
       await cleanup();
     }

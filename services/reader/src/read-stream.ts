@@ -6,7 +6,14 @@
 import { once } from "node:events";
 import { create } from "@bufbuild/protobuf";
 import type { ServerWritableStream } from "@grpc/grpc-js";
-import { InvalidArgument, type ItemFilter, type ItemList, type IterationOrder, type StoreReader } from "@klstore/core";
+import {
+  InvalidArgument,
+  type ItemFilter,
+  type ItemList,
+  type IterationOrder,
+  RecentObject,
+  type StoreReader,
+} from "@klstore/core";
 import { type ReadStreamRequest, type ReadStreamResponse, ReadStreamResponseSchema } from "@klstore/proto";
 import type { Logger } from "@klstore/service-runtime";
 import type { FollowHub } from "./follow-hub.ts";
@@ -51,6 +58,8 @@ async function streamPages(
   let filter: ItemFilter | undefined = continuation ? undefined : toFilter(request.filter);
   let lastSent: bigint | undefined;
   let ahead: Promise<ItemList> | undefined;
+  // Pages are smaller than objects: each object is fetched once per stream, not per page.
+  const recent = new RecentObject();
 
   // Ends cleanly (the client resumes from its last continuation) when the server shuts down.
   while (!signal.aborted && !hub.closed) {
@@ -62,7 +71,7 @@ async function streamPages(
         : undefined;
     const maxSize = remaining === undefined ? pageSize : Math.min(pageSize, Number(remaining));
     const page = await (ahead ??
-      reader.readPage(request.keyspace, request.key, { order, maxSize, filter, continuation }));
+      reader.readPage(request.keyspace, request.key, { order, maxSize, filter, continuation, recent }));
     ahead = undefined;
     const last = page.items.at(-1);
     const left = remaining === undefined ? undefined : remaining - BigInt(page.items.length);
@@ -75,6 +84,7 @@ async function streamPages(
         order,
         maxSize: nextMax,
         continuation: page.continuation,
+        recent,
       });
       ahead.catch(() => {}); // raised when awaited; dropped if the stream ends first
     }

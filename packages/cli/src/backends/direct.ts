@@ -13,6 +13,7 @@ import {
   listKeys,
   openStore,
   pollChanges,
+  RecentObject,
   RepeatedChangeFilter,
   StoreReader,
   StoreWriter,
@@ -35,6 +36,7 @@ export function directBackend(url: string): Backend {
     let remaining = options.limit ?? Number.POSITIVE_INFINITY;
     let continuation: string | undefined;
     let lastOffset: bigint | undefined;
+    const recent = new RecentObject(); // consecutive pages fetch each object once
     const filter = {
       startOffset: options.startOffset,
       startTimestamp: options.startTimestamp,
@@ -46,6 +48,7 @@ export function directBackend(url: string): Backend {
         maxSize: Math.min(remaining, options.pageSize ?? reader.config.defaultMaxResults),
         filter: continuation ? undefined : filter,
         continuation,
+        recent,
       });
       for (const item of page.items) {
         yield item;

@@ -33,6 +33,36 @@ export interface ReadPageRequest {
   readonly maxSize?: number | undefined;
   readonly filter?: ItemFilter | undefined;
   readonly continuation?: string | undefined;
+  /**
+   * Carried from page to page by a reader of consecutive pages (a stream, the CLI): the
+   * object the last page ended in is then fetched and decoded once, not once per page.
+   */
+  readonly recent?: RecentObject | undefined;
+}
+
+/**
+ * The last data object a sequence of pages decoded. A page is usually smaller than an
+ * object (objects reach megabytes), so the next page starts in the object this one ended in;
+ * without this, every page of a stream downloaded that whole object again. Objects never
+ * change under their name, so what is kept is never stale, and the page being sent holds
+ * views of the same body anyway: keeping it costs little memory.
+ */
+export class RecentObject {
+  private key: string | undefined;
+  private items: Item[] = [];
+
+  holds(key: string): boolean {
+    return this.key === key;
+  }
+
+  itemsOf(key: string): Item[] | undefined {
+    return this.key === key ? this.items : undefined;
+  }
+
+  keep(key: string, items: Item[]): void {
+    this.key = key;
+    this.items = items;
+  }
 }
 
 export interface PageStats {
@@ -153,7 +183,7 @@ export class StoreReader {
     validateFilter(request.filter);
     const layout = new KeyspaceLayout(this.prefix, keyspace).key(key);
     const stats = new StorageStats();
-    const page = new PageRead(countingStore(this.store, stats), layout, this.config, maxSize);
+    const page = new PageRead(countingStore(this.store, stats), layout, this.config, maxSize, request.recent);
     const rule = startRule(layout, order, request);
     const { items, next } = order === "forwards" ? await page.forwards(rule) : await page.backwards(rule);
     // Only an empty answer pays for telling a missing keyspace from an empty key.
@@ -276,12 +306,14 @@ class PageRead {
   private readonly layout: KeyLayout;
   private readonly config: ReaderConfig;
   private readonly maxSize: number;
+  private readonly recent: RecentObject;
 
-  constructor(store: ObjectStore, layout: KeyLayout, config: ReaderConfig, maxSize: number) {
+  constructor(store: ObjectStore, layout: KeyLayout, config: ReaderConfig, maxSize: number, recent?: RecentObject) {
     this.store = store;
     this.layout = layout;
     this.config = config;
     this.maxSize = maxSize;
+    this.recent = recent ?? new RecentObject();
     this.index = new ObjectIndex(store, layout, config.listPageSize, () => this.upperBound());
   }
 
@@ -306,7 +338,7 @@ class PageRead {
       const o = objects[j] as DataObject;
       // An object wholly before the position (a compaction leftover) is skipped by the read too.
       if (o.name.lastOffset < next) continue;
-      if (!this.ahead.has(o.key)) {
+      if (!this.ahead.has(o.key) && !this.recent.holds(o.key)) {
         const pending = this.store.get(o.key);
         pending.catch(() => {}); // awaited (and its error raised) by fetch, when reached
         this.ahead.set(o.key, pending);
@@ -317,6 +349,8 @@ class PageRead {
   }
 
   private async fetch(o: DataObject): Promise<Item[] | undefined> {
+    const kept = this.recent.itemsOf(o.key);
+    if (kept) return kept;
     const early = this.ahead.get(o.key);
     this.ahead.delete(o.key);
     const stored = await (early ?? this.store.get(o.key));
@@ -329,7 +363,9 @@ class PageRead {
       }
       return undefined;
     }
-    return decodeDataObject(o.key, o.name, stored.body);
+    const items = decodeDataObject(o.key, o.name, stored.body);
+    this.recent.keep(o.key, items);
+    return items;
   }
 
   async forwards(rule: StartRule): Promise<{ items: Item[]; next?: { nextOffset: bigint; hint: bigint } }> {
