@@ -170,6 +170,8 @@ function readReader(reader: SectionReader): ReaderSettings {
       ...readLimits(reader),
       defaultMaxResults: reader.integer("default_max_results", 1, MAX_BYTES),
       maxPageItems: reader.integer("max_page_items", 1, MAX_BYTES),
+      // Below the 64 MiB message limit, with room for each item's framing.
+      maxPageBytes: reader.integer("max_page_bytes", 1, 48 * 1024 * 1024),
       listPageSize: reader.integer("list_page_size", 1, 1000),
       maxCompactionRetries: reader.integer("max_compaction_retries", 0, 1000),
     }),

@@ -79,6 +79,15 @@ describe("config file", () => {
     );
   });
 
+  it("reads the reader's page byte bound, below the gRPC message limit", () => {
+    const config = loadKlstoreConfig({ env: {}, overrides: ["reader.max_page_bytes=1048576"] });
+    assert.equal(config.reader.engine.maxPageBytes, 1_048_576);
+    assert.throws(
+      () => loadKlstoreConfig({ env: {}, overrides: ["reader.max_page_bytes=67108864"] }),
+      /max_page_bytes/,
+    );
+  });
+
   it("lets the environment override the file, and --set override both", () => {
     const file = fileWith('[store]\nurl="file:///data"\n[writer]\nname=writer-0\nlisten=0.0.0.0:7401\n');
     const config = loadKlstoreConfig({

@@ -28,6 +28,11 @@ export interface ReaderConfig extends LimitsConfig {
   defaultMaxResults: number;
   /** Upper bound on max_size, so one page cannot demand unbounded memory. */
   maxPageItems: number;
+  /**
+   * A page ends before its values pass this many bytes (it holds at least one item), so a
+   * page of large values fits a gRPC message (64 MiB) and the reader's memory.
+   */
+  maxPageBytes: number;
   /** Objects asked for per LIST request while seeking and iterating. */
   listPageSize: number;
   /** Times a read restarts after the objects it listed were compacted away under it. */
@@ -80,6 +85,7 @@ export const READER_DEFAULTS: ReaderConfig = {
   ...LIMIT_DEFAULTS,
   defaultMaxResults: 1000,
   maxPageItems: 100_000,
+  maxPageBytes: 16 * 1024 * 1024,
   listPageSize: 1000,
   maxCompactionRetries: 8,
 };

@@ -295,6 +295,36 @@ function checkResumable(rule: StartRule, located: Located | undefined): void {
 const READ_AHEAD = 4;
 
 /** The state of one page being read. */
+/**
+ * When a page is full: at `maxItems` items, or before its values would pass `maxBytes`
+ * (the first item is always taken, so every page makes progress).
+ */
+class PageFill {
+  private items = 0;
+  private bytes = 0;
+  full = false;
+  private readonly maxItems: number;
+  private readonly maxBytes: number;
+
+  constructor(maxItems: number, maxBytes: number) {
+    this.maxItems = maxItems;
+    this.maxBytes = maxBytes;
+  }
+
+  /** Counts `item` into the page, or, when it does not fit, marks the page full. */
+  takes(item: Item): boolean {
+    const size = item.value.byteLength;
+    if (this.items > 0 && this.bytes + size > this.maxBytes) {
+      this.full = true;
+      return false;
+    }
+    this.items++;
+    this.bytes += size;
+    if (this.items >= this.maxItems) this.full = true;
+    return true;
+  }
+}
+
 class PageRead {
   private readonly index: ObjectIndex;
   private upperBoundCache: bigint | undefined;
@@ -377,7 +407,8 @@ class PageRead {
     let window = located?.window;
     let i = located?.index ?? 0;
     let current: DataObject | undefined;
-    while (window && items.length < this.maxSize) {
+    const fill = new PageFill(this.maxSize, this.config.maxPageBytes);
+    while (window && !fill.full) {
       if (i >= window.objects.length) {
         if (!window.truncated) break;
         window = await this.index.nextWindow(window);
@@ -419,15 +450,16 @@ class PageRead {
       for (const item of decoded) {
         if (item.offset < expected) continue;
         if (expected < 0n && !rule.item(item)) continue;
+        if (!fill.takes(item)) break;
         items.push(item);
         expected = item.offset + 1n;
-        if (items.length === this.maxSize) break;
+        if (fill.full) break;
       }
       i++;
     }
     const cutShort = current !== undefined && expected >= 0n && current.name.firstOffset > expected;
     if (cutShort) return { items, next: { nextOffset: expected, hint: (current as DataObject).name.firstOffset } };
-    if (items.length < this.maxSize || !current) return { items };
+    if (!fill.full || !current) return { items };
     return { items, next: { nextOffset: expected, hint: current.name.firstOffset } };
   }
 
@@ -439,7 +471,8 @@ class PageRead {
     else located = await this.index.findLast(rule.object, rule.hint);
     if (!located && rule.hint !== undefined) located = await this.index.findLast(rule.object);
     let current: DataObject | undefined;
-    while (located && items.length < this.maxSize) {
+    const fill = new PageFill(this.maxSize, this.config.maxPageBytes);
+    while (located && !fill.full) {
       const candidate = located.window.objects[located.index] as DataObject;
       // A gap below the items served: a trim is deleting the list's start. Items below a
       // gap are trimmed ones, so the list ends here for this read.
@@ -455,11 +488,12 @@ class PageRead {
         const item = decoded[k] as Item;
         if (expected !== undefined && item.offset > expected) continue;
         if (expected === undefined && !rule.item(item)) continue;
+        if (!fill.takes(item)) break;
         items.push(item);
         expected = item.offset - 1n;
-        if (items.length === this.maxSize) break;
+        if (fill.full) break;
       }
-      if (items.length === this.maxSize) break;
+      if (fill.full) break;
       if (current.name.firstOffset === 0n) return { items };
       const before = current.name.firstOffset - 1n;
       located =
@@ -467,7 +501,7 @@ class PageRead {
           ? { window: located.window, index: located.index - 1 }
           : await this.index.findLast((o) => o.name.firstOffset <= before, current.name.priorStartOffset);
     }
-    if (items.length < this.maxSize || !current || expected === undefined || expected < 0n) return { items };
+    if (!fill.full || !current || expected === undefined || expected < 0n) return { items };
     const hint = expected >= current.name.firstOffset ? current.name.firstOffset : current.name.priorStartOffset;
     return { items, next: { nextOffset: expected, hint } };
   }

@@ -267,7 +267,9 @@ export type ReadPageRequest = Message<"klstore.v1.ReadPageRequest"> & {
 
   /**
    * Most items in the page; 0 takes the server's default_max_results (1000). At most
-   * the server's max_page_items (100000).
+   * the server's max_page_items (100000). A page also ends before its values pass the
+   * server's max_page_bytes (16 MiB; it always holds at least one item), so it may hold
+   * fewer items and still carry a continuation.
    *
    * @generated from field: uint32 max_items = 4;
    */
@@ -387,7 +389,8 @@ export type ReadStreamRequest = Message<"klstore.v1.ReadStreamRequest"> & {
   continuation: string;
 
   /**
-   * Most items per streamed message; 0 takes the server's default.
+   * Most items per streamed message; 0 takes the server's default. A message also ends
+   * before its values pass the server's max_page_bytes (16 MiB).
    *
    * @generated from field: uint32 page_size = 6;
    */
