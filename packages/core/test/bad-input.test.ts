@@ -74,6 +74,8 @@ for (const backend of backends()) {
       try {
         const before = await snapshot(store, prefix);
         await assert.rejects(writer.createKeyspace(""), invalid(/^keyspace$/));
+        // Its config object "{name}_config.ini" would pass NAME_MAX on a filesystem.
+        await assert.rejects(writer.createKeyspace("s".repeat(245)), invalid(/^keyspace$/));
         await assert.rejects(writer.appendList("ks", "", values("x")), invalid(/^key$/));
         await assert.rejects(writer.appendList("ks", "k".repeat(300), values("x")), invalid(/^key$/));
         await assert.rejects(writer.appendList("ks", "\ud800", values("x")), invalid(/^key$/));
@@ -96,6 +98,10 @@ for (const backend of backends()) {
         // The largest allowed value and nonce still go in.
         const [outcome] = await writer.appendList("ks", "k", [{ value: Buffer.alloc(16), nonce: U128 - 2n }]);
         assert.deepEqual(outcome?.kind, "appended");
+        // So does the longest keyspace name, and a key under it.
+        await writer.createKeyspace("s".repeat(244));
+        const [longest] = await writer.appendList("s".repeat(244), "k".repeat(255), values("x"));
+        assert.deepEqual(longest?.kind, "appended");
       } finally {
         await cleanup();
       }

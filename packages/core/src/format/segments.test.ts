@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { InvalidArgument } from "../errors.ts";
-import { decodeSegment, encodeSegment, MAX_SEGMENT_BYTES } from "./segments.ts";
+import { decodeSegment, encodeSegment, MAX_KEYSPACE_SEGMENT_BYTES, MAX_SEGMENT_BYTES } from "./segments.ts";
 
 describe("segment encoding", () => {
   it("keeps plain names as they are, for interoperability with the reference", () => {
@@ -23,6 +23,10 @@ describe("segment encoding", () => {
     assert.throws(() => encodeSegment("key", "\ud800"), InvalidArgument);
     assert.throws(() => encodeSegment("key", "a".repeat(MAX_SEGMENT_BYTES + 1)), InvalidArgument);
     assert.equal(encodeSegment("key", "a".repeat(MAX_SEGMENT_BYTES)).length, MAX_SEGMENT_BYTES);
+    // A keyspace's config object adds "_config.ini" to its segment, within the same 255.
+    assert.equal(MAX_KEYSPACE_SEGMENT_BYTES, 244);
+    assert.throws(() => encodeSegment("keyspace", "a".repeat(245)), /over the limit of 244/);
+    assert.equal(encodeSegment("keyspace", "a".repeat(244)).length, 244);
   });
 
   it("round-trips every name and never yields an unsafe or colliding segment", () => {

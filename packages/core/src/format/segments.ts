@@ -9,6 +9,9 @@ export const MAX_SEGMENT_BYTES = 255;
 
 const KEYSPACE_CONFIG_SUFFIX = "_config.ini";
 
+/** A keyspace's config object is its segment plus the suffix, and must fit NAME_MAX too. */
+export const MAX_KEYSPACE_SEGMENT_BYTES = MAX_SEGMENT_BYTES - KEYSPACE_CONFIG_SUFFIX.length;
+
 function isPlainByte(byte: number): boolean {
   return (
     (byte >= 0x30 && byte <= 0x39) || // 0-9
@@ -47,10 +50,11 @@ export function encodeSegment(kind: "keyspace" | "key", name: string): string {
     const dot = out.length - ".ini".length;
     out = `${out.slice(0, dot)}%2E${out.slice(dot + 1)}`;
   }
-  if (out.length > MAX_SEGMENT_BYTES) {
+  const limit = kind === "keyspace" ? MAX_KEYSPACE_SEGMENT_BYTES : MAX_SEGMENT_BYTES;
+  if (out.length > limit) {
     throw new InvalidArgument(
       kind,
-      `encodes to ${out.length} bytes, over the limit of ${MAX_SEGMENT_BYTES} (plain characters take 1 byte, others 3 per UTF-8 byte)`,
+      `encodes to ${out.length} bytes, over the limit of ${limit} (plain characters take 1 byte, others 3 per UTF-8 byte)`,
     );
   }
   return out;

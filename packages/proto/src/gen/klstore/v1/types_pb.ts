@@ -8,7 +8,8 @@
 // - Timestamps are int64 milliseconds since the Unix epoch (negative before 1970).
 // - Nonces are unsigned 128-bit integers (Uint128); 2^128-1 is reserved and never valid.
 // - Keyspace and key names are any non-empty, well-formed UTF-8 string whose encoded form
-//   (docs/format.md) fits in 255 bytes; values are bytes, at most the server's
+//   (docs/format.md) fits in 255 bytes for keys, 244 for keyspaces (their config object
+//   adds "_config.ini"); values are bytes, at most the server's
 //   max_value_bytes (1 MiB by default).
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
