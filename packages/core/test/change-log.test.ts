@@ -24,7 +24,7 @@ import {
   encodeChanges,
   LOOKBACK_MILLIS,
 } from "../src/changes/change-log.ts";
-import { InvalidArgument } from "../src/errors.ts";
+import { CorruptObject, InvalidArgument } from "../src/errors.ts";
 import { countingStore, type ObjectStore, StorageStats } from "../src/storage/object-store.ts";
 import { StoreWriter } from "../src/writer/store-writer.ts";
 import { backends } from "./backends.ts";
@@ -178,6 +178,22 @@ for (const backend of backends()) {
           ["k"],
         );
         await Promise.all([setup.close(), crashed.close(), takeover.close()]);
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it("reports a damaged change object as data loss naming it, not as an outage to retry", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        const folder = changesFolder(prefix, "ks");
+        const now = BigInt(Date.now());
+        const damaged = changeObjectKey(folder, now, "00000000000000ab", 0);
+        await store.put(damaged, Buffer.from('garbage{\n{"next_offset":"1","commit_millis":"1"}\n'));
+        await assert.rejects(
+          pollChanges(store, prefix, "ks", cursorAt(now - 1000n), now),
+          (err: unknown) => err instanceof CorruptObject && err.message.includes(damaged),
+        );
       } finally {
         await cleanup();
       }

@@ -12,7 +12,7 @@
 // deadline of its name's time: watchers rely on it (change-feed.ts).
 
 import { randomBytes } from "node:crypto";
-import { StorageUnavailable } from "../errors.ts";
+import { CorruptObject } from "../errors.ts";
 import { KeyspaceLayout, U128_MAX } from "../format/layout.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 
@@ -80,14 +80,16 @@ export function decodeChanges(objectKey: string, body: Uint8Array): KeyChange[] 
     if (line === "") continue;
     try {
       const o = JSON.parse(line) as Record<string, string>;
+      if (typeof o.key !== "string") throw new TypeError("no key");
       changes.push({
-        key: String(o.key),
+        key: o.key,
         nextOffset: BigInt(o.next_offset as string),
         nextNonce: BigInt(o.next_nonce ?? "0"),
         commitMillis: BigInt(o.commit_millis as string),
       });
     } catch {
-      throw new StorageUnavailable(`change object ${objectKey} holds a line that does not parse: ${line}`);
+      // Damaged storage, not an outage: DATA_LOSS, which no client retries blindly.
+      throw new CorruptObject(objectKey, `holds a line that does not parse: ${line.slice(0, 200)}`);
     }
   }
   return changes;
