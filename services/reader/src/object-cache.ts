@@ -3,10 +3,13 @@
 // cached body never goes stale. Bodies whose length differs from the size in their name
 // are not cached, so a damaged object that is later restored is read afresh.
 
-import type { ObjectStore, StoredObject } from "@klstore/core";
+import { type ObjectStore, parseDataObjectName, type StoredObject } from "@klstore/core";
 import { LRUCache } from "lru-cache";
 
-const DATA_OBJECT = /\/data_o\d{20}-o\d+_t-?\d+-t-?\d+_n\d+-n\d+_s(\d+)_p\d+\.bin(\.zst)?$/;
+/** The size a data object's name promises; undefined for any other object. */
+function promisedSize(key: string): bigint | undefined {
+  return parseDataObjectName(key.slice(key.lastIndexOf("/") + 1))?.sizeBytes;
+}
 
 export class ObjectCacheStats {
   hits = 0;
@@ -28,13 +31,7 @@ export function cachingStore(store: ObjectStore, maxBytes: number, stats = new O
       }
       stats.misses++;
       const obj = await store.get(key);
-      const size = DATA_OBJECT.exec(key)?.[1];
-      if (
-        obj &&
-        size !== undefined &&
-        BigInt(size) === BigInt(obj.body.byteLength) &&
-        obj.body.byteLength <= maxBytes
-      ) {
+      if (obj && promisedSize(key) === BigInt(obj.body.byteLength) && obj.body.byteLength <= maxBytes) {
         cache.set(key, obj);
       }
       return obj;

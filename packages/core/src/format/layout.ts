@@ -11,7 +11,8 @@ export const U128_MAX = (1n << 128n) - 1n;
 
 const OFFSET_DIGITS = 20;
 const DATA_PREFIX = "data_";
-const DATA_NAME = /^data_o(\d+)-o(\d+)_t(-?\d+)-t(-?\d+)_n(\d+)-n(\d+)_s(\d+)_p(\d+)\.bin(\.zst)?$/;
+const DATA_NAME =
+  /^data_o(\d+)-o(\d+)_t(-?\d+)-t(-?\d+)_n(\d+)-n(\d+)_s(\d+)_p(\d+)(?:_g([1-9]\d{0,8}))?\.bin(\.zst)?$/;
 
 export type Compression = "none" | "zstd";
 
@@ -30,6 +31,12 @@ export interface DataObjectName {
   /** First offset of the object committed just before this one (0 for the first). */
   readonly priorStartOffset: bigint;
   readonly compression: Compression;
+  /**
+   * The claim generation the batch was committed under, when above 0 (docs/fencing.md): a
+   * batch claimed again after a seal holds the same items as the sealed one, and without
+   * it would get the seal's very name and never commit.
+   */
+  readonly generation?: number | undefined;
 }
 
 export function padOffset(offset: bigint): string {
@@ -42,7 +49,7 @@ export function formatDataObjectName(name: DataObjectName): string {
     `${DATA_PREFIX}o${padOffset(name.firstOffset)}-o${name.lastOffset}` +
     `_t${name.minTimestamp}-t${name.maxTimestamp}` +
     `_n${name.firstNonce}-n${name.nextNonce}` +
-    `_s${name.sizeBytes}_p${name.priorStartOffset}${suffix}`
+    `_s${name.sizeBytes}_p${name.priorStartOffset}${name.generation ? `_g${name.generation}` : ""}${suffix}`
   );
 }
 
@@ -73,7 +80,8 @@ export function parseDataObjectName(segment: string): DataObjectName | undefined
     nextNonce,
     sizeBytes: size,
     priorStartOffset: prior,
-    compression: m[9] ? "zstd" : "none",
+    compression: m[10] ? "zstd" : "none",
+    ...(m[9] ? { generation: Number(m[9]) } : {}),
   };
 }
 

@@ -13,6 +13,7 @@ import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CorruptObject, Fenced } from "../errors.ts";
 import type { KeyLayout } from "../format/layout.ts";
+import type { DataObject } from "../format/object-chain.ts";
 import { type ObjectStore, PreconditionFailed } from "../storage/object-store.ts";
 import { type KeyState, readTailAndClaims, stateFromTail } from "./key-state.ts";
 
@@ -72,11 +73,28 @@ export async function commitBatch(
 }
 
 /**
+ * A trim writes the kept part of the object its point falls in as a new object ending where
+ * that one ends, then deletes the old one: until then the new one looks like a leftover
+ * hidden under the old. Deleting it would lose the kept items, so recovery leaves every
+ * object of that shape alone (a compaction's last input has it too: it stays, hidden, until
+ * a trim below it or a later compaction's output covers it).
+ */
+function mayBeTrimSuffix(leftover: DataObject, chain: readonly DataObject[]): boolean {
+  return chain.some(
+    (o) => o.name.firstOffset < leftover.name.firstOffset && o.name.lastOffset === leftover.name.lastOffset,
+  );
+}
+
+/**
  * Reads a key's state from storage, finishing what crashed writers left: leftover inputs
  * of an interrupted compaction are deleted, and an orphaned claim at the next offset is
  * sealed so its generation can be taken again.
  */
 export async function recoverKeyState(store: ObjectStore, layout: KeyLayout): Promise<KeyState> {
+  // The data name of the newest claim once it is known sealed (by this recovery or another).
+  // A seal is trusted only by a round whose LIST began after the seal was in place: a LIST
+  // of an earlier round may have missed the claimed batch, committed and compacted.
+  let sealedBeforeThisRound: string | undefined;
   for (let round = 0; round < MAX_RECOVERY_ROUNDS; round++) {
     const { tail, claims, beyond } = await readTailAndClaims(store, layout);
     if (beyond) {
@@ -86,7 +104,8 @@ export async function recoverKeyState(store: ObjectStore, layout: KeyLayout): Pr
       await sleep(RECOVERY_BACKOFF_MILLIS * (round + 1));
       continue;
     }
-    if (tail.leftovers.length > 0) await store.delete(tail.leftovers.map((o) => o.key));
+    const deletable = tail.leftovers.filter((o) => !mayBeTrimSuffix(o, tail.chain));
+    if (deletable.length > 0) await store.delete(deletable.map((o) => o.key));
     const probe = stateFromTail(tail, 0);
     const newest = claims.at(-1);
     if (!newest) return probe;
@@ -100,7 +119,9 @@ export async function recoverKeyState(store: ObjectStore, layout: KeyLayout): Pr
       // writer finished) or it is already sealed. Either way the listing will show it.
       if (err instanceof PreconditionFailed) {
         const existing = await store.get(dataKey);
-        if (existing && existing.body.byteLength === 0) return stateFromTail(tail, newest.generation + 1);
+        const sealed = existing !== undefined && existing.body.byteLength === 0;
+        if (sealed && sealedBeforeThisRound === dataKey) return stateFromTail(tail, newest.generation + 1);
+        sealedBeforeThisRound = sealed ? dataKey : undefined;
         continue;
       }
       throw err;
@@ -108,6 +129,7 @@ export async function recoverKeyState(store: ObjectStore, layout: KeyLayout): Pr
     // Sealed. The claimed batch may still have been committed before the seal and then
     // compacted into an object this round's LIST did not show yet: read the key again; the
     // next round sees either that object or this seal (and takes the next generation).
+    sealedBeforeThisRound = dataKey;
   }
   throw new Fenced(layout.keyspaceLayout.keyspace, layout.key, -1n);
 }

@@ -172,7 +172,12 @@ export class StoreWriter {
         return plan.outcomes;
       }
       const body = await this.codec.encode(plan.records, "none");
-      const name = { ...plan.objectName, sizeBytes: BigInt(body.byteLength), compression: "none" as const };
+      const name = {
+        ...plan.objectName,
+        sizeBytes: BigInt(body.byteLength),
+        compression: "none" as const,
+        generation: state.claimGeneration,
+      };
       const dataKey = layout.dataKey(name);
       try {
         await commitBatch(this.store, layout, state, dataKey, body, options?.claimTag);

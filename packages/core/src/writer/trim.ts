@@ -3,12 +3,12 @@
 //   1. the trim record, so a key emptied by the trim keeps its next offset and nonce;
 //   2. the kept suffix of the object the trim point falls inside, as a new object starting
 //      exactly at the trim point (the old one still covers it until step 4);
-//   3. the watermark, moved up to the trim point when it pointed below it;
+//   3. the watermark, moved to the next offset only when the trim empties the key;
 //   4. the objects below the trim point, deleted in ascending order, so what remains is
-//      always a suffix of the list (readers also stop at a gap, in case deletes overtake);
-//   5. claims below both the trim point and the newest object's claim, which nothing
-//      needs any more (the newest claim stays: it still fences a writer one batch behind).
-// Offsets are never reused: the key's next offset and next nonce are untouched.
+//      always a suffix of the list (readers also stop at a gap, in case deletes overtake).
+// Claims stay: a writer whose cached state is any number of batches behind is fenced by the
+// claim at the offset it believes is next (docs/fencing.md). Offsets are never reused: the
+// key's next offset and next nonce are untouched.
 
 import { InvalidArgument } from "../errors.ts";
 import { decodeDataObject } from "../format/data-object.ts";
@@ -18,7 +18,7 @@ import type { RecordInput } from "../format/records.ts";
 import { encodeTrimRecord } from "../format/trim-record.ts";
 import { type ObjectStore, PreconditionFailed } from "../storage/object-store.ts";
 import type { RecordCodecPool } from "../workers/codec-pool.ts";
-import { encodeWatermark, type KeyState, listAll } from "./key-state.ts";
+import { encodeWatermark, type KeyState } from "./key-state.ts";
 
 /** Objects deleted per DELETE request (S3's DeleteObjects limit). */
 const DELETE_BATCH = 1000;
@@ -86,14 +86,6 @@ async function deleteAscending(store: ObjectStore, keys: readonly string[]): Pro
   for (let i = 0; i < keys.length; i += DELETE_BATCH) await store.delete(keys.slice(i, i + DELETE_BATCH));
 }
 
-async function pruneClaims(store: ObjectStore, layout: KeyLayout, below: bigint): Promise<void> {
-  const claims = (await listAll(store, layout.claimPrefix, layout.claimKey(0n, 0).replace(/_g0$/, "")))
-    .map((o) => ({ key: o.key, offset: layout.parseClaimKey(o.key)?.offset }))
-    .filter((c) => c.offset !== undefined && c.offset < below)
-    .map((c) => c.key);
-  await deleteAscending(store, claims);
-}
-
 /**
  * Trims the key's list so that `before` is its first available offset. `state` must be
  * current (the caller holds the key's queue). A point at or below the current first
@@ -127,9 +119,12 @@ export async function trimKey(
   if (straddling && !(await keptSuffix(store, layout, straddling, before, codec))) {
     throw new PreconditionFailed(straddling.key); // changed under us: the caller re-reads the key
   }
-  if ((state.watermark !== undefined && state.watermark < before) || before === next) {
-    await store.put(layout.watermarkKey, encodeWatermark(before));
-  }
+  // Only an emptied key's watermark moves (to its next offset, so it is not taken for a new
+  // key). Moved to a point inside the list, it could land inside an object another process's
+  // compaction writes meanwhile (it merged objects from below the point), and a recovery
+  // listing from there would miss that object and reuse its offsets. Left below, it costs
+  // nothing: the objects between it and the point are deleted.
+  if (before === next) await store.put(layout.watermarkKey, encodeWatermark(before));
   const ordered = [...chain, ...leftovers].sort((a, b) =>
     a.name.firstOffset < b.name.firstOffset ? -1 : a.name.firstOffset > b.name.firstOffset ? 1 : 0,
   );
@@ -137,7 +132,5 @@ export async function trimKey(
     store,
     ordered.map((o) => o.key),
   );
-  const newestClaim = state.tail.newestStartOffset;
-  await pruneClaims(store, layout, before < newestClaim ? before : newestClaim);
   return { firstOffset: before, deletedObjects: ordered.length };
 }

@@ -1,0 +1,210 @@
+// Races between writers, trims, compactions and recoveries of one key, each replayed at
+// the moment that once lost or blocked an acknowledged item (docs/fencing.md, "Why it is
+// safe"). Every interleaving is forced through a wrapped store, so each test is exact.
+// Needs: the filesystem, and SeaweedFS when KLSTORE_TEST_S3_ENDPOINT is set.
+
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { Fenced } from "../src/errors.ts";
+import { KeyspaceLayout } from "../src/format/layout.ts";
+import type { Item } from "../src/format/records.ts";
+import { StoreReader } from "../src/reader/store-reader.ts";
+import type { ListedObject, ObjectStore } from "../src/storage/object-store.ts";
+import { StoreWriter } from "../src/writer/store-writer.ts";
+import { backends } from "./backends.ts";
+
+const v = (s: string) => ({ value: Buffer.from(s) });
+
+function wrap(store: ObjectStore, over: Partial<ObjectStore>): ObjectStore {
+  return {
+    description: store.description,
+    get: (k) => store.get(k),
+    put: (k, b, o) => store.put(k, b, o),
+    delete: (ks) => store.delete(ks),
+    list: (p, o) => store.list(p, o),
+    listFolders: (p) => store.listFolders(p),
+    close: () => store.close(),
+    ...over,
+  };
+}
+
+async function readAll(store: ObjectStore, prefix: string): Promise<string[]> {
+  const reader = new StoreReader({ store, prefix });
+  const items: Item[] = [];
+  let continuation: string | undefined;
+  do {
+    const page = await reader.readPage("ks", "k", { maxSize: 50, continuation });
+    items.push(...page.items);
+    continuation = page.continuation;
+  } while (continuation);
+  return items.map((i) => `${i.offset}:${Buffer.from(i.value).toString()}`);
+}
+
+for (const backend of backends()) {
+  describe(`fencing races (${backend.name})`, () => {
+    it("fences a writer any number of batches behind, even after a trim", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        const a = new StoreWriter({ store, prefix, config: { changeLog: false } });
+        await a.createKeyspace("ks");
+        for (let i = 0; i < 3; i++) await a.appendList("ks", "k", [v(`a${i}`)]); // a believes next = 3
+        const b = new StoreWriter({ store, prefix, config: { changeLog: false } }); // the key's new owner
+        for (let i = 3; i < 6; i++) await b.appendList("ks", "k", [v(`b${i}`)]);
+        await b.trim("ks", "k", 5n);
+        // The old owner appends with its cached next offset, three batches old.
+        await assert.rejects(a.appendList("ks", "k", [v("late")]), Fenced);
+        const [retried] = await a.appendList("ks", "k", [v("late")]);
+        assert.equal(retried?.kind === "appended" && retried.offset, 6n);
+        assert.deepEqual(await readAll(store, prefix), ["5:b5", "6:late"]);
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it("keeps a trim's kept suffix when a recovery runs before the trim deletes the object it was cut from", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        const layout = new KeyspaceLayout(prefix, "ks").key("k");
+        const w = new StoreWriter({ store, prefix, config: { changeLog: false } });
+        await w.createKeyspace("ks");
+        await w.appendList("ks", "k", [v("i0"), v("i1"), v("i2"), v("i3")]);
+        await w.appendList("ks", "k", [v("i4")]);
+        const other = new StoreWriter({ store, prefix, config: { changeLog: false } });
+        let raced = false;
+        const trimming = wrap(store, {
+          async delete(keys) {
+            if (!raced && keys.some((k) => k.startsWith(layout.dataPrefix))) {
+              raced = true;
+              // Another process recovers the key between the trim's suffix and its deletes.
+              await other.appendList("ks", "k", [v("r5")]);
+            }
+            return store.delete(keys);
+          },
+        });
+        await new StoreWriter({ store: trimming, prefix, config: { changeLog: false } }).trim("ks", "k", 2n);
+        assert.ok(raced);
+        assert.deepEqual(await readAll(store, prefix), ["2:i2", "3:i3", "4:i4", "5:r5"]);
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it("never takes a committed offset again when a trim races another process's compaction", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        const layout = new KeyspaceLayout(prefix, "ks").key("k");
+        const config = { compactItemsThreshold: 5, compactObjectsThreshold: 2, changeLog: false };
+        // The owner's compaction waits at a gate, so it runs inside the trim.
+        let gate: PromiseWithResolvers<void> | undefined;
+        const owned = wrap(store, {
+          async get(k) {
+            if (gate && k.startsWith(layout.dataPrefix)) await gate.promise;
+            return store.get(k);
+          },
+        });
+        const w = new StoreWriter({ store: owned, prefix, config });
+        await w.createKeyspace("ks");
+        await w.appendList("ks", "k", [v("z0"), v("z1"), v("z2"), v("z3"), v("z4")]); // complete
+        await w.appendList("ks", "k", [v("a5"), v("a6")]);
+        gate = Promise.withResolvers<void>();
+        const committing = w.appendList("ks", "k", [v("b7"), v("b8")]); // merges 5-6 and 7-8 at the gate
+        const batchB = layout.startAfterForFirstOffset(7n);
+        while (!(await store.list(layout.dataPrefix)).objects.some((o) => o.key.startsWith(`${batchB}-`))) {
+          await new Promise((done) => setTimeout(done, 5));
+        }
+        let dataLists = 0;
+        const trimming = wrap(store, {
+          async list(p, o) {
+            const page = await store.list(p, o);
+            if (p === layout.dataPrefix && ++dataLists === 2) {
+              // The trim has listed what lies below its point: the merge runs to the end now.
+              gate?.resolve();
+              gate = undefined;
+              await committing;
+            }
+            return page;
+          },
+        });
+        await new StoreWriter({ store: trimming, prefix, config }).trim("ks", "k", 7n);
+        const [next] = await new StoreWriter({ store, prefix, config }).appendList("ks", "k", [v("new")]);
+        assert.equal(next?.kind === "appended" && next.offset, 9n, "7 and 8 hold b7 and b8");
+        const items = await readAll(store, prefix);
+        assert.deepEqual(items.slice(-3), ["7:b7", "8:b8", "9:new"]);
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it("trusts another recovery's seal only after reading the key again", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        const layout = new KeyspaceLayout(prefix, "ks").key("k");
+        const config = { compactObjectsThreshold: 3, changeLog: false };
+        const w = new StoreWriter({ store, prefix, config });
+        await w.createKeyspace("ks");
+        await w.appendList("ks", "k", [v("v0")]);
+        await w.appendList("ks", "k", [v("v1")]);
+        const inputs = (await store.list(layout.dataPrefix)).objects;
+        await w.appendList("ks", "k", [v("v2")]); // commits 2, merges 0..2, deletes the inputs
+        // What a LIST overlapping that compaction can show: the claims, the first two
+        // inputs (passed before their delete), neither the third nor the merged object.
+        const claims = (await store.list(layout.claimPrefix)).objects;
+        const view: ListedObject[] = [...claims, ...inputs].sort((a, b) => (a.key < b.key ? -1 : 1));
+        const missingOnce = () => {
+          let missing = true;
+          return wrap(store, {
+            async list(p, o) {
+              if (missing && p === layout.folder) {
+                missing = false;
+                return { objects: view, truncated: false };
+              }
+              return store.list(p, o);
+            },
+          });
+        };
+        const x = new StoreWriter({ store: missingOnce(), prefix, config });
+        const y = new StoreWriter({ store: missingOnce(), prefix, config });
+        const [ox] = await x.appendList("ks", "k", [v("x")]); // seals the deleted input, reads again
+        const [oy] = await y.appendList("ks", "k", [v("y")]); // finds x's seal
+        assert.deepEqual(
+          [ox, oy].map((o) => o?.kind === "appended" && o.offset),
+          [3n, 4n],
+        );
+        assert.deepEqual(await readAll(store, prefix), ["0:v0", "1:v1", "2:v2", "3:x", "4:y"]);
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it("commits a batch retried after its data write failed and its claim was sealed", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        const layout = new KeyspaceLayout(prefix, "ks").key("k");
+        let failNextDataPut = false;
+        const flaky = wrap(store, {
+          async put(k, b, o) {
+            if (failNextDataPut && k.startsWith(layout.dataPrefix)) {
+              failNextDataPut = false;
+              throw new Error("socket hang up"); // the data PUT never landed
+            }
+            return store.put(k, b, o);
+          },
+        });
+        const w = new StoreWriter({ store: flaky, prefix, config: { changeLog: false } });
+        await w.createKeyspace("ks");
+        await w.appendList("ks", "k", [{ value: Buffer.from("first"), timestamp: 1000n, nonce: 1n }]);
+        // Explicit timestamp and nonce: the retry is the very same batch, as from a client,
+        // the Kafka bridge or an import rerun.
+        const batch = [{ value: Buffer.from("second"), timestamp: 2000n, nonce: 2n }];
+        failNextDataPut = true;
+        await assert.rejects(w.appendList("ks", "k", batch), /socket hang up/);
+        // The retry recovers the key, seals the claim left without data and claims again.
+        const [outcome] = await w.appendList("ks", "k", batch);
+        assert.equal(outcome?.kind === "appended" && outcome.offset, 1n);
+        assert.deepEqual(await readAll(store, prefix), ["0:first", "1:second"]);
+      } finally {
+        await cleanup();
+      }
+    });
+  });
+}
