@@ -9,7 +9,10 @@ import { Fenced } from "../src/errors.ts";
 import { KeyspaceLayout } from "../src/format/layout.ts";
 import type { Item } from "../src/format/records.ts";
 import { StoreReader } from "../src/reader/store-reader.ts";
-import type { ListedObject, ObjectStore } from "../src/storage/object-store.ts";
+import { type ListedObject, type ObjectStore, PreconditionFailed } from "../src/storage/object-store.ts";
+import { InlineCodecPool } from "../src/workers/codec-pool.ts";
+import { compactKey } from "../src/writer/compaction.ts";
+import { recoverKeyState } from "../src/writer/fencing.ts";
 import { StoreWriter } from "../src/writer/store-writer.ts";
 import { backends } from "./backends.ts";
 
@@ -171,6 +174,27 @@ for (const backend of backends()) {
           [3n, 4n],
         );
         assert.deepEqual(await readAll(store, prefix), ["0:v0", "1:v1", "2:v2", "3:x", "4:y"]);
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it("refuses to merge objects with a gap between them, as from a LIST that missed one", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        const layout = new KeyspaceLayout(prefix, "ks").key("k");
+        const w = new StoreWriter({ store, prefix, config: { compactObjectsThreshold: 100, changeLog: false } });
+        await w.createKeyspace("ks");
+        for (const s of ["a", "b", "c"]) await w.appendList("ks", "k", [v(s)]);
+        const state = await recoverKeyState(store, layout);
+        const missed = { ...state, uncompacted: [state.uncompacted[0], state.uncompacted[2]] } as typeof state;
+        const thresholds = { compactItemsThreshold: 100, compactSizeThreshold: 1 << 20, compactObjectsThreshold: 2 };
+        await assert.rejects(
+          compactKey(store, layout, missed, thresholds, "none", new InlineCodecPool()),
+          PreconditionFailed,
+        );
+        assert.equal((await store.list(layout.dataPrefix)).objects.length, 3, "nothing merged, nothing deleted");
+        assert.deepEqual(await readAll(store, prefix), ["0:a", "1:b", "2:c"]);
       } finally {
         await cleanup();
       }

@@ -66,6 +66,14 @@ export async function compactKey(
   const decision = decideCompaction(state.uncompacted, thresholds);
   if (!decision.merge) return state;
   const inputs = state.uncompacted;
+  // A merged name promises dense offsets from its first input's to its last's: a gap in the
+  // inputs (a state read from a LIST that missed one) would make it promise items it does
+  // not hold, and recovery would then delete the real holder as a leftover.
+  for (let i = 1; i < inputs.length; i++) {
+    const before = inputs[i - 1] as DataObject;
+    const input = inputs[i] as DataObject;
+    if (input.name.firstOffset !== before.name.lastOffset + 1n) throw new PreconditionFailed(input.key);
+  }
   let merged: DataObject;
   if (inputs.length === 1 && compression === "none") {
     merged = inputs[0] as DataObject; // nothing to merge: it only becomes complete
