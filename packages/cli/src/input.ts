@@ -19,6 +19,27 @@ function integerField(where: string, field: string, raw: unknown): bigint | unde
   );
 }
 
+/**
+ * Node's base64 decoder skips characters outside the alphabet and stops at any "=", so bad
+ * input would be stored as other bytes: only text that the decoded bytes encode back to
+ * (standard alphabet, padded, as `export` and `read --output jsonl` write it) is taken.
+ */
+function base64Value(where: string, field: string, text: string): Buffer {
+  const bytes = Buffer.from(text, "base64");
+  if (bytes.toString("base64") !== text) {
+    throw new InvalidArgument(`${where} ${field}`, "is not base64 (standard alphabet, padded with =)");
+  }
+  return bytes;
+}
+
+/** A lone surrogate has no UTF-8 form: it would be stored as U+FFFD, another value. */
+function textValue(where: string, field: string, text: string): Buffer {
+  if (!text.isWellFormed()) {
+    throw new InvalidArgument(`${where} ${field}`, "holds a lone surrogate, which has no UTF-8 form");
+  }
+  return Buffer.from(text, "utf8");
+}
+
 export interface FieldNames {
   /** Field holding the value; "value" unless renamed. */
   readonly value?: string;
@@ -42,7 +63,7 @@ export function insertionFromFields(obj: unknown, where: string, names: FieldNam
     throw new InvalidArgument(`${where} encoding`, `${JSON.stringify(encoding)} is not base64 or utf-8`);
   }
   return {
-    value: Buffer.from(value, encoding === "base64" ? "base64" : "utf8"),
+    value: encoding === "base64" ? base64Value(where, valueField, value) : textValue(where, valueField, value),
     nonce: integerField(where, "nonce", o.nonce),
     timestamp: integerField(where, "timestamp", o.timestamp),
   };

@@ -103,6 +103,10 @@ for (const backend of backends()) {
         assert.equal(run.code, 1);
         assert.match(run.err, /b-.*\.csv line 1: the header has no "key" column \(columns: id, text, nonce, timestamp/);
         assert.equal(jsonl(await klstore(url, "export", "ks")).length, 0, "a bad file stops the import before writing");
+        const twice = file(`twice-${backend.name}.csv`, "key,value,value\nk,one,two\n");
+        const repeated = await klstore(url, "import", "ks", twice);
+        assert.equal(repeated.code, 1);
+        assert.match(repeated.err, /twice-.*\.csv line 1: the header names "value" twice/);
 
         const ok = await klstore(url, "import", "ks", a);
         assert.equal(ok.code, 0, ok.err);
@@ -197,6 +201,10 @@ for (const backend of backends()) {
           ['{"value":"x"}', /bad-.*\.jsonl line 31: expected a string "key"/],
           ['{"key":"k","value":"x","nonce":-1}', /bad-.*\.jsonl line 31 nonce: -1 is outside/],
           ['{"key":"k","value":"x","timestamp":1.5}', /bad-.*\.jsonl line 31 timestamp: 1\.5 is not an integer/],
+          // Node's decoder would store other bytes (or none) for these instead of failing.
+          ['{"key":"k","value":"!!!notb64","encoding":"base64"}', /bad-.*\.jsonl line 31 value: is not base64/],
+          ['{"key":"k","value":"aGk","encoding":"base64"}', /bad-.*\.jsonl line 31 value: is not base64/],
+          ['{"key":"k","value":"\\ud800"}', /bad-.*\.jsonl line 31 value: holds a lone surrogate/],
         ] as const) {
           writeFileSync(badPath, [...goodLines.slice(0, 30), broken, ...goodLines.slice(30)].join("\n"));
           const run = await klstore(url, "import", "ks", good, badPath);

@@ -71,6 +71,11 @@ async function* csvRows(
             `the header has no ${JSON.stringify(reading.keyField)} column (columns: ${header.join(", ")}; see --key-column)`,
           );
         }
+        const repeated = header.find((name, i) => header.indexOf(name) !== i);
+        if (repeated !== undefined) {
+          // csv-parse would keep the last of them: which one holds the data is anyone's guess.
+          throw new InvalidArgument(`${path} line 1`, `the header names ${JSON.stringify(repeated)} twice`);
+        }
         return header;
       },
     }),
