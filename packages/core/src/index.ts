@@ -18,6 +18,7 @@ export {
   pollChanges,
   RepeatedChangeFilter,
   readChangeObject,
+  readWithinStep,
   type WatchCursor,
 } from "./changes/change-feed.ts";
 export {

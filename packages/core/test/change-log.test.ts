@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
   advanceCursor,
+  checkCursorAge,
   cursorAt,
   decodeWatchCursor,
   encodeWatchCursor,
@@ -61,6 +62,49 @@ describe("watch cursor", () => {
     assert.equal(next.from, now - BigInt(LOOKBACK_MILLIS));
     assert.deepEqual([...next.seen], [["new", 0]]);
     assert.deepEqual(advanceCursor(next, [ref(10, "old", 4)], now).deliver, [], "before the start: skipped");
+  });
+
+  it("catches up in steps: a cut or truncated delivery never moves the cursor past what it left out", () => {
+    const now = 1_000_000n;
+    // Old objects (beyond the lookback window) of two writers, several in one millisecond.
+    const log = [
+      ref(100, "a", 0),
+      ref(100, "b", 0),
+      ref(100, "b", 1),
+      ref(200, "a", 1),
+      ref(300, "a", 2),
+      ref(300, "b", 2),
+      ref(400, "a", 3),
+    ];
+    for (const [deliverAtMost, page] of [
+      [2, log.length],
+      [100, 3],
+      [1, 2],
+    ] as const) {
+      let cursor = cursorAt(50n);
+      const delivered: string[] = [];
+      for (let step = 0; step < 20 && delivered.length < log.length; step++) {
+        const listed = log.filter((r) => r.millis >= cursor.from);
+        let shown = listed.slice(0, page);
+        // As pollChanges: a page of one millisecond's objects is listed to the end instead.
+        if (shown.length < listed.length && shown[0]?.millis === shown.at(-1)?.millis) shown = listed;
+        const truncated = shown.length < listed.length;
+        const { deliver, next } = advanceCursor(cursor, shown, now, { truncated, deliverAtMost });
+        delivered.push(...deliver.map((r) => r.key));
+        cursor = next;
+      }
+      assert.deepEqual(
+        delivered,
+        log.map((r) => r.key),
+        `at most ${deliverAtMost} per step, pages of ${page}`,
+      );
+    }
+  });
+
+  it("refuses a cursor from the future, which would skip every change until then", () => {
+    const now = BigInt(Date.now());
+    assert.throws(() => checkCursorAge(cursorAt(now + 3_600_000n), now), /in the future/);
+    checkCursorAge(cursorAt(now + 1000n), now); // clock skew between readers is tolerated
   });
 
   it("round-trips, and refuses a damaged cursor or another keyspace's", () => {
@@ -178,6 +222,39 @@ for (const backend of backends()) {
           ["k"],
         );
         await Promise.all([setup.close(), crashed.close(), takeover.close()]);
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it("delivers a large backlog in steps of about MAX_CHANGES_PER_STEP changes, each change once", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        const folder = changesFolder(prefix, "ks");
+        const now = BigInt(Date.now());
+        const start = now - 600_000n; // beyond the lookback window: a cursor resumed long after
+        const perObject = 4000;
+        for (let o = 0; o < 4; o++) {
+          const changes = Array.from({ length: perObject }, (_, i) => ({
+            key: `k${o}-${i}`,
+            nextOffset: 1n,
+            nextNonce: 0n,
+            commitMillis: start + BigInt(o),
+          }));
+          await store.put(changeObjectKey(folder, start + BigInt(o), "00000000000000aa", o), encodeChanges(changes));
+        }
+        let cursor = cursorAt(start - 1n);
+        const sizes: number[] = [];
+        const keys = new Set<string>();
+        for (let step = 0; step < 5; step++) {
+          const { changes, next } = await pollChanges(store, prefix, "ks", cursor, now);
+          if (changes.length === 0) break;
+          sizes.push(changes.length);
+          for (const c of changes) keys.add(c.key);
+          cursor = next;
+        }
+        assert.deepEqual(sizes, [12_000, 4000], "whole objects, until the step holds 10,000 changes");
+        assert.equal(keys.size, 16_000, "every change once");
       } finally {
         await cleanup();
       }

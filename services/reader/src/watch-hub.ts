@@ -13,6 +13,7 @@ import {
   listChangeObjects,
   pollChanges,
   readChangeObject,
+  readWithinStep,
   type StoreReader,
   type WatchCursor,
 } from "@klstore/core";
@@ -75,9 +76,9 @@ export class WatchHub {
     if (signal.aborted || feed.listedAt === undefined || cursor.from < feed.listedFrom) {
       return { changes: [], next: cursor };
     }
-    const { deliver, next } = advanceCursor(cursor, feed.listing, feed.listedAt);
-    const changes: KeyChange[] = [];
-    for (const ref of deliver) changes.push(...(await this.body(feed, ref)));
+    const { deliver } = advanceCursor(cursor, feed.listing, feed.listedAt);
+    const { changes, objects } = await readWithinStep(deliver, (ref) => this.body(feed, ref));
+    const { next } = advanceCursor(cursor, feed.listing, feed.listedAt, { deliverAtMost: objects });
     return { changes: inCommitOrderPerKey(changes), next };
   }
 

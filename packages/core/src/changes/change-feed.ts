@@ -65,6 +65,22 @@ export function cursorAt(now: bigint): WatchCursor {
   return { from: now, seen: new Map() };
 }
 
+/** Change objects one LIST of a catch-up step asks for (S3 returns at most 1000). */
+export const CATCH_UP_LIST_OBJECTS = 1000;
+/**
+ * Changes one step delivers at most (whole objects, so it may pass it by one object's):
+ * a cursor resumed from hours ago on a busy keyspace is caught up in steps, each a message
+ * well within gRPC's 64 MiB, instead of in one message that can never be sent.
+ */
+export const MAX_CHANGES_PER_STEP = 10_000;
+
+export interface AdvanceOptions {
+  /** The listing stops before the end of the log: the cursor must not pass its last object. */
+  readonly truncated?: boolean;
+  /** Deliver only this many objects; the cursor stops before the first one left out. */
+  readonly deliverAtMost?: number;
+}
+
 /**
  * Given the objects listed from `cursor.from` on (in name order), which to deliver and the
  * cursor after delivering them. Pure: the reader hub shares one listing among watchers.
@@ -73,17 +89,27 @@ export function advanceCursor(
   cursor: WatchCursor,
   listed: readonly ChangeObjectRef[],
   now: bigint,
+  options: AdvanceOptions = {},
 ): { deliver: ChangeObjectRef[]; next: WatchCursor } {
   const seen = new Map(cursor.seen);
   const deliver: ChangeObjectRef[] = [];
+  // Where delivery stopped short of the log's end: every object named before it was delivered.
+  let stop = options.truncated ? listed.at(-1)?.millis : undefined;
   for (const ref of listed) {
     if (ref.millis < cursor.from) continue;
     if ((seen.get(ref.writer) ?? -1) >= ref.seq) continue;
+    if (deliver.length === (options.deliverAtMost ?? Number.POSITIVE_INFINITY)) {
+      stop = ref.millis;
+      break;
+    }
     deliver.push(ref);
     seen.set(ref.writer, ref.seq);
   }
   const lookback = now - BigInt(LOOKBACK_MILLIS);
-  const from = lookback > cursor.from ? lookback : cursor.from;
+  let from = lookback > cursor.from ? lookback : cursor.from;
+  // Objects named from `stop` on may be left: the next step lists from there, and `seen`
+  // (kept for every writer with objects from there on) skips those already delivered.
+  if (stop !== undefined && stop < from) from = stop < cursor.from ? cursor.from : stop;
   // Only writers with objects from `from` on can still show an object that must be skipped.
   const recent = new Set(listed.filter((r) => r.millis >= from).map((r) => r.writer));
   for (const writer of [...seen.keys()]) if (!recent.has(writer)) seen.delete(writer);
@@ -102,14 +128,55 @@ export async function listChangeObjects(
   return listed.flatMap((o) => parseChangeObjectKey(folder, o.key) ?? []);
 }
 
+/** The first `maxKeys` change objects named at or after `from`: one LIST. */
+async function listChangeObjectsPage(
+  store: ObjectStore,
+  prefix: string,
+  keyspace: string,
+  from: bigint,
+  maxKeys: number,
+): Promise<{ refs: ChangeObjectRef[]; truncated: boolean }> {
+  const folder = changesFolder(prefix, keyspace);
+  const page = await store.list(folder, { startAfter: startAfterForMillis(folder, from), maxKeys });
+  return { refs: page.objects.flatMap((o) => parseChangeObjectKey(folder, o.key) ?? []), truncated: page.truncated };
+}
+
+/**
+ * Reads the bodies of `deliver` in order until MAX_CHANGES_PER_STEP changes are read;
+ * returns them and how many objects they came from.
+ */
+export async function readWithinStep(
+  deliver: readonly ChangeObjectRef[],
+  read: (ref: ChangeObjectRef) => Promise<KeyChange[]>,
+): Promise<{ changes: KeyChange[]; objects: number }> {
+  const changes: KeyChange[] = [];
+  let objects = 0;
+  for (const ref of deliver) {
+    if (changes.length >= MAX_CHANGES_PER_STEP) break;
+    changes.push(...(await read(ref)));
+    objects++;
+  }
+  return { changes, objects };
+}
+
 export async function readChangeObject(store: ObjectStore, ref: ChangeObjectRef): Promise<KeyChange[]> {
   const obj = await store.get(ref.key);
   // Deleted by the retention sweep since it was listed: its changes are past retention.
   return obj ? decodeChanges(ref.key, obj.body) : [];
 }
 
-/** Refuses a cursor older than the change log keeps. */
+/** A cursor's time may run ahead of this reader's clock by this much (clock skew). */
+const CURSOR_SKEW_MILLIS = 60_000n;
+
+/** Refuses a cursor older than the change log keeps, or from the future (never issued). */
 export function checkCursorAge(cursor: WatchCursor, now: bigint): void {
+  if (cursor.from > now + CURSOR_SKEW_MILLIS) {
+    // A stream from it would stay silent until that time, skipping every change before.
+    throw new InvalidArgument(
+      "cursor",
+      `is from ${new Date(Number(cursor.from)).toISOString()}, in the future: not a cursor this service issued`,
+    );
+  }
   const oldest = now - BigInt(CHANGE_LOG_RETENTION_MILLIS);
   if (cursor.from < oldest) {
     throw new CursorExpired(
@@ -126,10 +193,15 @@ export async function pollChanges(
   cursor: WatchCursor,
   now: bigint,
 ): Promise<{ changes: KeyChange[]; next: WatchCursor }> {
-  const listed = await listChangeObjects(store, prefix, keyspace, cursor.from);
-  const { deliver, next } = advanceCursor(cursor, listed, now);
-  const changes: KeyChange[] = [];
-  for (const ref of deliver) changes.push(...(await readChangeObject(store, ref)));
+  let { refs, truncated } = await listChangeObjectsPage(store, prefix, keyspace, cursor.from, CATCH_UP_LIST_OBJECTS);
+  if (truncated && refs[0]?.millis === refs.at(-1)?.millis) {
+    // A page of one millisecond's objects: a cursor can only move past it all at once.
+    refs = await listChangeObjects(store, prefix, keyspace, cursor.from);
+    truncated = false;
+  }
+  const { deliver } = advanceCursor(cursor, refs, now, { truncated });
+  const { changes, objects } = await readWithinStep(deliver, (ref) => readChangeObject(store, ref));
+  const { next } = advanceCursor(cursor, refs, now, { truncated, deliverAtMost: objects });
   return { changes: inCommitOrderPerKey(changes), next };
 }
 
