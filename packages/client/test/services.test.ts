@@ -9,13 +9,19 @@ import { create, fromBinary } from "@bufbuild/protobuf";
 import { anyUnpack } from "@bufbuild/protobuf/wkt";
 import { Client, credentials, type ServiceError, status } from "@grpc/grpc-js";
 import {
+  type AckMode,
   AppendRequestSchema,
   AppendSessionRequestSchema,
   type AppendSessionResponse,
   BadRequestSchema,
+  type Compression,
+  CreateKeyspaceRequestSchema,
   callBidiStream,
   callUnary,
   InsertionSchema,
+  type Order,
+  ReaderService,
+  ReadPageRequestSchema,
   StatusSchema,
   WriterService,
 } from "@klstore/proto";
@@ -173,6 +179,43 @@ for (const backend of backends()) {
         assert.equal(badRequest?.fieldViolations[0]?.field, "items[0].nonce");
         return true;
       });
+      // Enum values this server does not know are refused, not taken for the default.
+      const shard = new Client(writers[0]?.address as string, credentials.createInsecure());
+      const reader = new Client(readers[0]?.address as string, credentials.createInsecure());
+      const invalid = (field: string) => (e: unknown) =>
+        statusOf(e).code === status.INVALID_ARGUMENT && statusOf(e).details.includes(field);
+      try {
+        await assert.rejects(
+          callUnary(
+            shard,
+            WriterService,
+            "createKeyspace",
+            create(CreateKeyspaceRequestSchema, { keyspace: "enum", compression: 7 as Compression }),
+          ),
+          invalid("compression"),
+        );
+        await assert.rejects(
+          callUnary(
+            shard,
+            WriterService,
+            "append",
+            create(AppendRequestSchema, { keyspace: "ks", key: "k", ackMode: 7 as AckMode }),
+          ),
+          invalid("ack_mode"),
+        );
+        await assert.rejects(
+          callUnary(
+            reader,
+            ReaderService,
+            "readPage",
+            create(ReadPageRequestSchema, { keyspace: "ks", key: "k", order: 7 as Order }),
+          ),
+          invalid("order"),
+        );
+      } finally {
+        shard.close();
+        reader.close();
+      }
     });
 
     it("acknowledges pipelined AppendSession requests in order, with in-band errors", async () => {

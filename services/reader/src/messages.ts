@@ -1,7 +1,7 @@
 // Proto messages <-> engine values for the reader.
 
 import { create } from "@bufbuild/protobuf";
-import type { Item, ItemFilter, IterationOrder, KeyMetadata } from "@klstore/core";
+import { InvalidArgument, type Item, type ItemFilter, type IterationOrder, type KeyMetadata } from "@klstore/core";
 import {
   fromUint128,
   type ItemFilter as ItemFilterMessage,
@@ -14,7 +14,10 @@ import {
 } from "@klstore/proto";
 
 export function toOrder(order: Order): IterationOrder {
-  return order === Order.BACKWARDS ? "backwards" : "forwards";
+  if (order === Order.BACKWARDS) return "backwards";
+  if (order === Order.FORWARDS || order === Order.UNSPECIFIED) return "forwards";
+  // Reading forwards on a value from a newer API would answer a different question.
+  throw new InvalidArgument("order", `${order} is not a known Order value`);
 }
 
 export function toFilter(filter: ItemFilterMessage | undefined): ItemFilter | undefined {

@@ -2,8 +2,9 @@
 // reports them as InvalidArgument with the field's name.
 
 import { create } from "@bufbuild/protobuf";
-import type { Insertion, ItemOutcome } from "@klstore/core";
+import { type Insertion, InvalidArgument, type ItemOutcome } from "@klstore/core";
 import {
+  AckMode,
   Compression,
   fromUint128,
   type Insertion as InsertionMessage,
@@ -31,5 +32,15 @@ export function toOutcomeMessages(outcomes: readonly ItemOutcome[]): ItemOutcome
 }
 
 export function toCompression(c: Compression): "none" | "zstd" {
-  return c === Compression.ZSTD ? "zstd" : "none";
+  if (c === Compression.ZSTD) return "zstd";
+  if (c === Compression.NONE || c === Compression.UNSPECIFIED) return "none";
+  // A value from a newer API (or a typo): storing as "none" would silently drop the request.
+  throw new InvalidArgument("compression", `${c} is not a known Compression value`);
+}
+
+/** Unknown values are refused rather than taken for the default. */
+export function checkAckMode(mode: AckMode): void {
+  if (mode !== AckMode.UNSPECIFIED && mode !== AckMode.DURABLE && mode !== AckMode.ACCEPTED) {
+    throw new InvalidArgument("ack_mode", `${mode} is not a known AckMode value`);
+  }
 }

@@ -24,7 +24,7 @@ import {
 import { type Logger, toKeyspaceMessage, toRequestError, toRetention, unary } from "@klstore/service-runtime";
 import type { ShardRing } from "@klstore/sharding";
 import { Forwarder } from "./forwarder.ts";
-import { toCompression, toInsertions, toOutcomeMessages } from "./messages.ts";
+import { checkAckMode, toCompression, toInsertions, toOutcomeMessages } from "./messages.ts";
 import type { WriterMetrics } from "./writer-metrics.ts";
 
 type Handlers = HandlersOf<typeof WriterService>;
@@ -56,6 +56,7 @@ export function writerHandlers(deps: WriterServiceDeps): Handlers {
     metadata: Metadata,
     deadline: Date | number | undefined,
   ): { admitted: Promise<unknown>; outcomes: Promise<ReturnType<typeof toOutcomeMessages>> } {
+    checkAckMode(request.ackMode);
     if (!owns(request.keyspace, request.key) && !Forwarder.wasForwarded(metadata)) {
       const owner = ring.ownerOf(request.keyspace, request.key);
       metrics.forwarded();

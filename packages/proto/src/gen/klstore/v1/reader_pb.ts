@@ -224,7 +224,8 @@ export const GetKeyMetadataRequestSchema: GenMessage<GetKeyMetadataRequest> = /*
  */
 export type GetKeyMetadataResponse = Message<"klstore.v1.GetKeyMetadataResponse"> & {
   /**
-   * Unset if the key holds no items.
+   * Unset if the key never held items. A key whose every item was trimmed reports
+   * item_count 0 and first_offset = next_offset: where its list resumes.
    *
    * @generated from field: klstore.v1.KeyMetadata metadata = 1;
    */
@@ -548,7 +549,7 @@ export const WatchKeyspaceResponseSchema: GenMessage<WatchKeyspaceResponse> = /*
   messageDesc(file_klstore_v1_reader, 13);
 
 /**
- * Which way a read goes.
+ * Which way a read goes. Values the server does not know are INVALID_ARGUMENT.
  *
  * @generated from enum klstore.v1.Order
  */
@@ -576,7 +577,7 @@ export const Order = {
 } as const;
 
 /**
- * Which way a read goes.
+ * Which way a read goes. Values the server does not know are INVALID_ARGUMENT.
  *
  * @generated from enum klstore.v1.Order
  */

@@ -319,7 +319,8 @@ export const RequestErrorSchema: GenMessage<RequestError> = /*@__PURE__*/
   messageDesc(file_klstore_v1_types, 6);
 
 /**
- * How a keyspace stores its compacted objects.
+ * How a keyspace stores its compacted objects. Values the server does not know are
+ * INVALID_ARGUMENT.
  *
  * @generated from enum klstore.v1.Compression
  */
@@ -347,7 +348,8 @@ export const Compression = {
 } as const;
 
 /**
- * How a keyspace stores its compacted objects.
+ * How a keyspace stores its compacted objects. Values the server does not know are
+ * INVALID_ARGUMENT.
  *
  * @generated from enum klstore.v1.Compression
  */

@@ -396,7 +396,7 @@ export const SetRetentionResponseSchema: GenMessage<SetRetentionResponse> = /*@_
   messageDesc(file_klstore_v1_writer, 13);
 
 /**
- * When an append is answered.
+ * When an append is answered. Values the server does not know are INVALID_ARGUMENT.
  *
  * @generated from enum klstore.v1.AckMode
  */
@@ -426,7 +426,7 @@ export const AckMode = {
 } as const;
 
 /**
- * When an append is answered.
+ * When an append is answered. Values the server does not know are INVALID_ARGUMENT.
  *
  * @generated from enum klstore.v1.AckMode
  */
