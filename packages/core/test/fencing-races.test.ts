@@ -179,6 +179,107 @@ for (const backend of backends()) {
       }
     });
 
+    it("never takes a committed offset again when a stale trim empties the key as it knows it", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        const layout = new KeyspaceLayout(prefix, "ks").key("k");
+        const config = { compactItemsThreshold: 100, compactObjectsThreshold: 2, changeLog: false };
+        let gate: PromiseWithResolvers<void> | undefined;
+        const owned = wrap(store, {
+          async get(k) {
+            if (gate && k.startsWith(layout.dataPrefix)) await gate.promise;
+            return store.get(k);
+          },
+        });
+        const w = new StoreWriter({ store: owned, prefix, config });
+        await w.createKeyspace("ks");
+        await w.appendList("ks", "k", [v("a0")]);
+        let dataLists = 0;
+        let committing: Promise<unknown> | undefined;
+        const trimming = wrap(store, {
+          async list(p, o) {
+            const page = await store.list(p, o);
+            if (committing && p === layout.dataPrefix && ++dataLists === 1) {
+              // The trim has listed: the owner's merge of [o0, o1] runs to its end now.
+              gate?.resolve();
+              gate = undefined;
+              await committing;
+            }
+            return page;
+          },
+        });
+        const stale = new StoreWriter({ store: trimming, prefix, config });
+        assert.equal(await stale.nextOffset("ks", "k"), 1n); // cached from here on
+        gate = Promise.withResolvers<void>();
+        committing = w.appendList("ks", "k", [v("b1")]); // acknowledged at 1, merged at the gate
+        const b1 = layout.startAfterForFirstOffset(1n);
+        while (!(await store.list(layout.dataPrefix)).objects.some((o) => o.key.startsWith(`${b1}-`))) {
+          await new Promise((done) => setTimeout(done, 5));
+        }
+        await stale.trim("ks", "k", 1n); // the whole key, as far as this writer knows
+        const [next] = await new StoreWriter({ store, prefix, config }).appendList("ks", "k", [v("new")]);
+        assert.equal(next?.kind === "appended" && next.offset, 2n, "offset 1 holds b1");
+        assert.deepEqual((await readAll(store, prefix)).slice(-2), ["1:b1", "2:new"]);
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it("never takes a seal for a merge's or a trim's output: a retried batch's items stay", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        let failNextDataPut = false;
+        const flaky = wrap(store, {
+          async put(k, b, o) {
+            if (failNextDataPut && k.includes("/data_")) {
+              failNextDataPut = false;
+              throw new Error("socket hang up");
+            }
+            return store.put(k, b, o);
+          },
+        });
+        const item = (value: string, timestamp: bigint, nonce: bigint) => ({
+          value: Buffer.from(value),
+          timestamp,
+          nonce,
+        });
+        // Compaction: the sealed batch [x, y] retried as [x], then [y]; merging the two gives
+        // back the seal's name (same offsets, timestamps, nonces, size and prior).
+        const w = new StoreWriter({
+          store: flaky,
+          prefix,
+          config: { compactItemsThreshold: 2, compactObjectsThreshold: 100, changeLog: false },
+        });
+        await w.createKeyspace("ks");
+        await w.appendList("ks", "k", [item("a0", 1000n, 1n), item("a1", 1000n, 2n)]);
+        const x = item("x", 2000n, 3n);
+        const y = item("y", 2000n, 4n);
+        failNextDataPut = true;
+        await assert.rejects(w.appendList("ks", "k", [x, y]), /socket hang up/);
+        await w.appendList("ks", "k", [x]);
+        await w.appendList("ks", "k", [y]);
+        assert.deepEqual(await readAll(store, prefix), ["0:a0", "1:a1", "2:x", "3:y"]);
+
+        // Trim: a kept suffix cut from a merged object can also give back a seal's name.
+        const t = new StoreWriter({ store: flaky, prefix, config: { compactObjectsThreshold: 2, changeLog: false } });
+        await t.createKeyspace("ks2");
+        await t.appendList("ks2", "k", [item("b0", 1000n, 1n)]);
+        const z = item("z", 2000n, 2n);
+        failNextDataPut = true;
+        await assert.rejects(t.appendList("ks2", "k", [z]), /socket hang up/);
+        await t.appendList("ks2", "k", [z]); // sealed, then committed again and merged with b0
+        await t.trim("ks2", "k", 1n);
+        const reader = new StoreReader({ store, prefix });
+        const page = await reader.readPage("ks2", "k", { maxSize: 10 });
+        assert.deepEqual(
+          page.items.map((i) => `${i.offset}:${Buffer.from(i.value).toString()}`),
+          ["1:z"],
+        );
+      } finally {
+        await cleanup();
+      }
+    });
+
     it("refuses to merge objects with a gap between them, as from a LIST that missed one", async () => {
       const { store, prefix, cleanup } = await backend.open();
       try {

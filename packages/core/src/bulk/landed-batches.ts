@@ -61,7 +61,7 @@ export async function findLandedBatch(
     for (let j = 0; j < window.length; j++) {
       const [offset, claim] = window[j] as [bigint, { key: string }];
       const body = bodies[j];
-      if (!body) continue; // deleted since the LIST (only a trim prunes claims, and only old ones)
+      if (!body) continue; // deleted since the LIST: nothing deletes claims but a keyspace's removal
       const lastLine = lineOfImportTag(decodeClaim(claim.key, body.body).tag, importId);
       if (lastLine !== undefined) return { lastLine, offset };
     }

@@ -14,6 +14,7 @@ import { type Compression, type DataObjectName, itemCount, type KeyLayout } from
 import type { DataObject } from "../format/object-chain.ts";
 import { type ObjectStore, PreconditionFailed } from "../storage/object-store.ts";
 import type { RecordCodecPool } from "../workers/codec-pool.ts";
+import { writeDerivedObject } from "./fencing.ts";
 import { encodeWatermark, type KeyState } from "./key-state.ts";
 
 export type CompactionThresholds = Pick<
@@ -89,15 +90,10 @@ export async function compactKey(
       inputs.map((o, i) => ({ key: o.key, name: o.name, stored: bodies[i] as Uint8Array })),
       compression,
     );
-    const name = mergedName(inputs, BigInt(body.byteLength), compression);
-    merged = { key: layout.dataKey(name), name };
-    try {
-      await store.put(merged.key, body, { ifNoneMatch: true });
-    } catch (err) {
-      // The same inputs merged by another writer give the same name and bytes.
-      if (!(err instanceof PreconditionFailed)) throw err;
-    }
-    await store.delete(inputs.map((o) => o.key).filter((k) => k !== merged.key));
+    // The same inputs merged by another writer give the same name and bytes.
+    merged = await writeDerivedObject(store, layout, mergedName(inputs, BigInt(body.byteLength), compression), body);
+    const output = merged.key;
+    await store.delete(inputs.map((o) => o.key).filter((k) => k !== output));
   }
   const newest = merged.name;
   const tail = { ...state.tail, newestStartOffset: newest.firstOffset };

@@ -12,7 +12,7 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CorruptObject, Fenced } from "../errors.ts";
-import type { KeyLayout } from "../format/layout.ts";
+import type { DataObjectName, KeyLayout } from "../format/layout.ts";
 import type { DataObject } from "../format/object-chain.ts";
 import { type ObjectStore, PreconditionFailed } from "../storage/object-store.ts";
 import { type KeyState, readTailAndClaims, stateFromTail } from "./key-state.ts";
@@ -70,6 +70,40 @@ export async function commitBatch(
     if (err instanceof PreconditionFailed) throw new Fenced(layout.keyspaceLayout.keyspace, layout.key, offset);
     throw err;
   }
+}
+
+/** Generations tried for a derived object's name before giving up (each a seal in the way). */
+const MAX_DERIVED_NAME_GENERATIONS = 16;
+
+/**
+ * Writes an object derived from committed ones (a compaction's merge, a trim's kept suffix).
+ * Its name follows from its items, so an object already under that name normally holds the
+ * same bytes (another writer did the same work), and the write counts as done. Unless that
+ * object is a seal (empty): a batch retried after a seal holds the seal's items, and merging
+ * or cutting it can give back the seal's very name. Then the next generation's name is
+ * taken; treating the seal as the output lost the items once (docs/fencing.md).
+ */
+export async function writeDerivedObject(
+  store: ObjectStore,
+  layout: KeyLayout,
+  name: DataObjectName,
+  body: Uint8Array,
+): Promise<DataObject> {
+  let generation = name.generation ?? 0;
+  for (let attempt = 0; attempt < MAX_DERIVED_NAME_GENERATIONS; attempt++) {
+    const candidate: DataObjectName = { ...name, generation };
+    const key = layout.dataKey(candidate);
+    try {
+      await store.put(key, body, { ifNoneMatch: true });
+      return { key, name: candidate };
+    } catch (err) {
+      if (!(err instanceof PreconditionFailed)) throw err;
+    }
+    const existing = (await store.list(key, { maxKeys: 1 })).objects.find((o) => o.key === key);
+    if (existing && existing.size > 0) return { key, name: candidate };
+    if (existing) generation++; // a seal; gone since (deleted meanwhile): the same name again
+  }
+  throw new PreconditionFailed(layout.dataKey(name)); // the caller re-reads the key
 }
 
 /**

@@ -3,7 +3,7 @@
 //   1. the trim record, so a key emptied by the trim keeps its next offset and nonce;
 //   2. the kept suffix of the object the trim point falls inside, as a new object starting
 //      exactly at the trim point (the old one still covers it until step 4);
-//   3. the watermark, moved to the next offset only when the trim empties the key;
+//   3. for a key the trim empties that has no watermark, one at 0 (it never moves up);
 //   4. the objects below the trim point, deleted in ascending order, so what remains is
 //      always a suffix of the list (readers also stop at a gap, in case deletes overtake).
 // Claims stay: a writer whose cached state is any number of batches behind is fenced by the
@@ -18,6 +18,7 @@ import type { RecordInput } from "../format/records.ts";
 import { encodeTrimRecord } from "../format/trim-record.ts";
 import { type ObjectStore, PreconditionFailed } from "../storage/object-store.ts";
 import type { RecordCodecPool } from "../workers/codec-pool.ts";
+import { writeDerivedObject } from "./fencing.ts";
 import { encodeWatermark, type KeyState } from "./key-state.ts";
 
 /** Objects deleted per DELETE request (S3's DeleteObjects limit). */
@@ -72,14 +73,8 @@ async function keptSuffix(
     firstNonce: firstNonce === U128_MAX ? o.name.nextNonce : firstNonce,
     sizeBytes: BigInt(body.byteLength),
   };
-  const suffix = { key: layout.dataKey(name), name };
-  try {
-    await store.put(suffix.key, body, { ifNoneMatch: true });
-  } catch (err) {
-    // Written by an earlier, interrupted trim to the same point: same name, same items.
-    if (!(err instanceof PreconditionFailed)) throw err;
-  }
-  return suffix;
+  // An earlier, interrupted trim to the same point wrote the same name and items.
+  return writeDerivedObject(store, layout, name, body);
 }
 
 async function deleteAscending(store: ObjectStore, keys: readonly string[]): Promise<void> {
@@ -119,12 +114,18 @@ export async function trimKey(
   if (straddling && !(await keptSuffix(store, layout, straddling, before, codec))) {
     throw new PreconditionFailed(straddling.key); // changed under us: the caller re-reads the key
   }
-  // Only an emptied key's watermark moves (to its next offset, so it is not taken for a new
-  // key). Moved to a point inside the list, it could land inside an object another process's
-  // compaction writes meanwhile (it merged objects from below the point), and a recovery
-  // listing from there would miss that object and reuse its offsets. Left below, it costs
-  // nothing: the objects between it and the point are deleted.
-  if (before === next) await store.put(layout.watermarkKey, encodeWatermark(before));
+  // The watermark never moves up here. Moved to the point, it could land inside an object
+  // that another process's compaction writes meanwhile (merging objects from below the
+  // point; this trimmer's `next` may also be stale), and a recovery listing from there
+  // would miss that object and hand out its offsets again. Left below, it costs nothing:
+  // the objects between it and the point are deleted. A key this trim empties needs a
+  // watermark, though, or it would pass for a new one (docs/format.md, "Trim"): one at 0,
+  // created only if none exists, hides nothing.
+  if (before === next && state.watermark === undefined) {
+    await store.put(layout.watermarkKey, encodeWatermark(0n), { ifNoneMatch: true }).catch((err: unknown) => {
+      if (!(err instanceof PreconditionFailed)) throw err; // the key has one: it serves as well
+    });
+  }
   const ordered = [...chain, ...leftovers].sort((a, b) =>
     a.name.firstOffset < b.name.firstOffset ? -1 : a.name.firstOffset > b.name.firstOffset ? 1 : 0,
   );
