@@ -260,6 +260,34 @@ for (const backend of backends()) {
       }
     });
 
+    it("lists past a page of objects it has already delivered instead of waiting for them to age out", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        const folder = changesFolder(prefix, "ks");
+        const now = BigInt(Date.now());
+        // 1001 objects of one writer within the lookback window; the cursor has seen 1000.
+        const base = now - 5000n;
+        const puts: Promise<void>[] = [];
+        for (let seq = 0; seq <= 1000; seq++) {
+          const change = { key: `k${seq}`, nextOffset: 1n, nextNonce: 0n, commitMillis: base + BigInt(seq) };
+          puts.push(
+            store.put(changeObjectKey(folder, base + BigInt(seq), "00000000000000aa", seq), encodeChanges([change])),
+          );
+          if (puts.length === 50) await Promise.all(puts.splice(0));
+        }
+        await Promise.all(puts);
+        const cursor = { from: now - BigInt(LOOKBACK_MILLIS), seen: new Map([["00000000000000aa", 999]]) };
+        const { changes, next } = await pollChanges(store, prefix, "ks", cursor, now);
+        assert.deepEqual(
+          changes.map((c) => c.key),
+          ["k1000"],
+        );
+        assert.equal(next.seen.get("00000000000000aa"), 1000);
+      } finally {
+        await cleanup();
+      }
+    });
+
     it("reports a damaged change object as data loss naming it, not as an outage to retry", async () => {
       const { store, prefix, cleanup } = await backend.open();
       try {

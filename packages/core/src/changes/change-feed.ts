@@ -65,7 +65,7 @@ export function cursorAt(now: bigint): WatchCursor {
   return { from: now, seen: new Map() };
 }
 
-/** Change objects one LIST of a catch-up step asks for (S3 returns at most 1000). */
+/** Unseen change objects a catch-up step lists at most (pages of this many; S3 allows 1000). */
 export const CATCH_UP_LIST_OBJECTS = 1000;
 /**
  * Changes one step delivers at most (whole objects, so it may pass it by one object's):
@@ -128,17 +128,35 @@ export async function listChangeObjects(
   return listed.flatMap((o) => parseChangeObjectKey(folder, o.key) ?? []);
 }
 
-/** The first `maxKeys` change objects named at or after `from`: one LIST. */
-async function listChangeObjectsPage(
+/**
+ * The change objects from `cursor.from` on, listed page by page until the pages hold
+ * CATCH_UP_LIST_OBJECTS objects the cursor has not seen, or the log ends (`truncated` says
+ * which). Pages of objects already delivered (the lookback window of a busy keyspace) are
+ * listed through, so they never hold the cursor back.
+ */
+async function listUnseen(
   store: ObjectStore,
   prefix: string,
   keyspace: string,
-  from: bigint,
-  maxKeys: number,
+  cursor: WatchCursor,
 ): Promise<{ refs: ChangeObjectRef[]; truncated: boolean }> {
   const folder = changesFolder(prefix, keyspace);
-  const page = await store.list(folder, { startAfter: startAfterForMillis(folder, from), maxKeys });
-  return { refs: page.objects.flatMap((o) => parseChangeObjectKey(folder, o.key) ?? []), truncated: page.truncated };
+  const refs: ChangeObjectRef[] = [];
+  let unseen = 0;
+  let startAfter = startAfterForMillis(folder, cursor.from);
+  for (;;) {
+    const page = await store.list(folder, { startAfter, maxKeys: CATCH_UP_LIST_OBJECTS });
+    for (const o of page.objects) {
+      const ref = parseChangeObjectKey(folder, o.key);
+      if (!ref) continue;
+      refs.push(ref);
+      if (ref.millis >= cursor.from && (cursor.seen.get(ref.writer) ?? -1) < ref.seq) unseen++;
+    }
+    const last = page.objects.at(-1);
+    if (!page.truncated || !last) return { refs, truncated: false };
+    if (unseen >= CATCH_UP_LIST_OBJECTS) return { refs, truncated: true };
+    startAfter = last.key;
+  }
 }
 
 /**
@@ -193,12 +211,7 @@ export async function pollChanges(
   cursor: WatchCursor,
   now: bigint,
 ): Promise<{ changes: KeyChange[]; next: WatchCursor }> {
-  let { refs, truncated } = await listChangeObjectsPage(store, prefix, keyspace, cursor.from, CATCH_UP_LIST_OBJECTS);
-  if (truncated && refs[0]?.millis === refs.at(-1)?.millis) {
-    // A page of one millisecond's objects: a cursor can only move past it all at once.
-    refs = await listChangeObjects(store, prefix, keyspace, cursor.from);
-    truncated = false;
-  }
+  const { refs, truncated } = await listUnseen(store, prefix, keyspace, cursor);
   const { deliver } = advanceCursor(cursor, refs, now, { truncated });
   const { changes, objects } = await readWithinStep(deliver, (ref) => readChangeObject(store, ref));
   const { next } = advanceCursor(cursor, refs, now, { truncated, deliverAtMost: objects });
