@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Fenced } from "../src/errors.ts";
-import { KeyspaceLayout } from "../src/format/layout.ts";
+import { type KeyLayout, KeyspaceLayout } from "../src/format/layout.ts";
 import type { Item } from "../src/format/records.ts";
 import { StoreReader } from "../src/reader/store-reader.ts";
 import { type ListedObject, type ObjectStore, PreconditionFailed } from "../src/storage/object-store.ts";
@@ -29,6 +29,55 @@ function wrap(store: ObjectStore, over: Partial<ObjectStore>): ObjectStore {
     close: () => store.close(),
     ...over,
   };
+}
+
+/** A store whose data GETs (a compaction's reads) wait while held, to run a merge inside another operation. */
+function heldReads(store: ObjectStore, layout: KeyLayout) {
+  let gate: PromiseWithResolvers<void> | undefined;
+  const held = wrap(store, {
+    async get(k) {
+      if (gate && k.startsWith(layout.dataPrefix)) await gate.promise;
+      return store.get(k);
+    },
+  });
+  return {
+    store: held,
+    hold: () => {
+      gate = Promise.withResolvers<void>();
+    },
+    release: () => {
+      gate?.resolve();
+      gate = undefined;
+    },
+  };
+}
+
+/** A store that, once armed, runs `then` right after its `n`th data LIST returns. */
+function pausingAfterDataList(store: ObjectStore, layout: KeyLayout) {
+  let armed: { n: number; then: () => Promise<unknown> } | undefined;
+  let lists = 0;
+  const pausing = wrap(store, {
+    async list(p, o) {
+      const page = await store.list(p, o);
+      if (armed && p === layout.dataPrefix && ++lists === armed.n) await armed.then();
+      return page;
+    },
+  });
+  return {
+    store: pausing,
+    arm: (n: number, then: () => Promise<unknown>) => {
+      armed = { n, then };
+      lists = 0;
+    },
+  };
+}
+
+/** Waits until a data object starting at `offset` is listed. */
+async function untilListed(store: ObjectStore, layout: KeyLayout, offset: bigint): Promise<void> {
+  const start = `${layout.startAfterForFirstOffset(offset)}-`;
+  while (!(await store.list(layout.dataPrefix)).objects.some((o) => o.key.startsWith(start))) {
+    await new Promise((done) => setTimeout(done, 5));
+  }
 }
 
 async function readAll(store: ObjectStore, prefix: string): Promise<string[]> {
@@ -97,38 +146,22 @@ for (const backend of backends()) {
       try {
         const layout = new KeyspaceLayout(prefix, "ks").key("k");
         const config = { compactItemsThreshold: 5, compactObjectsThreshold: 2, changeLog: false };
-        // The owner's compaction waits at a gate, so it runs inside the trim.
-        let gate: PromiseWithResolvers<void> | undefined;
-        const owned = wrap(store, {
-          async get(k) {
-            if (gate && k.startsWith(layout.dataPrefix)) await gate.promise;
-            return store.get(k);
-          },
-        });
-        const w = new StoreWriter({ store: owned, prefix, config });
+        // The owner's compaction waits while held, so it runs inside the trim.
+        const owner = heldReads(store, layout);
+        const w = new StoreWriter({ store: owner.store, prefix, config });
         await w.createKeyspace("ks");
         await w.appendList("ks", "k", [v("z0"), v("z1"), v("z2"), v("z3"), v("z4")]); // complete
         await w.appendList("ks", "k", [v("a5"), v("a6")]);
-        gate = Promise.withResolvers<void>();
-        const committing = w.appendList("ks", "k", [v("b7"), v("b8")]); // merges 5-6 and 7-8 at the gate
-        const batchB = layout.startAfterForFirstOffset(7n);
-        while (!(await store.list(layout.dataPrefix)).objects.some((o) => o.key.startsWith(`${batchB}-`))) {
-          await new Promise((done) => setTimeout(done, 5));
-        }
-        let dataLists = 0;
-        const trimming = wrap(store, {
-          async list(p, o) {
-            const page = await store.list(p, o);
-            if (p === layout.dataPrefix && ++dataLists === 2) {
-              // The trim has listed what lies below its point: the merge runs to the end now.
-              gate?.resolve();
-              gate = undefined;
-              await committing;
-            }
-            return page;
-          },
+        owner.hold();
+        const committing = w.appendList("ks", "k", [v("b7"), v("b8")]); // merges 5-6 and 7-8 when released
+        await untilListed(store, layout, 7n);
+        const trimming = pausingAfterDataList(store, layout);
+        // The trim has listed what lies below its point (its 2nd data LIST): the merge runs to the end now.
+        trimming.arm(2, () => {
+          owner.release();
+          return committing;
         });
-        await new StoreWriter({ store: trimming, prefix, config }).trim("ks", "k", 7n);
+        await new StoreWriter({ store: trimming.store, prefix, config }).trim("ks", "k", 7n);
         const [next] = await new StoreWriter({ store, prefix, config }).appendList("ks", "k", [v("new")]);
         assert.equal(next?.kind === "appended" && next.offset, 9n, "7 and 8 hold b7 and b8");
         const items = await readAll(store, prefix);
@@ -184,38 +217,21 @@ for (const backend of backends()) {
       try {
         const layout = new KeyspaceLayout(prefix, "ks").key("k");
         const config = { compactItemsThreshold: 100, compactObjectsThreshold: 2, changeLog: false };
-        let gate: PromiseWithResolvers<void> | undefined;
-        const owned = wrap(store, {
-          async get(k) {
-            if (gate && k.startsWith(layout.dataPrefix)) await gate.promise;
-            return store.get(k);
-          },
-        });
-        const w = new StoreWriter({ store: owned, prefix, config });
+        const owner = heldReads(store, layout);
+        const w = new StoreWriter({ store: owner.store, prefix, config });
         await w.createKeyspace("ks");
         await w.appendList("ks", "k", [v("a0")]);
-        let dataLists = 0;
-        let committing: Promise<unknown> | undefined;
-        const trimming = wrap(store, {
-          async list(p, o) {
-            const page = await store.list(p, o);
-            if (committing && p === layout.dataPrefix && ++dataLists === 1) {
-              // The trim has listed: the owner's merge of [o0, o1] runs to its end now.
-              gate?.resolve();
-              gate = undefined;
-              await committing;
-            }
-            return page;
-          },
-        });
-        const stale = new StoreWriter({ store: trimming, prefix, config });
+        const trimming = pausingAfterDataList(store, layout);
+        const stale = new StoreWriter({ store: trimming.store, prefix, config });
         assert.equal(await stale.nextOffset("ks", "k"), 1n); // cached from here on
-        gate = Promise.withResolvers<void>();
-        committing = w.appendList("ks", "k", [v("b1")]); // acknowledged at 1, merged at the gate
-        const b1 = layout.startAfterForFirstOffset(1n);
-        while (!(await store.list(layout.dataPrefix)).objects.some((o) => o.key.startsWith(`${b1}-`))) {
-          await new Promise((done) => setTimeout(done, 5));
-        }
+        owner.hold();
+        const committing = w.appendList("ks", "k", [v("b1")]); // acknowledged at 1, merged when released
+        await untilListed(store, layout, 1n);
+        // The trim has listed: the owner's merge of [o0, o1] runs to its end now.
+        trimming.arm(1, () => {
+          owner.release();
+          return committing;
+        });
         await stale.trim("ks", "k", 1n); // the whole key, as far as this writer knows
         const [next] = await new StoreWriter({ store, prefix, config }).appendList("ks", "k", [v("new")]);
         assert.equal(next?.kind === "appended" && next.offset, 2n, "offset 1 holds b1");
