@@ -73,14 +73,29 @@ export async function appendSession(
         const stream = callBidiStream(client, WriterService, "appendSession");
         let acked = 0;
         let failed: string | undefined;
+        // Woken by an acknowledgement when the window is full: polling for it (setImmediate
+        // in a loop) kept a core busy and starved the writer and S3 server beside it.
+        let windowOpened: (() => void) | undefined;
+        let ended = false;
         const done = (async () => {
-          for await (const response of stream as AsyncIterable<AppendSessionResponse>) {
-            if (response.error) failed ??= response.error.message;
-            acked++;
+          try {
+            for await (const response of stream as AsyncIterable<AppendSessionResponse>) {
+              if (response.error) failed ??= response.error.message;
+              acked++;
+              windowOpened?.();
+            }
+          } finally {
+            ended = true;
+            windowOpened?.();
           }
         })();
         for (const [sequence, r] of mine.entries()) {
-          while (sequence - acked >= APPEND_SESSION_WINDOW) await new Promise((resolve) => setImmediate(resolve));
+          while (sequence - acked >= APPEND_SESSION_WINDOW && !ended) {
+            await new Promise<void>((resolve) => {
+              windowOpened = resolve;
+            });
+            windowOpened = undefined;
+          }
           const ok = stream.write(
             create(AppendSessionRequestSchema, {
               sequence: BigInt(sequence),
