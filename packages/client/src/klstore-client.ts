@@ -40,6 +40,7 @@ import {
   SetRetentionRequestSchema,
   TrimRequestSchema,
   toUint128,
+  unpackItems,
   WatchKeyspaceRequestSchema,
   WriterService,
 } from "@klstore/proto";
@@ -314,12 +315,13 @@ export class KlstoreClient {
       maxItems: options.maxItems ?? 0,
       filter: filterOf(options),
       continuation: options.continuation ?? "",
+      packed: true,
     });
     const res = await this.retrying(
       () => callUnary(this.reader, ReaderService, "readPage", req, this.options()),
       (err) => err.code === status.UNAVAILABLE,
     );
-    return { items: res.items.map(toItem), continuation: res.continuation || undefined, stats: res.stats };
+    return { items: itemsOf(res, req.order), continuation: res.continuation || undefined, stats: res.stats };
   }
 
   /**
@@ -344,6 +346,7 @@ export class KlstoreClient {
         pageSize: options.pageSize ?? 0,
         limit: remaining ?? 0n,
         follow: options.follow ?? false,
+        packed: true,
       });
       const stream = callServerStream(this.reader, ReaderService, "readStream", req, {});
       const cancel = () => stream.cancel();
@@ -351,9 +354,10 @@ export class KlstoreClient {
       try {
         for await (const message of stream) {
           failures = 0;
-          for (const item of message.items) yield toItem(item);
+          const items = itemsOf(message, req.order);
+          for (const item of items) yield item;
           continuation = message.continuation || continuation;
-          if (remaining !== undefined) remaining -= BigInt(message.items.length);
+          if (remaining !== undefined) remaining -= BigInt(items.length);
         }
         return;
       } catch (err) {
@@ -387,6 +391,13 @@ function filterOf(options: ReadOptions) {
     startTimestampMillis: options.startTimestamp,
     startNonce: toUint128(options.startNonce),
   });
+}
+
+/** A page's items in the order read, whichever form the reader sent (this client asks for packed). */
+function itemsOf(message: { items: ItemMessage[]; packedItems: Uint8Array }, order: Order): ClientItem[] {
+  if (message.packedItems.byteLength === 0) return message.items.map(toItem);
+  const ascending = unpackItems(message.packedItems);
+  return order === Order.BACKWARDS ? ascending.reverse() : ascending;
 }
 
 function toItem(m: ItemMessage): ClientItem {

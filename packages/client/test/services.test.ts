@@ -17,12 +17,16 @@ import {
   type Compression,
   CreateKeyspaceRequestSchema,
   callBidiStream,
+  callServerStream,
   callUnary,
+  fromUint128,
   InsertionSchema,
-  type Order,
+  Order,
   ReaderService,
   ReadPageRequestSchema,
+  ReadStreamRequestSchema,
   StatusSchema,
+  unpackItems,
   WriterService,
 } from "@klstore/proto";
 import { type RunningReader, startReader } from "@klstore/reader-service";
@@ -304,6 +308,60 @@ for (const backend of backends()) {
       assert.deepEqual(await read({ limit: 30n }), values.slice(0, 30));
       assert.deepEqual(await read({ limit: 29n }), values.slice(0, 29));
       assert.deepEqual(await read({ order: "backwards", limit: 15n }), [...values].reverse().slice(0, 15));
+    });
+
+    it("sends the same items packed as in Item messages, pages and streams, both orders", async () => {
+      const nonce = (1n << 100n) + 7n;
+      await client.append("ks", "forms", [
+        { value: "plain" },
+        { value: "", nonce },
+        { value: Buffer.from([0, 255, 10]), timestamp: 5n },
+      ]);
+      const reader = new Client(readers[1]?.address as string, credentials.createInsecure());
+      const fields = (i: { offset: bigint; timestamp: bigint; nonce: bigint | undefined; value: Uint8Array }) =>
+        [i.offset, i.timestamp, i.nonce, Buffer.from(i.value).toString("hex")] as const;
+      try {
+        for (const order of [Order.FORWARDS, Order.BACKWARDS]) {
+          const page = (packed: boolean) =>
+            callUnary(
+              reader,
+              ReaderService,
+              "readPage",
+              create(ReadPageRequestSchema, { keyspace: "ks", key: "forms", order, packed }),
+            );
+          const asMessages = await page(false);
+          const asPacked = await page(true);
+          assert.equal(asMessages.packedItems.byteLength, 0);
+          assert.equal(asPacked.items.length, 0);
+          const expected = asMessages.items.map((i) =>
+            fields({ offset: i.offset, timestamp: i.timestampMillis, nonce: fromUint128(i.nonce), value: i.value }),
+          );
+          assert.equal(expected.length, 3);
+          assert.equal(expected[1]?.[2], nonce); // offset 1 is in the middle either way
+          // Packed records ascend whichever the order.
+          const inOrder = (packed: Uint8Array) =>
+            order === Order.BACKWARDS ? unpackItems(packed).reverse() : unpackItems(packed);
+          assert.deepEqual(inOrder(asPacked.packedItems).map(fields), expected);
+
+          const streamed = async (packed: boolean) => {
+            const messages = [];
+            const req = create(ReadStreamRequestSchema, { keyspace: "ks", key: "forms", order, pageSize: 2, packed });
+            for await (const m of callServerStream(reader, ReaderService, "readStream", req, {})) messages.push(m);
+            return messages;
+          };
+          const streamedMessages = await streamed(false);
+          const streamedPacked = await streamed(true);
+          assert.equal(streamedPacked.length, 2);
+          assert.deepEqual(
+            streamedPacked.map((m) => m.continuation),
+            streamedMessages.map((m) => m.continuation),
+          );
+          assert.ok(streamedPacked.every((m) => m.items.length === 0 && m.packedItems.byteLength > 0));
+          assert.deepEqual(streamedPacked.flatMap((m) => inOrder(m.packedItems)).map(fields), expected);
+        }
+      } finally {
+        reader.close();
+      }
     });
 
     it("receives stream and page messages larger than grpc's 4 MiB default", async () => {

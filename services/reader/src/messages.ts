@@ -1,7 +1,15 @@
 // Proto messages <-> engine values for the reader.
 
 import { create } from "@bufbuild/protobuf";
-import { InvalidArgument, type Item, type ItemFilter, type IterationOrder, type KeyMetadata } from "@klstore/core";
+import {
+  encodeRecords,
+  InvalidArgument,
+  type Item,
+  type ItemFilter,
+  type IterationOrder,
+  type KeyMetadata,
+  storedRecords,
+} from "@klstore/core";
 import {
   fromUint128,
   type ItemFilter as ItemFilterMessage,
@@ -29,7 +37,23 @@ export function toFilter(filter: ItemFilterMessage | undefined): ItemFilter | un
   };
 }
 
-export function toItemMessages(items: readonly Item[]): ItemMessage[] {
+/**
+ * A page's items as the response fields carry them: packed when the client asked for it
+ * (no message per item to build and encode here, nor to decode there), as Item messages
+ * otherwise. Packed records ascend whichever the order, so that a page within one object
+ * is a view of its stored bytes, sent without a copy.
+ */
+export function toItemFields(
+  items: readonly Item[],
+  order: IterationOrder,
+  packed: boolean,
+): { items: ItemMessage[]; packedItems?: Uint8Array } {
+  if (!packed) return { items: toItemMessages(items) };
+  const ascending = order === "forwards" ? items : items.toReversed();
+  return { items: [], packedItems: storedRecords(ascending) ?? encodeRecords(ascending) };
+}
+
+function toItemMessages(items: readonly Item[]): ItemMessage[] {
   return items.map((i) =>
     create(ItemSchema, { offset: i.offset, timestampMillis: i.timestamp, nonce: toUint128(i.nonce), value: i.value }),
   );

@@ -17,7 +17,7 @@ import {
 import { type ReadStreamRequest, type ReadStreamResponse, ReadStreamResponseSchema } from "@klstore/proto";
 import type { Logger } from "@klstore/service-runtime";
 import type { FollowHub } from "./follow-hub.ts";
-import { toFilter, toItemMessages, toOrder } from "./messages.ts";
+import { toFilter, toItemFields, toOrder } from "./messages.ts";
 import type { ReaderMetrics } from "./reader-metrics.ts";
 import { runServerStream } from "./server-stream.ts";
 
@@ -91,7 +91,7 @@ async function streamPages(
     if (last) {
       lastSent = last.offset;
       const message = create(ReadStreamResponseSchema, {
-        items: toItemMessages(page.items),
+        ...toItemFields(page.items, order, request.packed),
         continuation: reader.continuationAfter(request.keyspace, request.key, order, last.offset) ?? "",
       });
       deps.metrics.pageServed("read_stream", page.items.length);

@@ -12,7 +12,7 @@ import {
 } from "@klstore/proto";
 import { type Logger, toKeyspaceMessage, unary } from "@klstore/service-runtime";
 import type { FollowHub } from "./follow-hub.ts";
-import { toFilter, toItemMessages, toKeyMetadataMessage, toOrder } from "./messages.ts";
+import { toFilter, toItemFields, toKeyMetadataMessage, toOrder } from "./messages.ts";
 import { serveReadStream } from "./read-stream.ts";
 import type { ReaderMetrics } from "./reader-metrics.ts";
 import type { WatchHub } from "./watch-hub.ts";
@@ -43,8 +43,9 @@ export function readerHandlers(deps: ReaderServiceDeps): Handlers {
     }),
 
     readPage: unary(logger, async (request) => {
+      const order = toOrder(request.order);
       const page = await reader.readPage(request.keyspace, request.key, {
-        order: toOrder(request.order),
+        order,
         maxSize: request.maxItems === 0 ? undefined : request.maxItems,
         filter: request.continuation ? undefined : toFilter(request.filter),
         continuation: request.continuation === "" ? undefined : request.continuation,
@@ -53,7 +54,7 @@ export function readerHandlers(deps: ReaderServiceDeps): Handlers {
       return create(ReadPageResponseSchema, {
         keyspace: page.keyspace,
         key: page.key,
-        items: toItemMessages(page.items),
+        ...toItemFields(page.items, order, request.packed),
         continuation: page.continuation ?? "",
         stats: create(ReadStatsSchema, {
           listRequests: page.stats.listRequests,

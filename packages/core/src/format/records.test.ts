@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { CorruptObject } from "../errors.ts";
 import { decodeDataObject, encodeDataObject } from "./data-object.ts";
 import type { DataObjectName } from "./layout.ts";
-import { decodeRecords, encodeRecords, type Item } from "./records.ts";
+import { decodeRecords, encodeRecords, type Item, storedRecords } from "./records.ts";
 
 const items: Item[] = [
   { offset: 1n, timestamp: 1700000000000n, nonce: 10n, value: Buffer.from("hello") },
@@ -88,5 +88,25 @@ describe("record codec", () => {
     const name = { ...nameFor(stored.byteLength), compression: "zstd" as const };
     assert.equal(decodeDataObject("o", name, stored).length, 3);
     assert.throws(() => decodeDataObject("o", name, stored.subarray(1)), CorruptObject);
+  });
+
+  it("gives decoded items back as a view of their stored records, only when they are one run", () => {
+    const body = encodeRecords(items);
+    const decoded = decodeRecords("o", nameFor(body.byteLength), body);
+    const all = storedRecords(decoded);
+    assert.ok(all);
+    assert.equal(all.buffer, body.buffer);
+    assert.deepEqual(Buffer.from(all), Buffer.from(body));
+    const tail = storedRecords(decoded.slice(1)) ?? assert.fail("a run of the body");
+    assert.deepEqual(decodeRecords("o", { ...nameFor(tail.byteLength), firstOffset: 2n }, tail), decoded.slice(1));
+    assert.equal(storedRecords([])?.byteLength, 0);
+    // Not one run: a gap, another order, another body, or an item that differs from its record.
+    assert.equal(storedRecords([decoded[0] as Item, decoded[2] as Item]), undefined);
+    assert.equal(storedRecords([...decoded].reverse()), undefined);
+    assert.equal(storedRecords(items), undefined);
+    assert.equal(storedRecords([{ ...(decoded[0] as Item), offset: 9n }]), undefined);
+    assert.equal(storedRecords([{ ...(decoded[0] as Item), timestamp: 9n }]), undefined);
+    assert.equal(storedRecords([{ ...(decoded[0] as Item), nonce: undefined }]), undefined);
+    assert.equal(storedRecords([{ ...(decoded[1] as Item), nonce: 11n }]), undefined);
   });
 });

@@ -108,3 +108,42 @@ export function decodeRecords(
   }
   return items;
 }
+
+/**
+ * The stored records of `items` (ascending and consecutive) as one view of the object body
+ * they were decoded from, without a copy: what a reader sends as packed items. Undefined
+ * unless every item is the record right after the previous one in the same body, header
+ * and trailer matching (items of two objects, or values from elsewhere): encode them then.
+ */
+export function storedRecords(items: readonly Item[]): Uint8Array | undefined {
+  const first = items[0];
+  if (!first) return new Uint8Array(0);
+  const body = first.value.buffer;
+  const start = first.value.byteOffset - RECORD_HEADER_BYTES;
+  if (start < 0) return undefined;
+  const view = new DataView(body);
+  let pos = start;
+  for (const item of items) {
+    const length = item.value.byteLength;
+    const end = pos + RECORD_OVERHEAD_BYTES + length;
+    if (
+      item.value.buffer !== body ||
+      item.value.byteOffset !== pos + RECORD_HEADER_BYTES ||
+      end > view.byteLength ||
+      view.getUint32(pos + 32, true) !== length ||
+      view.getUint32(end - 4, true) !== RECORD_HEADER_BYTES + length ||
+      view.getBigUint64(pos, true) !== item.offset ||
+      view.getBigInt64(pos + 8, true) !== item.timestamp ||
+      !nonceFieldHolds(view, pos + 16, item.nonce)
+    ) {
+      return undefined;
+    }
+    pos = end;
+  }
+  return new Uint8Array(body, start, pos - start);
+}
+
+function nonceFieldHolds(view: DataView, at: number, nonce: bigint | undefined): boolean {
+  const stored = view.getBigUint64(at, true) | (view.getBigUint64(at + 8, true) << 64n);
+  return stored === (nonce ?? NO_NONCE);
+}
