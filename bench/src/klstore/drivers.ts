@@ -11,7 +11,7 @@ import {
   type AppendSessionResponse,
   CHANNEL_OPTIONS,
   callBidiStream,
-  InsertionSchema,
+  packInsertions,
   WriterService,
 } from "@klstore/proto";
 import type { Shard } from "@klstore/sharding";
@@ -101,8 +101,9 @@ export async function appendSession(
               sequence: BigInt(sequence),
               keyspace,
               key: `key-${r.key}`,
-              insertions: Array.from({ length: r.count }, (_, j) =>
-                create(InsertionSchema, { value: payload(size, r.first + j) }),
+              // Packed, as the TypeScript client sends them (one byte string, not a message per item).
+              packedInsertions: packInsertions(
+                Array.from({ length: r.count }, (_, j) => ({ value: payload(size, r.first + j) })),
               ),
             }),
           );

@@ -28,11 +28,11 @@ import {
   fromUint128,
   GetKeyMetadataRequestSchema,
   GetKeyspaceMetadataRequestSchema,
-  InsertionSchema,
   ItemFilterSchema,
   type Item as ItemMessage,
   type KeyChange as KeyChangeMessage,
   Order,
+  packInsertions,
   ReaderService,
   ReadPageRequestSchema,
   ReadStreamRequestSchema,
@@ -41,6 +41,7 @@ import {
   TrimRequestSchema,
   toUint128,
   unpackItems,
+  unpackOutcomes,
   WatchKeyspaceRequestSchema,
   WriterService,
 } from "@klstore/proto";
@@ -249,12 +250,13 @@ export class KlstoreClient {
       keyspace,
       key,
       ackMode: options.acceptedOnly ? AckMode.ACCEPTED : AckMode.DURABLE,
-      insertions: insertions.map((i) =>
-        create(InsertionSchema, {
+      // Packed: no message per item to build and encode here, nor to decode at the writer.
+      packedInsertions: packInsertions(
+        insertions.map((i) => ({
           value: typeof i.value === "string" ? Buffer.from(i.value) : i.value,
-          nonce: toUint128(i.nonce),
-          timestampMillis: i.timestamp,
-        }),
+          nonce: i.nonce,
+          timestamp: i.timestamp,
+        })),
       ),
     });
     const allNonced = insertions.every((i) => i.nonce !== undefined);
@@ -273,10 +275,8 @@ export class KlstoreClient {
         err.code === status.RESOURCE_EXHAUSTED ||
         (allNonced && (err.code === status.UNAVAILABLE || err.code === status.DEADLINE_EXCEEDED)),
     );
-    return res.outcomes.map((o) =>
-      o.outcome.case === "appended"
-        ? { kind: "appended", offset: o.outcome.value.offset, timestamp: o.outcome.value.timestampMillis }
-        : { kind: "duplicate" },
+    return unpackOutcomes(res.packedOutcomes).map((o) =>
+      o ? { kind: "appended", offset: o.offset, timestamp: o.timestamp } : { kind: "duplicate" },
     );
   }
 

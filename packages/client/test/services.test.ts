@@ -11,6 +11,7 @@ import { Client, credentials, type ServiceError, status } from "@grpc/grpc-js";
 import {
   type AckMode,
   AppendRequestSchema,
+  type AppendResponse,
   AppendSessionRequestSchema,
   type AppendSessionResponse,
   BadRequestSchema,
@@ -20,13 +21,17 @@ import {
   callServerStream,
   callUnary,
   fromUint128,
+  type Insertion,
   InsertionSchema,
   Order,
+  packInsertions,
   ReaderService,
   ReadPageRequestSchema,
   ReadStreamRequestSchema,
   StatusSchema,
+  toUint128,
   unpackItems,
+  unpackOutcomes,
   WriterService,
 } from "@klstore/proto";
 import { type RunningReader, startReader } from "@klstore/reader-service";
@@ -219,6 +224,103 @@ for (const backend of backends()) {
       } finally {
         shard.close();
         reader.close();
+      }
+    });
+
+    it("takes insertions packed or as messages, here or forwarded, and answers in the form they came in", async () => {
+      const shards = writers.map((w) => new Client(w.address, credentials.createInsecure()));
+      const outcomesOf = (r: { outcomes: AppendResponse["outcomes"]; packedOutcomes: Uint8Array }) =>
+        r.packedOutcomes.byteLength > 0
+          ? unpackOutcomes(r.packedOutcomes).map((o) => o?.offset ?? "duplicate")
+          : r.outcomes.map((o) => (o.outcome.case === "appended" ? o.outcome.value.offset : "duplicate"));
+      try {
+        let next = 0n;
+        let nonce = 0n;
+        // Every shard receives both forms: the key's owner stores them, the others forward.
+        for (const shard of shards) {
+          for (const packed of [false, true]) {
+            const items = [
+              { value: Buffer.from(`n${nonce}`), nonce },
+              { value: Buffer.from("dup"), nonce },
+              { value: Buffer.from("timed"), timestamp: 1n },
+            ];
+            nonce++;
+            const request = create(AppendRequestSchema, {
+              keyspace: "ks",
+              key: "forms-in",
+              ...(packed
+                ? { packedInsertions: packInsertions(items) }
+                : {
+                    insertions: items.map((i) =>
+                      create(InsertionSchema, {
+                        value: i.value,
+                        nonce: toUint128(i.nonce),
+                        timestampMillis: i.timestamp,
+                      }),
+                    ),
+                  }),
+            });
+            const response = await callUnary(shard, WriterService, "append", request);
+            assert.equal(response.packedOutcomes.byteLength > 0, packed);
+            assert.equal(response.outcomes.length > 0, !packed);
+            assert.deepEqual(outcomesOf(response), [next, "duplicate", next + 1n]);
+            next += 2n;
+          }
+        }
+        const stored = await collect(client.items("ks", "forms-in"));
+        assert.equal(stored.length, Number(next));
+        assert.deepEqual(
+          stored.filter((i) => i.nonce !== undefined).map((i) => i.nonce),
+          Array.from({ length: 6 }, (_, i) => BigInt(i)),
+        );
+
+        // One session mixing both forms gets each answer in its request's form.
+        const stream = callBidiStream(shards[0] as Client, WriterService, "appendSession");
+        const responses: AppendSessionResponse[] = [];
+        const done = (async () => {
+          for await (const r of stream) responses.push(r);
+        })();
+        for (let i = 0; i < 6; i++) {
+          const items = [{ value: Buffer.from(`s${i}`) }];
+          stream.write(
+            create(AppendSessionRequestSchema, {
+              sequence: BigInt(i),
+              keyspace: "ks",
+              key: `forms-session-${i % 3}`,
+              ...(i % 2 === 1
+                ? { packedInsertions: packInsertions(items) }
+                : { insertions: items.map((v) => create(InsertionSchema, v)) }),
+            }),
+          );
+        }
+        stream.end();
+        await done;
+        assert.deepEqual(
+          responses.map((r) => [r.sequence, r.packedOutcomes.byteLength > 0, outcomesOf(r).length]),
+          Array.from({ length: 6 }, (_, i) => [BigInt(i), i % 2 === 1, 1]),
+        );
+
+        // Bad packed input is refused whole, naming the field, and stores nothing.
+        const refused = async (fields: { packedInsertions: Uint8Array; insertions?: Insertion[] }, why: RegExp) =>
+          assert.rejects(
+            callUnary(
+              shards[1] as Client,
+              WriterService,
+              "append",
+              create(AppendRequestSchema, { keyspace: "ks", key: "forms-bad", ...fields }),
+            ),
+            (e) => statusOf(e).code === status.INVALID_ARGUMENT && why.test(statusOf(e).details),
+          );
+        const good = packInsertions([{ value: Buffer.from("ok") }]);
+        await refused({ packedInsertions: good.subarray(0, good.length - 1) }, /packed_insertions.*cut short/);
+        await refused({ packedInsertions: Uint8Array.of(0, 0, 0, 0, 8) }, /packed_insertions.*unknown flags/);
+        await refused(
+          { packedInsertions: good, insertions: [create(InsertionSchema, { value: Buffer.from("x") })] },
+          /packed_insertions.*together with insertions/,
+        );
+        assert.equal(await client.keyMetadata("ks", "forms-bad"), undefined);
+      } finally {
+        for (const shard of shards) shard.close();
       }
     });
 

@@ -9,5 +9,6 @@ export * from "./gen/klstore/v1/reader_pb.ts";
 export * from "./gen/klstore/v1/types_pb.ts";
 export * from "./gen/klstore/v1/writer_pb.ts";
 export * from "./grpc.ts";
+export * from "./packed-appends.ts";
 export * from "./packed-items.ts";
 export * from "./uint128.ts";

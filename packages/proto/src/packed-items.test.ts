@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { PackedItemsError, unpackItems } from "./packed-items.ts";
+import { PackedFormatError, unpackItems } from "./packed-items.ts";
 
 /** One record as the layout in packed-items.ts describes it, written field by field. */
 function record(offset: bigint, timestamp: bigint, nonce: bigint | undefined, value: string): Uint8Array {
@@ -46,13 +46,13 @@ describe("unpackItems", () => {
 
   it("refuses bytes that the records do not tile exactly", () => {
     const good = record(1n, 2n, undefined, "value");
-    assert.throws(() => unpackItems(good.subarray(0, good.length - 1)), PackedItemsError);
-    assert.throws(() => unpackItems(concat([good, good.subarray(0, 10)])), PackedItemsError);
+    assert.throws(() => unpackItems(good.subarray(0, good.length - 1)), PackedFormatError);
+    assert.throws(() => unpackItems(concat([good, good.subarray(0, 10)])), PackedFormatError);
     const badTrailer = good.slice();
     badTrailer[badTrailer.length - 4] = 0;
     assert.throws(() => unpackItems(badTrailer), /does not end where its length says/);
     const hugeLength = good.slice();
     new DataView(hugeLength.buffer).setUint32(32, 0xffff_fff0, true);
-    assert.throws(() => unpackItems(hugeLength), PackedItemsError);
+    assert.throws(() => unpackItems(hugeLength), PackedFormatError);
   });
 });

@@ -17,25 +17,25 @@ export interface UnpackedItem {
   readonly value: Uint8Array;
 }
 
-/** Malformed packed items: a reader bug or a damaged message, never a partial answer. */
-export class PackedItemsError extends Error {
-  override readonly name = "PackedItemsError";
+/** Malformed packed bytes (items, insertions or outcomes): refused whole, never read in part. */
+export class PackedFormatError extends Error {
+  override readonly name = "PackedFormatError";
 }
 
-/** Every item of `packed`, in order; throws PackedItemsError unless the records tile it exactly. */
+/** Every item of `packed`, in order; throws PackedFormatError unless the records tile it exactly. */
 export function unpackItems(packed: Uint8Array): UnpackedItem[] {
   const view = new DataView(packed.buffer, packed.byteOffset, packed.byteLength);
   const items: UnpackedItem[] = [];
   let pos = 0;
   while (pos < packed.byteLength) {
     if (pos + HEADER_BYTES + TRAILER_BYTES > packed.byteLength) {
-      throw new PackedItemsError(`packed items: truncated record at byte ${pos} of ${packed.byteLength}`);
+      throw new PackedFormatError(`packed items: truncated record at byte ${pos} of ${packed.byteLength}`);
     }
     const length = view.getUint32(pos + 32, true);
     const valueStart = pos + HEADER_BYTES;
     const valueEnd = valueStart + length;
     if (valueEnd + TRAILER_BYTES > packed.byteLength || view.getUint32(valueEnd, true) !== HEADER_BYTES + length) {
-      throw new PackedItemsError(`packed items: record at byte ${pos} does not end where its length says`);
+      throw new PackedFormatError(`packed items: record at byte ${pos} does not end where its length says`);
     }
     items.push({
       offset: view.getBigUint64(pos, true),

@@ -12,13 +12,49 @@ import {
   ItemOutcome_DuplicateSchema,
   type ItemOutcome as ItemOutcomeMessage,
   ItemOutcomeSchema,
+  PackedFormatError,
+  packOutcomes,
+  unpackInsertions,
 } from "@klstore/proto";
 
-export function toInsertions(messages: readonly InsertionMessage[]): Insertion[] {
-  return messages.map((m) => ({ value: m.value, nonce: fromUint128(m.nonce), timestamp: m.timestampMillis }));
+/** A request's insertions, from whichever form it carries them in (never both). */
+export function toInsertions(request: {
+  insertions: readonly InsertionMessage[];
+  packedInsertions: Uint8Array;
+}): Insertion[] {
+  if (request.packedInsertions.byteLength === 0) {
+    return request.insertions.map((m) => ({
+      value: m.value,
+      nonce: fromUint128(m.nonce),
+      timestamp: m.timestampMillis,
+    }));
+  }
+  if (request.insertions.length > 0) {
+    throw new InvalidArgument("packed_insertions", "set together with insertions; send the items in one form");
+  }
+  try {
+    return unpackInsertions(request.packedInsertions);
+  } catch (err) {
+    if (err instanceof PackedFormatError) throw new InvalidArgument("packed_insertions", err.message);
+    throw err;
+  }
 }
 
-export function toOutcomeMessages(outcomes: readonly ItemOutcome[]): ItemOutcomeMessage[] {
+/** The outcome fields of an answer, in the form the request's insertions came in. */
+export interface OutcomeFields {
+  outcomes: ItemOutcomeMessage[];
+  packedOutcomes?: Uint8Array;
+}
+
+export function toOutcomeFields(outcomes: readonly ItemOutcome[], packed: boolean): OutcomeFields {
+  if (!packed) return { outcomes: toOutcomeMessages(outcomes) };
+  return {
+    outcomes: [],
+    packedOutcomes: packOutcomes(outcomes.map((o) => (o.kind === "appended" ? o : undefined))),
+  };
+}
+
+function toOutcomeMessages(outcomes: readonly ItemOutcome[]): ItemOutcomeMessage[] {
   return outcomes.map((o) =>
     o.kind === "appended"
       ? create(ItemOutcomeSchema, {

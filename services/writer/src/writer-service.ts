@@ -24,7 +24,7 @@ import {
 import { type Logger, toKeyspaceMessage, toRequestError, toRetention, unary } from "@klstore/service-runtime";
 import type { ShardRing } from "@klstore/sharding";
 import { Forwarder } from "./forwarder.ts";
-import { checkAckMode, toCompression, toInsertions, toOutcomeMessages } from "./messages.ts";
+import { checkAckMode, type OutcomeFields, toCompression, toInsertions, toOutcomeFields } from "./messages.ts";
 import type { WriterMetrics } from "./writer-metrics.ts";
 
 type Handlers = HandlersOf<typeof WriterService>;
@@ -55,15 +55,19 @@ export function writerHandlers(deps: WriterServiceDeps): Handlers {
     request: AppendRequest,
     metadata: Metadata,
     deadline: Date | number | undefined,
-  ): { admitted: Promise<unknown>; outcomes: Promise<ReturnType<typeof toOutcomeMessages>> } {
+  ): { admitted: Promise<unknown>; outcomes: Promise<OutcomeFields> } {
     checkAckMode(request.ackMode);
     if (!owns(request.keyspace, request.key) && !Forwarder.wasForwarded(metadata)) {
       const owner = ring.ownerOf(request.keyspace, request.key);
       metrics.forwarded();
-      const outcomes = forwarder.append(owner, request, deadline).then((r) => r.outcomes);
+      // Forwarded as it came: the owner answers in the form the insertions came in.
+      const outcomes = forwarder
+        .append(owner, request, deadline)
+        .then((r): OutcomeFields => ({ outcomes: r.outcomes, packedOutcomes: r.packedOutcomes }));
       return { admitted: outcomes, outcomes };
     }
-    const insertions = toInsertions(request.insertions);
+    const insertions = toInsertions(request);
+    const packed = request.packedInsertions.byteLength > 0;
     const submitted = writer.submit(request.keyspace, request.key, insertions);
     const outcomes = submitted.then(async ({ outcome }) => {
       void outcome.then(
@@ -73,9 +77,9 @@ export function writerHandlers(deps: WriterServiceDeps): Handlers {
       if (request.ackMode === AckMode.ACCEPTED) {
         // Acknowledged on acceptance: a later commit failure can only be logged.
         outcome.catch((err: unknown) => logger.warn({ err, keyspace: request.keyspace }, "accepted append failed"));
-        return [];
+        return { outcomes: [] };
       }
-      return toOutcomeMessages(await outcome);
+      return toOutcomeFields(await outcome, packed);
     });
     return { admitted: submitted, outcomes };
   }
@@ -93,7 +97,7 @@ export function writerHandlers(deps: WriterServiceDeps): Handlers {
     }),
 
     append: unary(logger, async (request, metadata, deadline) =>
-      create(AppendResponseSchema, { outcomes: await append(request, metadata, deadline) }),
+      create(AppendResponseSchema, await append(request, metadata, deadline)),
     ),
 
     flushKey: unary(logger, async (request, metadata, deadline) => {
@@ -142,7 +146,7 @@ function serveSession(
     r: AppendRequest,
     m: Metadata,
     d: Date | number | undefined,
-  ) => { admitted: Promise<unknown>; outcomes: Promise<ReturnType<typeof toOutcomeMessages>> },
+  ) => { admitted: Promise<unknown>; outcomes: Promise<OutcomeFields> },
 ): void {
   const answers: Promise<AppendSessionResponse>[] = [];
   // Each request is submitted only after the previous one was admitted (or, when
@@ -154,7 +158,12 @@ function serveSession(
   call.on("data", (request: AppendSessionRequest) => {
     const started = previous.then(() =>
       startAppend(
-        create(AppendRequestSchema, { keyspace: request.keyspace, key: request.key, insertions: request.insertions }),
+        create(AppendRequestSchema, {
+          keyspace: request.keyspace,
+          key: request.key,
+          insertions: request.insertions,
+          packedInsertions: request.packedInsertions,
+        }),
         call.metadata,
         call.getDeadline(),
       ),
@@ -166,7 +175,7 @@ function serveSession(
       started
         .then((s) => s.outcomes)
         .then(
-          (outcomes) => create(AppendSessionResponseSchema, { sequence: request.sequence, outcomes }),
+          (outcomes) => create(AppendSessionResponseSchema, { sequence: request.sequence, ...outcomes }),
           (err) => create(AppendSessionResponseSchema, { sequence: request.sequence, error: toRequestError(err) }),
         ),
     );

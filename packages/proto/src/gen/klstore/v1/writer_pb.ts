@@ -17,7 +17,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file klstore/v1/writer.proto.
  */
 export const file_klstore_v1_writer: GenFile = /*@__PURE__*/
-  fileDesc("ChdrbHN0b3JlL3YxL3dyaXRlci5wcm90bxIKa2xzdG9yZS52MSKBAQoVQ3JlYXRlS2V5c3BhY2VSZXF1ZXN0EhAKCGtleXNwYWNlGAEgASgJEiwKC2NvbXByZXNzaW9uGAIgASgOMhcua2xzdG9yZS52MS5Db21wcmVzc2lvbhIoCglyZXRlbnRpb24YAyABKAsyFS5rbHN0b3JlLnYxLlJldGVudGlvbiJIChZDcmVhdGVLZXlzcGFjZVJlc3BvbnNlEi4KCGtleXNwYWNlGAEgASgLMhwua2xzdG9yZS52MS5LZXlzcGFjZU1ldGFkYXRhIoABCg1BcHBlbmRSZXF1ZXN0EhAKCGtleXNwYWNlGAEgASgJEgsKA2tleRgCIAEoCRIpCgppbnNlcnRpb25zGAMgAygLMhUua2xzdG9yZS52MS5JbnNlcnRpb24SJQoIYWNrX21vZGUYBCABKA4yEy5rbHN0b3JlLnYxLkFja01vZGUiOwoOQXBwZW5kUmVzcG9uc2USKQoIb3V0Y29tZXMYASADKAsyFy5rbHN0b3JlLnYxLkl0ZW1PdXRjb21lInIKFEFwcGVuZFNlc3Npb25SZXF1ZXN0EhAKCHNlcXVlbmNlGAEgASgEEhAKCGtleXNwYWNlGAIgASgJEgsKA2tleRgDIAEoCRIpCgppbnNlcnRpb25zGAQgAygLMhUua2xzdG9yZS52MS5JbnNlcnRpb24ifQoVQXBwZW5kU2Vzc2lvblJlc3BvbnNlEhAKCHNlcXVlbmNlGAEgASgEEikKCG91dGNvbWVzGAIgAygLMhcua2xzdG9yZS52MS5JdGVtT3V0Y29tZRInCgVlcnJvchgDIAEoCzIYLmtsc3RvcmUudjEuUmVxdWVzdEVycm9yIjAKD0ZsdXNoS2V5UmVxdWVzdBIQCghrZXlzcGFjZRgBIAEoCRILCgNrZXkYAiABKAkiEgoQRmx1c2hLZXlSZXNwb25zZSIRCg9GbHVzaEFsbFJlcXVlc3QiEgoQRmx1c2hBbGxSZXNwb25zZSJDCgtUcmltUmVxdWVzdBIQCghrZXlzcGFjZRgBIAEoCRILCgNrZXkYAiABKAkSFQoNYmVmb3JlX29mZnNldBgDIAEoBCIkCgxUcmltUmVzcG9uc2USFAoMZmlyc3Rfb2Zmc2V0GAEgASgEIlEKE1NldFJldGVudGlvblJlcXVlc3QSEAoIa2V5c3BhY2UYASABKAkSKAoJcmV0ZW50aW9uGAIgASgLMhUua2xzdG9yZS52MS5SZXRlbnRpb24iRgoUU2V0UmV0ZW50aW9uUmVzcG9uc2USLgoIa2V5c3BhY2UYASABKAsyHC5rbHN0b3JlLnYxLktleXNwYWNlTWV0YWRhdGEqUAoHQWNrTW9kZRIYChRBQ0tfTU9ERV9VTlNQRUNJRklFRBAAEhQKEEFDS19NT0RFX0RVUkFCTEUQARIVChFBQ0tfTU9ERV9BQ0NFUFRFRBACMp8ECg1Xcml0ZXJTZXJ2aWNlElcKDkNyZWF0ZUtleXNwYWNlEiEua2xzdG9yZS52MS5DcmVhdGVLZXlzcGFjZVJlcXVlc3QaIi5rbHN0b3JlLnYxLkNyZWF0ZUtleXNwYWNlUmVzcG9uc2USPwoGQXBwZW5kEhkua2xzdG9yZS52MS5BcHBlbmRSZXF1ZXN0Ghoua2xzdG9yZS52MS5BcHBlbmRSZXNwb25zZRJYCg1BcHBlbmRTZXNzaW9uEiAua2xzdG9yZS52MS5BcHBlbmRTZXNzaW9uUmVxdWVzdBohLmtsc3RvcmUudjEuQXBwZW5kU2Vzc2lvblJlc3BvbnNlKAEwARJFCghGbHVzaEtleRIbLmtsc3RvcmUudjEuRmx1c2hLZXlSZXF1ZXN0Ghwua2xzdG9yZS52MS5GbHVzaEtleVJlc3BvbnNlEkUKCEZsdXNoQWxsEhsua2xzdG9yZS52MS5GbHVzaEFsbFJlcXVlc3QaHC5rbHN0b3JlLnYxLkZsdXNoQWxsUmVzcG9uc2USOQoEVHJpbRIXLmtsc3RvcmUudjEuVHJpbVJlcXVlc3QaGC5rbHN0b3JlLnYxLlRyaW1SZXNwb25zZRJRCgxTZXRSZXRlbnRpb24SHy5rbHN0b3JlLnYxLlNldFJldGVudGlvblJlcXVlc3QaIC5rbHN0b3JlLnYxLlNldFJldGVudGlvblJlc3BvbnNlYgZwcm90bzM", [file_klstore_v1_types]);
+  fileDesc("ChdrbHN0b3JlL3YxL3dyaXRlci5wcm90bxIKa2xzdG9yZS52MSKBAQoVQ3JlYXRlS2V5c3BhY2VSZXF1ZXN0EhAKCGtleXNwYWNlGAEgASgJEiwKC2NvbXByZXNzaW9uGAIgASgOMhcua2xzdG9yZS52MS5Db21wcmVzc2lvbhIoCglyZXRlbnRpb24YAyABKAsyFS5rbHN0b3JlLnYxLlJldGVudGlvbiJIChZDcmVhdGVLZXlzcGFjZVJlc3BvbnNlEi4KCGtleXNwYWNlGAEgASgLMhwua2xzdG9yZS52MS5LZXlzcGFjZU1ldGFkYXRhIpsBCg1BcHBlbmRSZXF1ZXN0EhAKCGtleXNwYWNlGAEgASgJEgsKA2tleRgCIAEoCRIpCgppbnNlcnRpb25zGAMgAygLMhUua2xzdG9yZS52MS5JbnNlcnRpb24SJQoIYWNrX21vZGUYBCABKA4yEy5rbHN0b3JlLnYxLkFja01vZGUSGQoRcGFja2VkX2luc2VydGlvbnMYBSABKAwiVAoOQXBwZW5kUmVzcG9uc2USKQoIb3V0Y29tZXMYASADKAsyFy5rbHN0b3JlLnYxLkl0ZW1PdXRjb21lEhcKD3BhY2tlZF9vdXRjb21lcxgCIAEoDCKNAQoUQXBwZW5kU2Vzc2lvblJlcXVlc3QSEAoIc2VxdWVuY2UYASABKAQSEAoIa2V5c3BhY2UYAiABKAkSCwoDa2V5GAMgASgJEikKCmluc2VydGlvbnMYBCADKAsyFS5rbHN0b3JlLnYxLkluc2VydGlvbhIZChFwYWNrZWRfaW5zZXJ0aW9ucxgFIAEoDCKWAQoVQXBwZW5kU2Vzc2lvblJlc3BvbnNlEhAKCHNlcXVlbmNlGAEgASgEEikKCG91dGNvbWVzGAIgAygLMhcua2xzdG9yZS52MS5JdGVtT3V0Y29tZRInCgVlcnJvchgDIAEoCzIYLmtsc3RvcmUudjEuUmVxdWVzdEVycm9yEhcKD3BhY2tlZF9vdXRjb21lcxgEIAEoDCIwCg9GbHVzaEtleVJlcXVlc3QSEAoIa2V5c3BhY2UYASABKAkSCwoDa2V5GAIgASgJIhIKEEZsdXNoS2V5UmVzcG9uc2UiEQoPRmx1c2hBbGxSZXF1ZXN0IhIKEEZsdXNoQWxsUmVzcG9uc2UiQwoLVHJpbVJlcXVlc3QSEAoIa2V5c3BhY2UYASABKAkSCwoDa2V5GAIgASgJEhUKDWJlZm9yZV9vZmZzZXQYAyABKAQiJAoMVHJpbVJlc3BvbnNlEhQKDGZpcnN0X29mZnNldBgBIAEoBCJRChNTZXRSZXRlbnRpb25SZXF1ZXN0EhAKCGtleXNwYWNlGAEgASgJEigKCXJldGVudGlvbhgCIAEoCzIVLmtsc3RvcmUudjEuUmV0ZW50aW9uIkYKFFNldFJldGVudGlvblJlc3BvbnNlEi4KCGtleXNwYWNlGAEgASgLMhwua2xzdG9yZS52MS5LZXlzcGFjZU1ldGFkYXRhKlAKB0Fja01vZGUSGAoUQUNLX01PREVfVU5TUEVDSUZJRUQQABIUChBBQ0tfTU9ERV9EVVJBQkxFEAESFQoRQUNLX01PREVfQUNDRVBURUQQAjKfBAoNV3JpdGVyU2VydmljZRJXCg5DcmVhdGVLZXlzcGFjZRIhLmtsc3RvcmUudjEuQ3JlYXRlS2V5c3BhY2VSZXF1ZXN0GiIua2xzdG9yZS52MS5DcmVhdGVLZXlzcGFjZVJlc3BvbnNlEj8KBkFwcGVuZBIZLmtsc3RvcmUudjEuQXBwZW5kUmVxdWVzdBoaLmtsc3RvcmUudjEuQXBwZW5kUmVzcG9uc2USWAoNQXBwZW5kU2Vzc2lvbhIgLmtsc3RvcmUudjEuQXBwZW5kU2Vzc2lvblJlcXVlc3QaIS5rbHN0b3JlLnYxLkFwcGVuZFNlc3Npb25SZXNwb25zZSgBMAESRQoIRmx1c2hLZXkSGy5rbHN0b3JlLnYxLkZsdXNoS2V5UmVxdWVzdBocLmtsc3RvcmUudjEuRmx1c2hLZXlSZXNwb25zZRJFCghGbHVzaEFsbBIbLmtsc3RvcmUudjEuRmx1c2hBbGxSZXF1ZXN0Ghwua2xzdG9yZS52MS5GbHVzaEFsbFJlc3BvbnNlEjkKBFRyaW0SFy5rbHN0b3JlLnYxLlRyaW1SZXF1ZXN0Ghgua2xzdG9yZS52MS5UcmltUmVzcG9uc2USUQoMU2V0UmV0ZW50aW9uEh8ua2xzdG9yZS52MS5TZXRSZXRlbnRpb25SZXF1ZXN0GiAua2xzdG9yZS52MS5TZXRSZXRlbnRpb25SZXNwb25zZWIGcHJvdG8z", [file_klstore_v1_types]);
 
 /**
  * CreateKeyspace's request.
@@ -108,6 +108,17 @@ export type AppendRequest = Message<"klstore.v1.AppendRequest"> & {
    * @generated from field: klstore.v1.AckMode ack_mode = 4;
    */
   ackMode: AckMode;
+
+  /**
+   * The items packed, instead of insertions (both set: INVALID_ARGUMENT): one byte string,
+   * per insertion length u32 | flags u8 | timestamp_millis i64 (only with flag 1) | nonce
+   * u128 (only with flag 2) | value[length], little-endian; other flags are refused. The
+   * answer then carries packed_outcomes. Far cheaper than a message per item for small
+   * items, on both sides.
+   *
+   * @generated from field: bytes packed_insertions = 5;
+   */
+  packedInsertions: Uint8Array;
 };
 
 /**
@@ -124,11 +135,20 @@ export const AppendRequestSchema: GenMessage<AppendRequest> = /*@__PURE__*/
  */
 export type AppendResponse = Message<"klstore.v1.AppendResponse"> & {
   /**
-   * One per insertion, in order (empty with ACK_MODE_ACCEPTED).
+   * One per insertion, in order (empty with ACK_MODE_ACCEPTED, or for a packed request).
    *
    * @generated from field: repeated klstore.v1.ItemOutcome outcomes = 1;
    */
   outcomes: ItemOutcome[];
+
+  /**
+   * For a request with packed_insertions (except with ACK_MODE_ACCEPTED): one outcome per
+   * insertion, in order, as offset u64 | timestamp_millis i64, little-endian; offset
+   * 2^64-1 marks an insertion dropped as a duplicate.
+   *
+   * @generated from field: bytes packed_outcomes = 2;
+   */
+  packedOutcomes: Uint8Array;
 };
 
 /**
@@ -171,6 +191,13 @@ export type AppendSessionRequest = Message<"klstore.v1.AppendSessionRequest"> & 
    * @generated from field: repeated klstore.v1.Insertion insertions = 4;
    */
   insertions: Insertion[];
+
+  /**
+   * The items packed, instead of insertions: see AppendRequest.packed_insertions.
+   *
+   * @generated from field: bytes packed_insertions = 5;
+   */
+  packedInsertions: Uint8Array;
 };
 
 /**
@@ -194,7 +221,7 @@ export type AppendSessionResponse = Message<"klstore.v1.AppendSessionResponse"> 
   sequence: bigint;
 
   /**
-   * One per insertion, in order; empty if error is set.
+   * One per insertion, in order; empty if error is set or the request was packed.
    *
    * @generated from field: repeated klstore.v1.ItemOutcome outcomes = 2;
    */
@@ -207,6 +234,13 @@ export type AppendSessionResponse = Message<"klstore.v1.AppendSessionResponse"> 
    * @generated from field: klstore.v1.RequestError error = 3;
    */
   error?: RequestError | undefined;
+
+  /**
+   * For a request with packed_insertions: see AppendResponse.packed_outcomes.
+   *
+   * @generated from field: bytes packed_outcomes = 4;
+   */
+  packedOutcomes: Uint8Array;
 };
 
 /**
