@@ -128,14 +128,26 @@ for (const backend of backends()) {
         const release = Promise.withResolvers<void>();
         let running = 0;
         let most = 0;
-        w.writer.commitValidated = async (...args) => {
+        // A commit holds its slot until its key is free (stored, change queued for the log).
+        w.writer.commitValidated = async (keyspace, key, insertions, options) => {
           running++;
           most = Math.max(most, running);
+          let holding = true;
+          const leave = () => {
+            if (holding) running--;
+            holding = false;
+          };
           try {
             await release.promise;
-            return await commit(...args);
+            return await commit(keyspace, key, insertions, {
+              ...options,
+              onKeyFree: () => {
+                leave();
+                options?.onKeyFree?.();
+              },
+            });
           } finally {
-            running--;
+            leave();
           }
         };
         const calls = [w.appendList("ks", "a", values("a1")), w.appendList("ks", "b", values("b1"))];
@@ -151,6 +163,40 @@ for (const backend of backends()) {
         assert.deepEqual(text(await readAll(store, prefix, "c")), ["c1", "c2", "c3"]);
         assert.equal((await dataObjects(store, prefix, "c")).length, 1, "c's three calls in one object");
         assert.deepEqual(text(await readAll(store, prefix, "d")), ["d1"]);
+      }));
+
+    it("starts a key's next group while the previous one's change is still being logged", () =>
+      withWriter({ batchFlushIntervalMillis: 0 }, async (w, store, prefix) => {
+        const put = store.put.bind(store);
+        const logged = Promise.withResolvers<void>();
+        let changePuts = 0;
+        store.put = async (key, body, options) => {
+          if (key.includes("/.changes/")) {
+            changePuts++;
+            await logged.promise;
+          }
+          return put(key, body, options);
+        };
+        const settled: string[] = [];
+        const first = w.appendList("ks", "k", values("v0")).then((o) => settled.push("v0") && o);
+        while (changePuts === 0) await sleep(5);
+        // The first group is stored and its change PUT held: the next group commits anyway.
+        const second = w.appendList("ks", "k", values("v1")).then((o) => settled.push("v1") && o);
+        while ((await dataObjects(store, prefix)).length < 2) await sleep(5);
+        let flushed = false;
+        const flush = w.flushKey("ks", "k").then(() => (flushed = true));
+        await sleep(30);
+        assert.deepEqual(settled, [], "callers wait for their changes to be logged");
+        assert.equal(flushed, false, "a flush covers the change log too");
+        logged.resolve();
+        const outcomes = await Promise.all([first, second, flush]);
+        assert.deepEqual(settled, ["v0", "v1"]);
+        assert.deepEqual(
+          outcomes.slice(0, 2).map((o) => (o as { offset?: bigint }[])[0]?.offset),
+          [0n, 1n],
+        );
+        assert.deepEqual(text(await readAll(store, prefix)), ["v0", "v1"]);
+        assert.deepEqual(w.queued, { items: 0, bytes: 0 });
       }));
 
     it("splits a group larger than batch_max_bytes between calls, into objects in order", () =>

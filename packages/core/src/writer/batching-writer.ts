@@ -60,6 +60,8 @@ interface KeyEntry {
   readonly key: string;
   pending: PendingGroup | undefined;
   inFlight: PendingGroup | undefined;
+  /** Stored, its change queued for the change log; its callers wait for that PUT. */
+  announcing: PendingGroup | undefined;
 }
 
 export class BatchingStoreWriter {
@@ -135,7 +137,7 @@ export class BatchingStoreWriter {
     const clock = this.writer.config.clock();
     let entry = this.entries.get(folder);
     if (!entry) {
-      entry = { keyspace, key, pending: undefined, inFlight: undefined };
+      entry = { keyspace, key, pending: undefined, inFlight: undefined, announcing: undefined };
       this.entries.set(folder, entry);
     }
     const group = (entry.pending ??= new PendingGroup(now));
@@ -238,8 +240,9 @@ export class BatchingStoreWriter {
     await Promise.allSettled(this.admitting);
     const entry = this.entries.get(folder);
     if (!entry) return;
-    // The pending group commits after the one in flight, so waiting on it covers both.
-    const group = entry.pending ?? entry.inFlight;
+    // The pending group commits after the one in flight, and its change is announced after
+    // the announcing one's, so waiting on it covers them all.
+    const group = entry.pending ?? entry.inFlight ?? entry.announcing;
     if (!group) return;
     group.due = true;
     this.kick(folder, entry);
@@ -264,14 +267,26 @@ export class BatchingStoreWriter {
       entry.pending = undefined;
       entry.inFlight = group;
       this.runningCommits++;
-      void this.commit(entry, group).finally(() => {
+      let free = true;
+      // The key's next group may start once this one is stored: the change log's PUT, which
+      // its callers still wait for, is shared by every key and need not hold this one back.
+      const keyFree = () => {
+        if (!free) return;
+        free = false;
         this.runningCommits--;
         entry.inFlight = undefined;
+        entry.announcing = group;
         // A group that became due meanwhile goes to the back of the line, so one busy key
         // cannot keep a slot from the keys waiting for one.
         if (entry.pending) this.kick(folder, entry);
-        else this.entries.delete(folder);
         this.startWaitingCommits();
+      };
+      void this.commit(entry, group, keyFree).finally(() => {
+        keyFree();
+        if (entry.announcing === group) entry.announcing = undefined;
+        if (!entry.pending && !entry.inFlight && !entry.announcing && this.entries.get(folder) === entry) {
+          this.entries.delete(folder);
+        }
       });
     }
   }
@@ -282,12 +297,16 @@ export class BatchingStoreWriter {
    * fate. After a failure the calls not yet committed get the error; earlier ones keep
    * their outcomes.
    */
-  private async commit(entry: KeyEntry, group: PendingGroup): Promise<void> {
+  private async commit(entry: KeyEntry, group: PendingGroup, keyFree: () => void): Promise<void> {
     let next = 0;
     try {
-      for (const chunk of chunksOf(group, this.batching.batchMaxBytes)) {
+      const chunks = [...chunksOf(group, this.batching.batchMaxBytes)];
+      for (const [n, chunk] of chunks.entries()) {
         const insertions = group.insertions.slice(chunk.firstInsertion, chunk.endInsertion);
-        const outcomes = await this.writer.commitValidated(entry.keyspace, entry.key, insertions);
+        // Only the last chunk frees the key early: earlier ones keep the simple order of a
+        // failure (every call from the failed chunk on gets the error).
+        const onKeyFree = n === chunks.length - 1 ? keyFree : undefined;
+        const outcomes = await this.writer.commitValidated(entry.keyspace, entry.key, insertions, { onKeyFree });
         let start = 0;
         for (const waiter of group.waiters.slice(chunk.firstWaiter, chunk.endWaiter)) {
           waiter.resolve(outcomes.slice(start, start + waiter.count));

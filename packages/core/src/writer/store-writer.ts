@@ -148,7 +148,37 @@ export class StoreWriter {
     keyspace: string,
     key: string,
     insertions: readonly Insertion[],
-    options?: { readonly claimTag?: string },
+    options?: {
+      readonly claimTag?: string;
+      /**
+       * Called once the key is free for its next commit: the batch is stored (or failed) and
+       * its change queued for the change log, whose PUT the returned promise still waits for.
+       * A caller that commits a key's batches one after another starts the next one here,
+       * so the change log's round trip is not on every commit's path.
+       */
+      readonly onKeyFree?: () => void;
+    },
+  ): Promise<ItemOutcome[]> {
+    // Called once: when the change is queued, or when the commit fails before that.
+    let notify = options?.onKeyFree;
+    const keyFree = () => {
+      const f = notify;
+      notify = undefined;
+      f?.();
+    };
+    try {
+      return await this.commitAndAnnounce(keyspace, key, insertions, options?.claimTag, keyFree);
+    } finally {
+      keyFree();
+    }
+  }
+
+  private async commitAndAnnounce(
+    keyspace: string,
+    key: string,
+    insertions: readonly Insertion[],
+    claimTag: string | undefined,
+    keyFree: () => void,
   ): Promise<ItemOutcome[]> {
     const layout = new KeyspaceLayout(this.prefix, keyspace).key(key);
     const settings = await this.keyspaceSettings(keyspace);
@@ -180,7 +210,7 @@ export class StoreWriter {
       };
       const dataKey = layout.dataKey(name);
       try {
-        await commitBatch(this.store, layout, state, dataKey, body, options?.claimTag);
+        await commitBatch(this.store, layout, state, dataKey, body, claimTag);
       } catch (err) {
         // Fenced, or unknown outcome (the claim may exist): storage is the truth from here.
         this.keys.delete(layout.folder);
@@ -204,8 +234,11 @@ export class StoreWriter {
       return plan.outcomes;
     });
     // Outside the key's queue: the key's next commit need not wait for the change log, and
-    // the changes of commits finishing meanwhile share one PUT.
-    if (change && this.config.changeLog) await this.changes.record(keyspace, change);
+    // the changes of commits finishing meanwhile share one PUT. Queued before the key is
+    // free, so a key's changes reach the log in commit order.
+    const announced = change && this.config.changeLog ? this.changes.record(keyspace, change) : undefined;
+    keyFree();
+    await announced;
     return outcomes;
   }
 
