@@ -477,8 +477,9 @@ async function main(): Promise<void> {
         },
         configuration: [
           "klstore: 1 writer shard and 1 reader, each its own `klstore serve` process; batching writer with 1 worker thread; writes acknowledged once durable; " +
-            `AppendSession with up to ${fmt(APPEND_SESSION_WINDOW)} requests of 100 items in flight. Writer shard defaults: ` +
-            "a key's next group commits as soon as its previous commit ends, at most 32 commits at once, objects of at most 8 MiB. " +
+            `AppendSession with up to ${fmt(APPEND_SESSION_WINDOW)} requests of 100 items in flight. ` +
+            "Appends and reads use the API's packed forms (one byte string of items per request or page, as the TypeScript client does). Writer shard defaults: " +
+            "a key's next group commits as soon as its previous one is stored, at most 32 commits at once, objects of at most 8 MiB. " +
             "The seed-batching rows come from a second writer process whose groups wait up to 1 s for 1 MB per key (`batch_flush_interval_millis=1000`).",
           "Single scenarios, for rounds and settings of their own (same services): `node bench/src/ingest-only.ts`, " +
             "`node bench/src/read-only.ts`, `node bench/src/import-only.ts`.",
