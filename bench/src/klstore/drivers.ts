@@ -22,8 +22,8 @@ const BATCH = 100;
 /**
  * Requests in flight per session before waiting for acknowledgements. The writer
  * acknowledges a request once its items are durable; with 10,000 keys a window of 256
- * requests measured the window, not the writer. 2,048 requests (204,800 items) cover every
- * scenario's items.
+ * requests measured the window, not the writer. 2,048 requests are up to 204,800 items in
+ * flight, and a fifth of the 10,000-key scenario's keys at once.
  */
 export const APPEND_SESSION_WINDOW = 2048;
 
