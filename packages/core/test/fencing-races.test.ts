@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Fenced } from "../src/errors.ts";
+import { encodeDataObject } from "../src/format/data-object.ts";
 import { type KeyLayout, KeyspaceLayout } from "../src/format/layout.ts";
 import type { Item } from "../src/format/records.ts";
 import { StoreReader } from "../src/reader/store-reader.ts";
@@ -312,6 +313,71 @@ for (const backend of backends()) {
         );
         assert.equal((await store.list(layout.dataPrefix)).objects.length, 3, "nothing merged, nothing deleted");
         assert.deepEqual(await readAll(store, prefix), ["0:a", "1:b", "2:c"]);
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it("merges objects that overlap as readers see them, and leaves alone those that disagree", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        const layout = new KeyspaceLayout(prefix, "ks").key("k");
+        const w = new StoreWriter({ store, prefix, config: { compactObjectsThreshold: 100, changeLog: false } });
+        await w.createKeyspace("ks");
+        await w.appendList("ks", "k", [
+          { value: Buffer.from("a"), timestamp: 10n, nonce: 1n },
+          { value: Buffer.from("b"), timestamp: 20n, nonce: 2n },
+        ]);
+        await w.appendList("ks", "k", [{ value: Buffer.from("c"), timestamp: 30n, nonce: 3n }]);
+        const first = (await store.list(layout.dataPrefix)).objects[0]?.key;
+        // An object derived from offsets 1-2 (as a stale merge written back after a trim can
+        // leave): it starts inside the first object and hides the second. Readers take
+        // offset 1 from the first object.
+        const overlapping = async (second: { value: string; nonce: bigint }) => {
+          const records = [
+            { offset: 1n, timestamp: 20n, nonce: second.nonce, value: Buffer.from(second.value) },
+            { offset: 2n, timestamp: 30n, nonce: second.nonce + 1n, value: Buffer.from("c") },
+          ];
+          const body = encodeDataObject(records, "none");
+          const name = {
+            firstOffset: 1n,
+            lastOffset: 2n,
+            minTimestamp: 20n,
+            maxTimestamp: 30n,
+            firstNonce: second.nonce,
+            nextNonce: second.nonce + 2n,
+            sizeBytes: BigInt(body.byteLength),
+            priorStartOffset: 0n,
+            compression: "none" as const,
+          };
+          await store.put(layout.dataKey(name), body);
+          return layout.dataKey(name);
+        };
+        const thresholds = { compactItemsThreshold: 100, compactSizeThreshold: 1 << 20, compactObjectsThreshold: 2 };
+        const compact = async () =>
+          compactKey(store, layout, await recoverKeyState(store, layout), thresholds, "none", new InlineCodecPool());
+
+        // Other items at offset 1 (nonce 1 again, so offset 2's nonce 2 does not follow on
+        // offset 1's in the first object): not merged, nothing deleted.
+        const stale = await overlapping({ value: "B", nonce: 1n });
+        assert.deepEqual(await readAll(store, prefix), ["0:a", "1:b", "2:c"]);
+        await assert.rejects(compact(), /do not follow on/);
+        assert.equal((await store.list(layout.dataPrefix)).objects.length, 3, "nothing merged, nothing deleted");
+        assert.deepEqual(await readAll(store, prefix), ["0:a", "1:b", "2:c"]);
+
+        // The same items again: merged into one object holding each offset once.
+        await store.delete([stale]);
+        const derived = await overlapping({ value: "b", nonce: 2n });
+        const after = await compact();
+        assert.deepEqual(
+          after.uncompacted.map((o) => [o.name.firstOffset, o.name.lastOffset]),
+          [[0n, 2n]],
+        );
+        const left = (await store.list(layout.dataPrefix)).objects.map((o) => o.key);
+        assert.ok(!left.includes(first as string) && !left.includes(derived), "the merged inputs are deleted");
+        assert.deepEqual(await readAll(store, prefix), ["0:a", "1:b", "2:c"]);
+        const [outcome] = await w.appendList("ks", "k", [v("d")]);
+        assert.equal(outcome?.kind === "appended" && outcome.offset, 3n);
       } finally {
         await cleanup();
       }
