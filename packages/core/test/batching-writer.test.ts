@@ -14,20 +14,12 @@ import type { ObjectStore } from "../src/storage/object-store.ts";
 import { BatchingStoreWriter } from "../src/writer/batching-writer.ts";
 import { StoreWriter } from "../src/writer/store-writer.ts";
 import { backends } from "./backends.ts";
+import { readKey } from "./read-key.ts";
 
 const NEVER = 3_600_000; // a flush interval no test waits for
 
-async function readAll(store: ObjectStore, prefix: string, key = "k"): Promise<Item[]> {
-  const reader = new StoreReader({ store, prefix });
-  const items: Item[] = [];
-  let continuation: string | undefined;
-  do {
-    const page = await reader.readPage("ks", key, { maxSize: 100, continuation });
-    items.push(...page.items);
-    continuation = page.continuation;
-  } while (continuation);
-  return items;
-}
+const readAll = (store: ObjectStore, prefix: string, key = "k") =>
+  readKey(new StoreReader({ store, prefix }), { key, maxSize: 100 });
 
 async function dataObjects(store: ObjectStore, prefix: string, key = "k"): Promise<string[]> {
   const layout = new KeyspaceLayout(prefix, "ks").key(key);

@@ -18,6 +18,7 @@ import { type ObjectStore, PreconditionFailed } from "../src/storage/object-stor
 import { BatchingStoreWriter } from "../src/writer/batching-writer.ts";
 import { StoreWriter } from "../src/writer/store-writer.ts";
 import { backends } from "./backends.ts";
+import { readKey } from "./read-key.ts";
 
 interface Line {
   readonly key: string;
@@ -46,17 +47,8 @@ function interleaved(count: number, keys: number, valueBytes = 40): Line[] {
 
 const idOf = (name: string) => createHash("sha256").update(name).digest("hex");
 
-async function readAll(store: ObjectStore, prefix: string, key: string): Promise<Item[]> {
-  const reader = new StoreReader({ store, prefix });
-  const items: Item[] = [];
-  let continuation: string | undefined;
-  do {
-    const page = await reader.readPage("ks", key, { maxSize: 1000, continuation });
-    items.push(...page.items);
-    continuation = page.continuation;
-  } while (continuation);
-  return items;
-}
+const readAll = (store: ObjectStore, prefix: string, key: string) =>
+  readKey(new StoreReader({ store, prefix }), { key, maxSize: 1000 });
 
 /** Asserts each key holds exactly its lines' values, once each, in file order, at dense offsets. */
 async function assertStoredOnce(store: ObjectStore, prefix: string, lines: readonly Line[]): Promise<void> {

@@ -15,6 +15,7 @@ import { StoreReader } from "../src/reader/store-reader.ts";
 import type { ObjectStore, PutOptions } from "../src/storage/object-store.ts";
 import { StoreWriter } from "../src/writer/store-writer.ts";
 import { backends } from "./backends.ts";
+import { readKey } from "./read-key.ts";
 
 const ITEMS = 10;
 const CONFIG = { compactObjectsThreshold: 3, compactItemsThreshold: 5 };
@@ -56,16 +57,7 @@ async function appendFrom(writer: StoreWriter, first: number): Promise<number> {
   return acked;
 }
 
-async function readAll(reader: StoreReader, order: "forwards" | "backwards"): Promise<Item[]> {
-  const items: Item[] = [];
-  let continuation: string | undefined;
-  do {
-    const page = await reader.readPage("ks", "k", { order, maxSize: 3, continuation });
-    items.push(...page.items);
-    continuation = page.continuation;
-  } while (continuation);
-  return items;
-}
+const readAll = (reader: StoreReader, order: "forwards" | "backwards") => readKey(reader, { order, maxSize: 3 });
 
 for (const backend of backends()) {
   describe(`crash at every write (${backend.name})`, () => {

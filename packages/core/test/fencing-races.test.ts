@@ -16,6 +16,7 @@ import { compactKey } from "../src/writer/compaction.ts";
 import { recoverKeyState } from "../src/writer/fencing.ts";
 import { StoreWriter } from "../src/writer/store-writer.ts";
 import { backends } from "./backends.ts";
+import { readKey } from "./read-key.ts";
 
 const v = (s: string) => ({ value: Buffer.from(s) });
 
@@ -81,17 +82,8 @@ async function untilListed(store: ObjectStore, layout: KeyLayout, offset: bigint
   }
 }
 
-async function readAll(store: ObjectStore, prefix: string): Promise<string[]> {
-  const reader = new StoreReader({ store, prefix });
-  const items: Item[] = [];
-  let continuation: string | undefined;
-  do {
-    const page = await reader.readPage("ks", "k", { maxSize: 50, continuation });
-    items.push(...page.items);
-    continuation = page.continuation;
-  } while (continuation);
-  return items.map((i) => `${i.offset}:${Buffer.from(i.value).toString()}`);
-}
+const readAll = async (store: ObjectStore, prefix: string) =>
+  (await readKey(new StoreReader({ store, prefix }))).map((i) => `${i.offset}:${Buffer.from(i.value).toString()}`);
 
 for (const backend of backends()) {
   describe(`fencing races (${backend.name})`, () => {

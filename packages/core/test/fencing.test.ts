@@ -10,17 +10,9 @@ import { StoreReader } from "../src/reader/store-reader.ts";
 import type { ObjectStore } from "../src/storage/object-store.ts";
 import { StoreWriter } from "../src/writer/store-writer.ts";
 import { backends } from "./backends.ts";
+import { readKey } from "./read-key.ts";
 
-async function readAll(reader: StoreReader): Promise<Item[]> {
-  const items: Item[] = [];
-  let continuation: string | undefined;
-  do {
-    const page = await reader.readPage("ks", "k", { maxSize: 50, continuation });
-    items.push(...page.items);
-    continuation = page.continuation;
-  } while (continuation);
-  return items;
-}
+const readAll = (reader: StoreReader) => readKey(reader);
 
 for (const backend of backends()) {
   describe(`fencing (${backend.name})`, () => {

@@ -13,6 +13,7 @@ import { StoreReader } from "../src/reader/store-reader.ts";
 import { openStore } from "../src/storage/store-url.ts";
 import { StoreWriter } from "../src/writer/store-writer.ts";
 import { backends } from "./backends.ts";
+import { readKey } from "./read-key.ts";
 
 const child = new URL("./fixtures/append-until-killed.ts", import.meta.url).pathname;
 const ROUNDS = 6;
@@ -45,16 +46,7 @@ async function runAndKill(url: string, firstNonce: bigint, round: number, acks: 
   return acked;
 }
 
-async function readAll(reader: StoreReader, key: string): Promise<Item[]> {
-  const items: Item[] = [];
-  let continuation: string | undefined;
-  do {
-    const page = await reader.readPage("ks", key, { maxSize: 97, continuation });
-    items.push(...page.items);
-    continuation = page.continuation;
-  } while (continuation);
-  return items;
-}
+const readAll = (reader: StoreReader, key: string) => readKey(reader, { key, maxSize: 97 });
 
 for (const backend of backends()) {
   describe(`kill -9 (${backend.name})`, () => {

@@ -13,6 +13,7 @@ import type { ObjectStore } from "../src/storage/object-store.ts";
 import type { Insertion } from "../src/writer/append-plan.ts";
 import { StoreWriter } from "../src/writer/store-writer.ts";
 import { backends } from "./backends.ts";
+import { readKey } from "./read-key.ts";
 
 interface ModelItem {
   offset: bigint;
@@ -112,23 +113,8 @@ function filterFor(model: ListModel, kind: string, pick: number): ItemFilter {
   }
 }
 
-async function readAll(reader: StoreReader, order: "forwards" | "backwards", pageSize: number, filter: ItemFilter) {
-  const out: Item[] = [];
-  let continuation: string | undefined;
-  for (let pages = 0; ; pages++) {
-    assert.ok(pages < 500, "paging does not end");
-    const page = await reader.readPage("ks", "key", {
-      order,
-      maxSize: pageSize,
-      filter: continuation ? undefined : filter,
-      continuation,
-    });
-    assert.ok(page.items.length <= pageSize);
-    out.push(...page.items);
-    continuation = page.continuation;
-    if (!continuation) return out;
-  }
-}
+const readAll = (reader: StoreReader, order: "forwards" | "backwards", pageSize: number, filter: ItemFilter) =>
+  readKey(reader, { key: "key", order, maxSize: pageSize, filter, maxPages: 500 });
 
 function plain(items: readonly (Item | ModelItem)[]) {
   return items.map((i) => ({

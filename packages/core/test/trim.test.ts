@@ -15,24 +15,17 @@ import type { ObjectStore } from "../src/storage/object-store.ts";
 import { listAll } from "../src/writer/key-state.ts";
 import { StoreWriter } from "../src/writer/store-writer.ts";
 import { backends } from "./backends.ts";
+import { readKey } from "./read-key.ts";
 
 const CONFIG = { compactItemsThreshold: 30, compactObjectsThreshold: 4, compactSizeThreshold: 1 << 30 };
 
-async function readAll(
+const readAll = (
   reader: StoreReader,
   order: IterationOrder = "forwards",
   maxSize = 7,
   served: Item[] = [],
   from?: string,
-): Promise<Item[]> {
-  let continuation = from;
-  do {
-    const page = await reader.readPage("ks", "k", { order, maxSize, continuation });
-    served.push(...page.items);
-    continuation = page.continuation;
-  } while (continuation);
-  return served;
-}
+) => readKey(reader, { order, maxSize, into: served, continuation: from });
 
 /** Appends `batches` batches of 10 items with nonces 1000 + offset and timestamps 10 * offset. */
 async function fill(writer: StoreWriter, from: number, batches: number): Promise<void> {
