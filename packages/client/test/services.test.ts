@@ -314,6 +314,9 @@ for (const backend of backends()) {
         const good = packInsertions([{ value: Buffer.from("ok") }]);
         await refused({ packedInsertions: good.subarray(0, good.length - 1) }, /packed_insertions.*cut short/);
         await refused({ packedInsertions: Uint8Array.of(0, 0, 0, 0, 8) }, /packed_insertions.*unknown flags/);
+        // Past max_items_per_append (100,000): refused while unpacking, not after.
+        const empties = packInsertions(Array.from({ length: 100_001 }, () => ({ value: new Uint8Array(0) })));
+        await refused({ packedInsertions: empties }, /packed_insertions.*more than 100000 insertions/);
         await refused(
           { packedInsertions: good, insertions: [create(InsertionSchema, { value: Buffer.from("x") })] },
           /packed_insertions.*together with insertions/,

@@ -40,6 +40,8 @@ describe("packed insertions", () => {
     const flagged = packed.slice();
     flagged[4] = 4;
     assert.throws(() => unpackInsertions(flagged), /insertion 0 has unknown flags 4/);
+    assert.throws(() => unpackInsertions(packed, 1), /more than 1 insertions/);
+    assert.equal(unpackInsertions(packed, 2).length, 2);
     const long = packed.slice();
     new DataView(long.buffer).setUint32(10, 0xffff_ffff, true);
     assert.throws(() => unpackInsertions(long), /insertion 1 is cut short in its value/);

@@ -60,8 +60,12 @@ export function packInsertions(insertions: readonly PackedInsertion[]): Uint8Arr
   return out;
 }
 
-/** Every insertion of `packed`, values as views; PackedFormatError unless they tile it exactly. */
-export function unpackInsertions(packed: Uint8Array): PackedInsertion[] {
+/**
+ * Every insertion of `packed`, values as views; PackedFormatError unless they tile it
+ * exactly, or past `maxCount` insertions (checked while reading: a message of millions of
+ * empty insertions is refused before it costs millions of objects).
+ */
+export function unpackInsertions(packed: Uint8Array, maxCount = Number.POSITIVE_INFINITY): PackedInsertion[] {
   const view = new DataView(packed.buffer, packed.byteOffset, packed.byteLength);
   const out: PackedInsertion[] = [];
   let pos = 0;
@@ -71,6 +75,7 @@ export function unpackInsertions(packed: Uint8Array): PackedInsertion[] {
     }
   };
   while (pos < packed.byteLength) {
+    if (out.length >= maxCount) throw new PackedFormatError(`packed insertions: more than ${maxCount} insertions`);
     need(5, "header");
     const length = view.getUint32(pos, true);
     const flags = packed[pos + 4] as number;

@@ -18,10 +18,10 @@ import {
 } from "@klstore/proto";
 
 /** A request's insertions, from whichever form it carries them in (never both). */
-export function toInsertions(request: {
-  insertions: readonly InsertionMessage[];
-  packedInsertions: Uint8Array;
-}): Insertion[] {
+export function toInsertions(
+  request: { insertions: readonly InsertionMessage[]; packedInsertions: Uint8Array },
+  maxItems: number,
+): Insertion[] {
   if (request.packedInsertions.byteLength === 0) {
     return request.insertions.map((m) => ({
       value: m.value,
@@ -33,7 +33,7 @@ export function toInsertions(request: {
     throw new InvalidArgument("packed_insertions", "set together with insertions; send the items in one form");
   }
   try {
-    return unpackInsertions(request.packedInsertions);
+    return unpackInsertions(request.packedInsertions, maxItems);
   } catch (err) {
     if (err instanceof PackedFormatError) throw new InvalidArgument("packed_insertions", err.message);
     throw err;

@@ -66,7 +66,7 @@ export function writerHandlers(deps: WriterServiceDeps): Handlers {
         .then((r): OutcomeFields => ({ outcomes: r.outcomes, packedOutcomes: r.packedOutcomes }));
       return { admitted: outcomes, outcomes };
     }
-    const insertions = toInsertions(request);
+    const insertions = toInsertions(request, writer.writer.config.maxItemsPerAppend);
     const packed = request.packedInsertions.byteLength > 0;
     const submitted = writer.submit(request.keyspace, request.key, insertions);
     const outcomes = submitted.then(async ({ outcome }) => {
