@@ -12,7 +12,7 @@ import type { ImportRow } from "../src/bulk/key-batches.ts";
 import { listKeys } from "../src/bulk/key-listing.ts";
 import { Fenced, KeyspaceNotFound, StorageUnavailable } from "../src/errors.ts";
 import { KeyspaceLayout } from "../src/format/layout.ts";
-import type { Item } from "../src/format/records.ts";
+import { type Item, RECORD_OVERHEAD_BYTES } from "../src/format/records.ts";
 import { StoreReader } from "../src/reader/store-reader.ts";
 import { type ObjectStore, PreconditionFailed } from "../src/storage/object-store.ts";
 import { BatchingStoreWriter } from "../src/writer/batching-writer.ts";
@@ -83,18 +83,25 @@ function failingStore(
   let seen = 0;
   let failedKey: string | undefined;
   return {
-    description: store.description,
-    get failedKey() {
-      return failedKey;
-    },
-    get: (key) => store.get(key),
-    async put(key, body, options) {
+    ...withPut(store, async (key, body, options) => {
       if (failedKey !== undefined || !match(key, body) || ++seen < n) return store.put(key, body, options);
       failedKey = key;
       await store.put(key, body, options);
       if (mode === "after") throw new StorageUnavailable(`injected failure after PUT ${key}`);
       throw new PreconditionFailed(key);
+    }),
+    get failedKey() {
+      return failedKey;
     },
+  };
+}
+
+/** The store with its PUTs going through `put`. */
+function withPut(store: ObjectStore, put: ObjectStore["put"]): ObjectStore {
+  return {
+    description: store.description,
+    get: (key) => store.get(key),
+    put,
     delete: (keys) => store.delete(keys),
     list: (prefix, options) => store.list(prefix, options),
     listFolders: (prefix) => store.listFolders(prefix),
@@ -146,6 +153,66 @@ for (const backend of backends()) {
         const again = await new BulkImporter(writer, SMALL).open("ks", { id: idOf("basic"), name: "basic", bytes: 0 });
         assert.ok(again.complete, "the record says the import is complete");
         assert.deepEqual(again.totals, { lines: lines.length, keys: 5 });
+      } finally {
+        await writer.close();
+        await cleanup();
+      }
+    });
+
+    it("a key's small remainder at the end joins its last batch, if that has not started", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      const writer = new StoreWriter({ store, prefix });
+      try {
+        await writer.createKeyspace("ks");
+        // Ten 40-byte values fill a batch; one commit at a time, so the second waits.
+        const config = { batchBytes: 10 * (40 + RECORD_OVERHEAD_BYTES), maxInFlightCommits: 1 };
+        for (const [remainder, objects] of [
+          [2, 2], // under half a batch: joins the queued second batch
+          [6, 3], // half a batch or more: an object of its own
+        ] as const) {
+          const lines = interleaved(20 + remainder, 1).map((l) => ({ ...l, key: `r${remainder}` }));
+          const job = await new BulkImporter(writer, config).open("ks", {
+            id: idOf(`remainder-${remainder}`),
+            name: "remainder",
+            bytes: 0,
+          });
+          const stats = await job.run(rowsOf(lines));
+          assert.equal(stats.itemsAppended, lines.length);
+          assert.equal(stats.objects, objects, `${remainder} rows left over`);
+          await assertStoredOnce(store, prefix, lines);
+        }
+      } finally {
+        await writer.close();
+        await cleanup();
+      }
+    });
+
+    it("rewrites the import record at most once per interval, and once more to complete it", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      let recordPuts = 0;
+      const counting = withPut(store, (key, body, options) => {
+        if (key.endsWith(".json") && key.includes("/.imports/")) recordPuts++;
+        return store.put(key, body, options);
+      });
+      const writer = new StoreWriter({ store: counting, prefix });
+      try {
+        await writer.createKeyspace("ks");
+        const lines = interleaved(300, 3);
+        for (const [interval, most] of [
+          [60_000, 2], // the first commit's write, then the completing one
+          [0, Number.POSITIVE_INFINITY],
+        ] as const) {
+          recordPuts = 0;
+          const job = await new BulkImporter(writer, { ...SMALL, minRecordIntervalMillis: interval }).open("ks", {
+            id: idOf(`interval-${interval}`),
+            name: "interval",
+            bytes: 0,
+          });
+          const stats = await job.run(rowsOf(lines.map((l) => ({ ...l, key: `${l.key}-${interval}` }))));
+          assert.ok(stats.objects > 10);
+          assert.ok(recordPuts <= most, `${recordPuts} record writes with a ${interval} ms interval`);
+          if (interval === 0) assert.ok(recordPuts > 2, `${recordPuts} record writes with no interval`);
+        }
       } finally {
         await writer.close();
         await cleanup();

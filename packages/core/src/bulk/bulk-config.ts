@@ -24,6 +24,12 @@ export interface BulkImportConfig {
    * of the data bytes committed (a record grows with the keys an import touches).
    */
   readonly maxRecordOverhead: number;
+  /**
+   * ... and at most once per this many milliseconds: a crash loses only the record's view of
+   * what committed since (a rerun finds that from the claims), while a record rewritten after
+   * every 1 MiB commit would double the small requests an import makes.
+   */
+  readonly minRecordIntervalMillis: number;
   /** Concurrent GETs while reading a key's claims back after a crash. */
   readonly claimReadConcurrency: number;
 }
@@ -33,6 +39,7 @@ export const BULK_IMPORT_DEFAULTS: Omit<BulkImportConfig, "batchBytes" | "batchI
   maxInFlightCommits: 12,
   maxFencedRetries: 8,
   maxRecordOverhead: 0.05,
+  minRecordIntervalMillis: 1000,
   claimReadConcurrency: 8,
 };
 

@@ -68,6 +68,7 @@ export class BulkImporter {
     await this.writer.keyspaceSettings(keyspace);
     const progress = await ImportProgress.open(this.writer, keyspace, source, {
       maxRecordOverhead: this.config.maxRecordOverhead,
+      minRecordIntervalMillis: this.config.minRecordIntervalMillis,
       claimReadConcurrency: this.config.claimReadConcurrency,
     });
     return new ImportJob(this, keyspace, source, progress);
@@ -154,7 +155,7 @@ export class ImportJob {
         }
         this.throwIfFailed();
       }
-      for (const batch of buffers.takeAll()) this.enqueue(batch);
+      for (const batch of buffers.takeAll()) this.enqueueRemainder(batch);
       while (this.inFlight > 0 || (this.ready.length > 0 && !this.failure)) await this.nextCompletion();
       this.throwIfFailed();
       await this.progress.finish({ lines: this.stats.lines, keys: this.lanes.size });
@@ -190,6 +191,29 @@ export class ImportJob {
     this.batchedBytes += batch.memoryBytes;
     if (!lane.running && lane.queue.length === 1) this.ready.push(lane);
     this.pump();
+  }
+
+  /**
+   * A key's rows left at the end of the input. Less than half a batch joins the key's last
+   * batch if that has not started yet: one object of up to 1.5 batches rather than a full
+   * one and a small one (each object costs a claim and a PUT, and readers a GET).
+   */
+  private enqueueRemainder(batch: KeyBatch): void {
+    const { batchBytes, batchItems } = this.importer.config;
+    const lane = this.laneOf(batch.key);
+    const last = lane.queue.at(-1);
+    const small = batch.encodedBytes < batchBytes / 2;
+    if (!last || !small || last.rows.length + batch.rows.length > batchItems) {
+      this.enqueue(batch);
+      return;
+    }
+    lane.queue[lane.queue.length - 1] = {
+      key: batch.key,
+      rows: last.rows.concat(batch.rows),
+      encodedBytes: last.encodedBytes + batch.encodedBytes,
+      memoryBytes: last.memoryBytes + batch.memoryBytes,
+    };
+    this.batchedBytes += batch.memoryBytes;
   }
 
   /** Starts commits while there is room: one per key at a time, in the order keys became ready. */

@@ -1,8 +1,9 @@
 // One import's progress in storage (docs/bulk.md): the import record, rewritten as batches
-// commit (group commit: one PUT in flight, the next covers everything finished meanwhile,
-// and no more often than keeps the record a small share of the bytes written), and the
-// per-key markers that bound where a crashed run's batches can be. Together they let a
-// rerun find exactly which lines are stored without reading more than the key's newest claims.
+// commit (group commit: one PUT in flight, the next covers everything finished meanwhile, at
+// most once a second and no more often than keeps the record a small share of the bytes
+// written), and the per-key markers that bound where a crashed run's batches can be.
+// Together they let a rerun find exactly which lines are stored without reading more than
+// the key's newest claims.
 
 import { setTimeout as sleep } from "node:timers/promises";
 import { Fenced } from "../errors.ts";
@@ -42,6 +43,8 @@ export interface KeyStart {
 export interface ProgressOptions {
   /** Record bytes written stay within this share of the value bytes committed. */
   readonly maxRecordOverhead: number;
+  /** ... and are at least this far apart (the last write, which completes the import, excepted). */
+  readonly minRecordIntervalMillis: number;
   readonly claimReadConcurrency: number;
 }
 
@@ -52,6 +55,9 @@ export class ImportProgress {
   private failure: unknown;
   private bytesSinceWrite = 0;
   private lastRecordBytes = 0;
+  private lastWriteMillis = Number.NEGATIVE_INFINITY;
+  /** Set while a write waits for the interval since the last one to pass. */
+  private pendingWrite: NodeJS.Timeout | undefined;
 
   readonly complete: boolean;
   readonly totals: ImportTotals | undefined;
@@ -170,20 +176,31 @@ export class ImportProgress {
 
   /** Writes what is not yet recorded (after a failure, so a rerun starts as late as possible). */
   async checkpoint(): Promise<void> {
+    this.cancelPendingWrite();
     await this.writing;
     if (this.dirty && this.failure === undefined) await this.write(undefined);
   }
 
   /** Every line is stored: the record says so, and a rerun does nothing. */
   async finish(totals: ImportTotals): Promise<void> {
+    this.cancelPendingWrite();
     await this.writing;
     this.throwIfFailed();
     await this.write(totals);
   }
 
   private writeSoon(): void {
-    if (this.writing || !this.dirty || this.failure !== undefined) return;
+    if (this.writing || this.pendingWrite || !this.dirty || this.failure !== undefined) return;
     if (this.bytesSinceWrite * this.options.maxRecordOverhead < this.lastRecordBytes) return;
+    const wait = this.lastWriteMillis + this.options.minRecordIntervalMillis - performance.now();
+    if (wait > 0) {
+      // Unref'd: a finished or failed import writes (or gives up) without waiting for it.
+      this.pendingWrite = setTimeout(() => {
+        this.pendingWrite = undefined;
+        this.writeSoon();
+      }, wait).unref();
+      return;
+    }
     this.writing = this.write(undefined).then(
       () => {
         this.writing = undefined;
@@ -196,7 +213,13 @@ export class ImportProgress {
     );
   }
 
+  private cancelPendingWrite(): void {
+    clearTimeout(this.pendingWrite);
+    this.pendingWrite = undefined;
+  }
+
   private async write(totals: ImportTotals | undefined): Promise<void> {
+    this.lastWriteMillis = performance.now();
     this.dirty = false;
     this.bytesSinceWrite = 0;
     const body = encodeImportRecord({
