@@ -55,7 +55,7 @@ describe("benchmark smoke run", { skip: !ready && "needs S3, Kafka and Redis (sc
       "Kafka consumer",
       "Redis XRANGE",
       "Redis XREVRANGE",
-      "klstore import (jsonl file: check pass, then import)",
+      "klstore import (jsonl file)",
       "klstore bulk import engine (rows in memory)",
       // The peers' own tools (scripts/test.sh says where they are).
       ...(process.env.KLSTORE_BENCH_KAFKA_LIBS

@@ -94,7 +94,7 @@ export async function bulkImport(
     await writer.createKeyspace(cliKeyspace);
     const seconds = await cliImport(configFile, cliKeyspace, file);
     const cli: Throughput = {
-      system: "klstore import (jsonl file: check pass, then import)",
+      system: "klstore import (jsonl file)",
       items: scale.items,
       bytes,
       seconds,

@@ -358,12 +358,24 @@ program
   .option("--key-column <name>", "field (jsonl) or column (csv) holding the key", "key")
   .option("--value-column <name>", "field (jsonl) or column (csv) holding the value", "value")
   .option("--concurrency <n>", "commits in flight across keys", positiveIntArg("--concurrency"))
+  .option(
+    "--buffer-mb <n>",
+    "memory for rows held at once, in MB (default 256); files whose rows fit are read once",
+    positiveIntArg("--buffer-mb"),
+  )
   .option("--config <file>", "take the store and writer limits from this config file (docs/operations.md)")
   .action(
     async (
       ks: string,
       files: string[],
-      opts: { format?: ImportFormat; keyColumn: string; valueColumn: string; concurrency?: number; config?: string },
+      opts: {
+        format?: ImportFormat;
+        keyColumn: string;
+        valueColumn: string;
+        concurrency?: number;
+        bufferMb?: number;
+        config?: string;
+      },
       command: Command,
     ) => {
       const { location, writerConfig } = importStore(command, opts.config);

@@ -47,6 +47,7 @@ function file(name: string, text: string | Buffer): string {
 
 interface Summary {
   readonly files_already_imported: number;
+  readonly files_read_again: number;
   readonly lines: number;
   readonly items_appended: number;
   readonly duplicates_skipped: number;
@@ -129,6 +130,32 @@ for (const backend of backends()) {
           { key: "user/2", value: 'comma, "quoted"', offset: 1, timestamp: 1700000000003 },
         ]);
         assert.deepEqual(jsonl(await klstore(url, "export", "ks", "user/2", "nobody")).length, 2);
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it("a file too large to keep from the check is read again, with the same result", async () => {
+      const { url, cleanup } = await backend.open();
+      try {
+        const lines = Array.from({ length: 3000 }, (_, i) => `{"key":"k${i % 7}","value":"${i}:${"x".repeat(900)}"}`);
+        const data = file(`large-${backend.name}.jsonl`, `${lines.join("\n")}\n`);
+        const exports: unknown[][] = [];
+        // 3,000 rows of about 1 KB: kept with the default buffer, read again with 1 MB.
+        for (const [ks, extra] of [
+          ["kept", []],
+          ["reread", ["--buffer-mb", "1"]],
+        ] as const) {
+          assert.equal((await klstore(url, "keyspace", "create", ks)).code, 0);
+          const run = await klstore(url, "import", ks, data, ...extra);
+          assert.equal(run.code, 0, run.err);
+          assert.equal(summary(run).items_appended, lines.length);
+          assert.equal(summary(run).files_read_again, ks === "reread" ? 1 : 0);
+          const exported = jsonl(await klstore(url, "export", ks));
+          exports.push(exported.map(({ timestamp: _, ...rest }) => rest));
+        }
+        assert.equal(exports[0]?.length, lines.length);
+        assert.deepEqual(exports[1], exports[0]);
       } finally {
         await cleanup();
       }

@@ -4,7 +4,7 @@ export { BULK_IMPORT_DEFAULTS, type BulkImportConfig } from "./bulk/bulk-config.
 export { BulkImporter, checkImportRow, ImportJob, type ImportStats } from "./bulk/bulk-import.ts";
 export { IMPORT_ID_PATTERN, type ImportIdentity, importIdHash } from "./bulk/import-id.ts";
 export type { ImportSource } from "./bulk/import-progress.ts";
-export type { ImportRow } from "./bulk/key-batches.ts";
+export { type ImportRow, rowMemoryBytes } from "./bulk/key-batches.ts";
 export { listKeys } from "./bulk/key-listing.ts";
 export {
   advanceCursor,

@@ -2,15 +2,19 @@
 // file hashed into its import id), so a bad line stops the import before anything of it is
 // written; then imports each file through the bulk importer (packages/core/src/bulk). A file
 // whose import completed before is skipped; one that was interrupted resumes exactly once.
+// Files whose rows fit in the importer's buffer bound are kept from the check, so they are
+// read and parsed once.
 
 import { stat } from "node:fs/promises";
 import {
   BulkImporter,
   checkImportRow,
+  type ImportRow,
   type ImportStats,
   InvalidArgument,
   importIdHash,
   openStore,
+  rowMemoryBytes,
   type StoreLocation,
   StoreWriter,
   type WriterConfig,
@@ -28,6 +32,8 @@ export interface ImportOptions {
   readonly valueColumn: string;
   /** Commits in flight at once (across keys). */
   readonly concurrency?: number | undefined;
+  /** Memory for rows held at once (the importer's buffer bound), in MB. */
+  readonly bufferMb?: number | undefined;
   readonly writerConfig?: Partial<WriterConfig> | undefined;
 }
 
@@ -37,6 +43,24 @@ interface CheckedFile {
   readonly id: string;
   readonly bytes: number;
   readonly modifiedMillis: number;
+  /** The file's rows as the check read them, when they fit in memory. */
+  readonly rows: (ImportRow | undefined)[] | undefined;
+}
+
+/** Rows taken per progress-bar step when importing kept rows. */
+const PROGRESS_ROWS = 1024;
+
+/** The kept rows of a file, each let go of as it is taken (the importer holds what it buffers). */
+async function* keptRows(file: CheckedFile, advance: (bytes: number) => void): AsyncGenerator<ImportRow> {
+  const rows = file.rows as (ImportRow | undefined)[];
+  const bytesPerRow = file.bytes / Math.max(1, rows.length);
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i] as ImportRow;
+    rows[i] = undefined;
+    if (i % PROGRESS_ROWS === PROGRESS_ROWS - 1) advance(PROGRESS_ROWS * bytesPerRow);
+    yield row;
+  }
+  advance((rows.length % PROGRESS_ROWS) * bytesPerRow);
 }
 
 async function fileStat(path: string): Promise<{ bytes: number; modifiedMillis: number }> {
@@ -50,10 +74,19 @@ async function fileStat(path: string): Promise<{ bytes: number; modifiedMillis: 
   }
 }
 
-const totalsLine = (s: ImportStats & { files: number; filesAlreadyImported: number; bytes: number; seconds: number }) =>
+type Totals = ImportStats & {
+  files: number;
+  filesAlreadyImported: number;
+  filesReadAgain: number;
+  bytes: number;
+  seconds: number;
+};
+
+const totalsLine = (s: Totals) =>
   JSON.stringify({
     files: s.files,
     files_already_imported: s.filesAlreadyImported,
+    files_read_again: s.filesReadAgain,
     lines: s.lines,
     items_appended: s.itemsAppended,
     duplicates_skipped: s.duplicates,
@@ -71,11 +104,15 @@ export async function runImport(location: StoreLocation, keyspace: string, optio
   const started = performance.now();
   const { store, prefix } = openStore(location);
   const writer = new StoreWriter({ store, prefix, config: options.writerConfig });
-  const importer = new BulkImporter(writer, options.concurrency ? { maxInFlightCommits: options.concurrency } : {});
+  const importer = new BulkImporter(writer, {
+    ...(options.concurrency ? { maxInFlightCommits: options.concurrency } : {}),
+    ...(options.bufferMb ? { maxBufferedBytes: options.bufferMb * 1e6 } : {}),
+  });
   const progress = progressOnTerminal();
-  const totals = {
+  const totals: Totals = {
     files: options.files.length,
     filesAlreadyImported: 0,
+    filesReadAgain: 0,
     bytes: 0,
     seconds: 0,
     lines: 0,
@@ -94,6 +131,8 @@ export async function runImport(location: StoreLocation, keyspace: string, optio
     const sizes = await Promise.all(options.files.map(fileStat));
     const allBytes = sizes.reduce((sum, s) => sum + s.bytes, 0);
     progress.start("checking", allBytes, "MB");
+    // Memory for rows kept from the check, shared by the files in order.
+    let keepBytesLeft = importer.config.maxBufferedBytes;
     for (const [i, path] of options.files.entries()) {
       const reading: RowReading = {
         format: options.format ?? (path.toLowerCase().endsWith(".csv") ? "csv" : "jsonl"),
@@ -105,9 +144,18 @@ export async function runImport(location: StoreLocation, keyspace: string, optio
         hash.update(chunk);
         progress.advance(chunk.byteLength, path);
       });
-      for await (const row of rows) checkImportRow(row, writer.config, `${path} line ${row.line}`);
+      let kept: ImportRow[] | undefined = [];
+      let keptBytes = 0;
+      for await (const row of rows) {
+        checkImportRow(row, writer.config, `${path} line ${row.line}`);
+        if (!kept) continue;
+        keptBytes += rowMemoryBytes(row);
+        if (keptBytes <= keepBytesLeft) kept.push(row);
+        else kept = undefined; // too large: read again when imported
+      }
+      if (kept) keepBytesLeft -= keptBytes;
       const { bytes, modifiedMillis } = sizes[i] as { bytes: number; modifiedMillis: number };
-      checked.push({ path, reading, id: hash.digest("hex"), bytes, modifiedMillis });
+      checked.push({ path, reading, id: hash.digest("hex"), bytes, modifiedMillis, rows: kept });
     }
 
     progress.start("importing", allBytes, "MB");
@@ -123,12 +171,17 @@ export async function runImport(location: StoreLocation, keyspace: string, optio
       }
       await requireUnchanged(file);
       runs.push(job.stats);
-      await job.run(
-        readRows(file.path, file.reading, (chunk) => {
+      if (file.rows) {
+        totals.bytes += file.bytes;
+        await job.run(keptRows(file, (bytes) => progress.advance(bytes, file.path)));
+      } else {
+        totals.filesReadAgain++;
+        const advance = (chunk: Buffer) => {
           totals.bytes += chunk.byteLength;
           progress.advance(chunk.byteLength, file.path);
-        }),
-      );
+        };
+        await job.run(readRows(file.path, file.reading, advance));
+      }
       // The id was computed from the content seen by the check; a file changed since then
       // would have been imported under the wrong id.
       await requireUnchanged(file);
