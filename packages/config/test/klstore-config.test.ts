@@ -66,6 +66,15 @@ describe("config file", () => {
     });
   });
 
+  it("reads the writer's compaction cache bound (0 turns it off; negative is refused)", () => {
+    const config = loadKlstoreConfig({ env: {}, overrides: ["writer.compaction_cache_bytes=0"] });
+    assert.equal(config.writer.engine.compactionCacheBytes, 0);
+    assert.throws(
+      () => loadKlstoreConfig({ env: {}, overrides: ["writer.compaction_cache_bytes=-1"] }),
+      /compaction_cache_bytes/,
+    );
+  });
+
   it("reads the batcher's commit slots and object bound", () => {
     const config = loadKlstoreConfig({
       env: {},

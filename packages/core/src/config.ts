@@ -17,6 +17,11 @@ export interface WriterConfig extends LimitsConfig {
   compactSizeThreshold: number;
   /** Merge the uncompacted objects of a key once there are this many. */
   compactObjectsThreshold: number;
+  /**
+   * Bytes of this writer's recent uncompacted objects kept in memory (least recently used
+   * dropped first), so compaction merges them without reading them back; 0 keeps none.
+   */
+  compactionCacheBytes: number;
   /** Clock for items without a timestamp (ms since epoch); replaceable in tests. */
   clock: () => bigint;
   /** Record every commit in its keyspace's change log (needed by watchers; docs/watch.md). */
@@ -77,6 +82,7 @@ export const WRITER_DEFAULTS: WriterConfig = {
   compactItemsThreshold: 100_000,
   compactSizeThreshold: 1024 * 1024,
   compactObjectsThreshold: 100,
+  compactionCacheBytes: 64 * 1024 * 1024,
   clock: () => BigInt(Date.now()),
   changeLog: true,
 };

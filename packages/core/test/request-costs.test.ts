@@ -137,6 +137,37 @@ describe("request costs", () => {
     }
   });
 
+  it("merges the writer's own recent objects without reading them back (one LIST checks they are still there)", async () => {
+    const { store, prefix, cleanup } = await fileBackend.open();
+    try {
+      const requests: number[][] = [];
+      for (const compactionCacheBytes of [1 << 20, 0]) {
+        const stats = new StorageStats();
+        const config = { changeLog: false, compactObjectsThreshold: 4, compactionCacheBytes };
+        const writer = new StoreWriter({ store: countingStore(store, stats), prefix, config });
+        await writer.createKeyspace(`ks${compactionCacheBytes}`);
+        await writer.appendList(`ks${compactionCacheBytes}`, "k", [{ value: Buffer.from("first") }]);
+        const before = { get: stats.getRequests, list: stats.listRequests };
+        // Three more objects: the fourth append merges all four.
+        for (const v of ["a", "b", "c"])
+          await writer.appendList(`ks${compactionCacheBytes}`, "k", [{ value: Buffer.from(v) }]);
+        requests.push([stats.getRequests - before.get, stats.listRequests - before.list]);
+        const reader = new StoreReader({ store, prefix });
+        const items = await reader.readPage(`ks${compactionCacheBytes}`, "k", { maxSize: 10 });
+        assert.deepEqual(
+          items.items.map((i) => Buffer.from(i.value).toString()),
+          ["first", "a", "b", "c"],
+        );
+      }
+      assert.deepEqual(requests, [
+        [0, 1], // kept bodies, and the LIST that finds the inputs still stored
+        [4, 0], // a GET per input
+      ]);
+    } finally {
+      await cleanup();
+    }
+  });
+
   it("fetches each object once when consecutive pages carry the recent object", async () => {
     const { store, prefix, cleanup } = await fileBackend.open();
     try {

@@ -15,7 +15,18 @@ import type { DataObject } from "../format/object-chain.ts";
 import { type ObjectStore, PreconditionFailed } from "../storage/object-store.ts";
 import type { RecordCodecPool } from "../workers/codec-pool.ts";
 import { writeDerivedObject } from "./fencing.ts";
-import { encodeWatermark, type KeyState } from "./key-state.ts";
+import { encodeWatermark, type KeyState, listAll } from "./key-state.ts";
+
+/**
+ * Bodies of objects this writer stored recently, by object key: an object's bytes never
+ * change, so a merge takes them from here instead of a GET (and takes them out, since
+ * merging may hand the buffers to a worker thread).
+ */
+export interface RecentBodies {
+  get(key: string): Uint8Array | undefined;
+  set(key: string, body: Uint8Array): unknown;
+  delete(key: string): unknown;
+}
 
 export type CompactionThresholds = Pick<
   WriterConfig,
@@ -55,6 +66,19 @@ export function mergedName(inputs: readonly DataObject[], sizeBytes: bigint, com
   };
 }
 
+/**
+ * A kept body proves nothing about storage: another writer (this one's cached state being
+ * stale) may have compacted or trimmed the object away, and merging it again would bring
+ * trimmed items back. One LIST stands for the GETs that would have found it gone.
+ */
+async function requireStored(store: ObjectStore, layout: KeyLayout, inputs: readonly DataObject[]): Promise<void> {
+  const first = (inputs[0] as DataObject).name.firstOffset;
+  const listed = new Set(
+    (await listAll(store, layout.dataPrefix, layout.startAfterForFirstOffset(first))).map((o) => o.key),
+  );
+  for (const o of inputs) if (!listed.has(o.key)) throw new PreconditionFailed(o.key);
+}
+
 /** Compacts a key if its thresholds say so; returns the state after. */
 export async function compactKey(
   store: ObjectStore,
@@ -63,6 +87,7 @@ export async function compactKey(
   thresholds: CompactionThresholds,
   compression: Compression,
   codec: RecordCodecPool,
+  recent?: RecentBodies,
 ): Promise<KeyState> {
   const decision = decideCompaction(state.uncompacted, thresholds);
   if (!decision.merge) return state;
@@ -82,14 +107,23 @@ export async function compactKey(
   let merged: DataObject;
   if (inputs.length === 1 && compression === "none") {
     merged = inputs[0] as DataObject; // nothing to merge: it only becomes complete
+    recent?.delete(merged.key);
   } else {
+    let keptAny = false;
     const bodies = await Promise.all(
       inputs.map(async (o) => {
+        const kept = recent?.get(o.key);
+        if (kept) {
+          recent?.delete(o.key);
+          keptAny = true;
+          return kept;
+        }
         const stored = await store.get(o.key);
         if (!stored) throw new PreconditionFailed(o.key); // compacted by another writer: re-read the key
         return stored.body;
       }),
     );
+    if (keptAny) await requireStored(store, layout, inputs);
     const body = await codec.merge(
       inputs.map((o, i) => ({ key: o.key, name: o.name, stored: bodies[i] as Uint8Array })),
       compression,
@@ -98,6 +132,8 @@ export async function compactKey(
     merged = await writeDerivedObject(store, layout, mergedName(inputs, BigInt(body.byteLength), compression), body);
     const output = merged.key;
     await store.delete(inputs.map((o) => o.key).filter((k) => k !== output));
+    // Still uncompacted: the next merge takes it in again.
+    if (!decision.advanceWatermark) recent?.set(output, body);
   }
   const newest = merged.name;
   const tail = { ...state.tail, newestStartOffset: newest.firstOffset };

@@ -75,6 +75,8 @@ export class StoreWriter {
     ttl: KEYSPACE_SETTINGS_TTL_MILLIS,
   });
   private readonly queue = new KeyQueue();
+  /** Bodies of uncompacted objects this writer stored, for compaction (docs/operations.md). */
+  private readonly recentBodies: LRUCache<string, Uint8Array> | undefined;
   /** Every commit's change, for watchers (docs/watch.md). */
   readonly changes: ChangeLog;
 
@@ -84,6 +86,12 @@ export class StoreWriter {
     this.config = { ...WRITER_DEFAULTS, ...options.config };
     this.codec = options.codec ?? new InlineCodecPool();
     this.keys = new LRUCache({ max: this.config.maxCachedKeys });
+    if (this.config.compactionCacheBytes > 0) {
+      this.recentBodies = new LRUCache({
+        maxSize: this.config.compactionCacheBytes,
+        sizeCalculation: (body) => Math.max(1, body.byteLength),
+      });
+    }
     this.changes = new ChangeLog(this.store, this.prefix, this.config.clock);
   }
 
@@ -223,6 +231,7 @@ export class StoreWriter {
         uncompacted: [...state.uncompacted, { key: dataKey, name }],
       };
       this.keys.set(layout.folder, committed);
+      this.recentBodies?.set(dataKey, body);
       this.observer.committed?.(plan.records.length, body.byteLength);
       change = {
         key,
@@ -334,7 +343,15 @@ export class StoreWriter {
    */
   private async compact(layout: KeyLayout, state: KeyState, compression: Compression): Promise<void> {
     try {
-      const after = await compactKey(this.store, layout, state, this.config, compression, this.codec);
+      const after = await compactKey(
+        this.store,
+        layout,
+        state,
+        this.config,
+        compression,
+        this.codec,
+        this.recentBodies,
+      );
       if (after !== state) {
         this.keys.set(layout.folder, after);
         this.observer.compacted?.();
