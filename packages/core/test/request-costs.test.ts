@@ -116,22 +116,40 @@ describe("request costs", () => {
     }
   });
 
-  it("recovers a key without a watermark from one LIST of its folder", async () => {
+  it("recovers a key from one LIST of its folder, plus the watermark's GET once it has one", async () => {
     const { store, prefix, cleanup } = await fileBackend.open();
     try {
-      const stats = new StorageStats();
-      const writer = new StoreWriter({ store: countingStore(store, stats), prefix, config: { changeLog: false } });
-      await writer.createKeyspace("ks");
-      const before = { get: stats.getRequests, list: stats.listRequests };
-      await writer.appendList("ks", "new", [{ value: Buffer.from("x") }]);
-      // The watermark's GET (none) and one LIST, where the data and the claims took one each.
-      assert.deepEqual([stats.getRequests - before.get, stats.listRequests - before.list], [1, 1], "new key");
-      // A second writer recovers the key, now holding an object and a claim, the same way.
-      const again = new StorageStats();
-      const second = new StoreWriter({ store: countingStore(store, again), prefix, config: { changeLog: false } });
-      const [outcome] = await second.appendList("ks", "new", [{ value: Buffer.from("y") }]);
-      assert.equal(outcome?.kind === "appended" && outcome.offset, 1n);
-      assert.equal(again.listRequests, 1, "small key");
+      /** GETs and LISTs of a fresh writer's first append to the key. */
+      const recoveryCost = async (value: string, config: object = {}) => {
+        const stats = new StorageStats();
+        const writer = new StoreWriter({
+          store: countingStore(store, stats),
+          prefix,
+          config: { changeLog: false, ...config },
+        });
+        await writer.keyspaceSettings("ks");
+        const before = { get: stats.getRequests, list: stats.listRequests };
+        const [outcome] = await writer.appendList("ks", "k", [{ value: Buffer.from(value) }]);
+        assert.equal(outcome?.kind, "appended");
+        return [stats.getRequests - before.get, stats.listRequests - before.list];
+      };
+      await new StoreWriter({ store, prefix }).createKeyspace("ks");
+      assert.deepEqual(await recoveryCost("a"), [0, 1], "a new key: one LIST, which finds nothing");
+      assert.deepEqual(await recoveryCost("b"), [0, 1], "a key of one object and one claim, no watermark");
+      // One item completes an object: this append writes the key's watermark.
+      await recoveryCost("c", { compactItemsThreshold: 1 });
+      assert.deepEqual(await recoveryCost("d"), [1, 1], "a key with a watermark: its GET too");
+      const reader = new StoreReader({ store, prefix });
+      const page = await reader.readPage("ks", "k", { maxSize: 10 });
+      assert.deepEqual(
+        page.items.map((i) => [i.offset, Buffer.from(i.value).toString()]),
+        [
+          [0n, "a"],
+          [1n, "b"],
+          [2n, "c"],
+          [3n, "d"],
+        ],
+      );
     } finally {
       await cleanup();
     }
@@ -243,7 +261,7 @@ describe("request costs", () => {
         assert.equal(next.items[0]?.offset, 1n);
         assert.deepEqual([next.stats.listRequests, next.stats.getRequests], [1, 1], "next page");
 
-        // A writer recovering the key on a cache miss: a GET and two LISTs, then its 2 PUTs.
+        // A writer recovering the key on a cache miss: a LIST of its folder and the watermark's GET, then its 2 PUTs.
         const writerStats = new StorageStats();
         const writer = new StoreWriter({ store: countingStore(store, writerStats), prefix });
         await writer.appendList("ks", "k", [{ value: Buffer.from("x") }]);

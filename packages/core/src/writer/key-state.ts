@@ -84,28 +84,28 @@ export interface ClaimsAtEnd {
 }
 
 /**
- * A writer's recovery reads: the key's tail and the claims at its end. A key without a
- * watermark (new, or never compacted to completion) holds few objects, so one LIST of its
- * whole folder usually answers both, where each takes a LIST of its own otherwise: a new
- * key costs a GET and a LIST instead of a GET and two LISTs.
+ * A writer's recovery reads: the key's tail and the claims at its end. One LIST of the
+ * key's whole folder usually answers both (a GET adds the watermark's value when the folder
+ * has one): a new key costs one LIST, a key of a few hundred batches a LIST and a GET. Only
+ * a folder beyond one LIST page (over 1,000 objects, claims included) is read as the reader
+ * reads it, the watermark first and then a LIST from it, plus a LIST of the claims at its end.
  */
 export async function readTailAndClaims(
   store: ObjectStore,
   layout: KeyLayout,
 ): Promise<{ tail: RecoveredTail } & ClaimsAtEnd> {
-  const watermark = await readWatermark(store, layout);
-  if (watermark === undefined) {
-    const folder = await store.list(layout.folder);
-    if (!folder.truncated) {
-      // A LIST is in byte order, so the data objects among the folder's are too.
-      const start = layout.startAfterForFirstOffset(0n);
-      const data = folder.objects.filter((o) => o.key.startsWith(layout.dataPrefix) && o.key > start);
-      const { chain, leftovers } = resolveChain(parseListing(layout, data));
-      const tail: RecoveredTail = { watermark, chain, leftovers };
-      return { tail, ...claimsAtEnd(layout, folder.objects, stateFromTail(tail, 0).tail.nextOffset) };
-    }
+  const folder = await store.list(layout.folder);
+  if (!folder.truncated) {
+    const watermark = folder.objects.some((o) => o.key === layout.watermarkKey)
+      ? await readWatermark(store, layout)
+      : undefined;
+    // A LIST is in byte order, so the data objects among the folder's are too.
+    const start = layout.startAfterForFirstOffset(watermark ?? 0n);
+    const data = folder.objects.filter((o) => o.key.startsWith(layout.dataPrefix) && o.key > start);
+    const tail = await tailOf(store, layout, watermark, data);
+    return { tail, ...claimsAtEnd(layout, folder.objects, stateFromTail(tail, 0).tail.nextOffset) };
   }
-  const tail = await tailFromWatermark(store, layout, watermark);
+  const tail = await tailFromWatermark(store, layout, await readWatermark(store, layout));
   return { tail, ...(await listClaimsAt(store, layout, stateFromTail(tail, 0).tail.nextOffset)) };
 }
 
@@ -115,6 +115,16 @@ async function tailFromWatermark(
   watermark: bigint | undefined,
 ): Promise<RecoveredTail> {
   const listed = await listAll(store, layout.dataPrefix, layout.startAfterForFirstOffset(watermark ?? 0n));
+  return tailOf(store, layout, watermark, listed);
+}
+
+/** The tail from the data objects listed from the watermark on. */
+async function tailOf(
+  store: ObjectStore,
+  layout: KeyLayout,
+  watermark: bigint | undefined,
+  listed: readonly ListedObject[],
+): Promise<RecoveredTail> {
   const { chain, leftovers } = resolveChain(parseListing(layout, listed));
   // A key that never had items has no watermark, so only emptied keys pay this GET.
   const trimmed = chain.length === 0 && watermark !== undefined ? await readTrimRecord(store, layout) : undefined;
