@@ -139,9 +139,10 @@ for (const backend of backends()) {
       try {
         const layout = new KeyspaceLayout(prefix, "ks").key("k");
         const config = { compactItemsThreshold: 5, compactObjectsThreshold: 2, changeLog: false };
-        // The owner's compaction waits while held, so it runs inside the trim.
+        // The owner's compaction waits while held, so it runs inside the trim: it GETs its
+        // inputs (no bodies kept in memory), and those GETs are held.
         const owner = heldReads(store, layout);
-        const w = new StoreWriter({ store: owner.store, prefix, config });
+        const w = new StoreWriter({ store: owner.store, prefix, config: { ...config, compactionCacheBytes: 0 } });
         await w.createKeyspace("ks");
         await w.appendList("ks", "k", [v("z0"), v("z1"), v("z2"), v("z3"), v("z4")]); // complete
         await w.appendList("ks", "k", [v("a5"), v("a6")]);
@@ -149,12 +150,16 @@ for (const backend of backends()) {
         const committing = w.appendList("ks", "k", [v("b7"), v("b8")]); // merges 5-6 and 7-8 when released
         await untilListed(store, layout, 7n);
         const trimming = pausingAfterDataList(store, layout);
-        // The trim has listed what lies below its point (its 2nd data LIST): the merge runs to the end now.
-        trimming.arm(2, () => {
+        // The trim has listed what lies below its point (its first data LIST, after its
+        // recovery's LIST of the key's folder): the merge runs to the end now.
+        let released = false;
+        trimming.arm(1, () => {
+          released = true;
           owner.release();
           return committing;
         });
         await new StoreWriter({ store: trimming.store, prefix, config }).trim("ks", "k", 7n);
+        assert.ok(released, "the merge ran inside the trim");
         const [next] = await new StoreWriter({ store, prefix, config }).appendList("ks", "k", [v("new")]);
         assert.equal(next?.kind === "appended" && next.offset, 9n, "7 and 8 hold b7 and b8");
         const items = await readAll(store, prefix);
@@ -210,8 +215,9 @@ for (const backend of backends()) {
       try {
         const layout = new KeyspaceLayout(prefix, "ks").key("k");
         const config = { compactItemsThreshold: 100, compactObjectsThreshold: 2, changeLog: false };
+        // The owner GETs its merge's inputs (no bodies kept in memory), and those GETs are held.
         const owner = heldReads(store, layout);
-        const w = new StoreWriter({ store: owner.store, prefix, config });
+        const w = new StoreWriter({ store: owner.store, prefix, config: { ...config, compactionCacheBytes: 0 } });
         await w.createKeyspace("ks");
         await w.appendList("ks", "k", [v("a0")]);
         const trimming = pausingAfterDataList(store, layout);
@@ -221,11 +227,14 @@ for (const backend of backends()) {
         const committing = w.appendList("ks", "k", [v("b1")]); // acknowledged at 1, merged when released
         await untilListed(store, layout, 1n);
         // The trim has listed: the owner's merge of [o0, o1] runs to its end now.
+        let released = false;
         trimming.arm(1, () => {
+          released = true;
           owner.release();
           return committing;
         });
         await stale.trim("ks", "k", 1n); // the whole key, as far as this writer knows
+        assert.ok(released, "the merge ran inside the trim");
         const [next] = await new StoreWriter({ store, prefix, config }).appendList("ks", "k", [v("new")]);
         assert.equal(next?.kind === "appended" && next.offset, 2n, "offset 1 holds b1");
         assert.deepEqual((await readAll(store, prefix)).slice(-2), ["1:b1", "2:new"]);
