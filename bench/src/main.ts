@@ -26,6 +26,7 @@ import {
 import { rawGet, rawPut, testS3Target } from "./peers/raw-s3.ts";
 import { redisAdd, redisRange } from "./peers/redis.ts";
 import { fmt, markdownTable, renderReport, type Section, type TargetCheck, targetTable } from "./report.ts";
+import { WARM_UP_SCALE, warmUpIngest, warmUpReader } from "./warm-up.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 
@@ -54,6 +55,7 @@ const scale = args.smoke
       memorySeconds: 3,
       latencySeconds: 1,
       import: IMPORT_SCALE.smoke,
+      warmUp: WARM_UP_SCALE.smoke,
     }
   : {
       sizes: [100, 1024],
@@ -66,6 +68,7 @@ const scale = args.smoke
       memorySeconds: 40,
       latencySeconds: 10,
       import: IMPORT_SCALE.full,
+      warmUp: WARM_UP_SCALE.full,
     };
 
 const peerTools = peerToolsFromEnv();
@@ -100,6 +103,20 @@ async function main(): Promise<void> {
     | { keyspace: string; items: number; size: number; rawKeys: string[]; topic: string; stream: string }
     | undefined;
   try {
+    log("warm-up (not measured)");
+    const warmKey = await warmUpIngest(
+      {
+        writerClusters: [cluster.shards, seedBatching.shards],
+        s3,
+        rawPrefix: config.prefix,
+        kafka: KAFKA as string,
+        redis: REDIS as string,
+        createKeyspace: (name) => admin.createKeyspace(name),
+      },
+      scale.warmUp,
+      runId,
+    );
+    await warmUpReader(cluster.reader.address, warmKey);
     for (const size of scale.sizes) {
       for (const keys of scale.keys) {
         const items = keys >= 10_000 ? Math.min(100_000, scale.items[size] as number) : (scale.items[size] as number);
@@ -156,6 +173,7 @@ async function main(): Promise<void> {
       // cluster's reader, whose cache (256 MiB by default) holds the key after one pass.
       const uncached = await serve("reader", config.file, ["reader.listen=127.0.0.1:0", "reader.object_cache_bytes=0"]);
       try {
+        await warmUpReader(uncached.address, warmKey);
         for (const order of ["forwards", "backwards"] as const) {
           readRows.push(await readStream(uncached.address, r.keyspace, "key-0", r.items, r.size, order));
         }
@@ -492,6 +510,9 @@ async function main(): Promise<void> {
           "Peers' own tools: Kafka's ProducerPerformance (acks=all, default batching) and ConsumerPerformance from the broker's jars; " +
             "redis-benchmark (one connection, pipeline 1000). Their rates are their own reports.",
           "All servers on 127.0.0.1 on this machine, sharing its cores with the load generator.",
+          `Warm-up, not measured: before the first scenario every driver runs once on ${fmt(scale.warmUp.items)} items (klstore's AppendSession on both writers, ` +
+            "unary Append, raw PUT and GET, the Kafka producer and consumer, Redis XADD and XRANGE), and each reader process streams a key forwards and backwards before it is measured. " +
+            "klstore's processes start with the run while the peers' servers have been running, so without it the first rows timed V8 compiling klstore's hot paths.",
         ],
         sections,
       }),
