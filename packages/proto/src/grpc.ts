@@ -1,9 +1,9 @@
 // grpc-js service definitions derived from protobuf-es service descriptors (protobuf-es
 // generates none for grpc-js): each method's path and streaming kind come from the
-// descriptor, and toBinary/fromBinary are its (de)serializers. Typed handler and client
-// helpers keep the services and the client free of casts.
+// descriptor, and protobuf-es encodes and decodes (large-bytes.ts copies a page's bytes
+// once). Typed handler and client helpers keep the services and the client free of casts.
 
-import { type DescMethod, type DescService, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
+import { type DescMethod, type DescService, fromBinary, type MessageShape } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import {
   type CallOptions,
@@ -17,6 +17,7 @@ import {
   type ServiceDefinition,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { encodeMessage } from "./large-bytes.ts";
 
 /**
  * HTTP/2 receive window, per stream and per connection, of klstore's servers and clients.
@@ -60,19 +61,14 @@ export type ServiceHandlers<S extends GenServiceMethods> = { [K in keyof S]: Han
 /** The handlers of a generated service, e.g. `HandlersOf<typeof WriterService>`. */
 export type HandlersOf<S> = S extends GenService<infer M> ? ServiceHandlers<M> : never;
 
-/** A Buffer over the encoded bytes: Buffer.from(bytes) would copy them (megabytes per read page). */
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
 function methodDefinition(service: DescService, method: DescMethod): MethodDefinition<unknown, unknown> {
   return {
     path: `/${service.typeName}/${method.name}`,
     requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
     responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
-    requestSerialize: (m) => asBuffer(toBinary(method.input, m as MessageShape<typeof method.input>)),
+    requestSerialize: (m) => encodeMessage(method.input, m as MessageShape<typeof method.input>),
     requestDeserialize: (bytes: Buffer) => fromBinary(method.input, bytes),
-    responseSerialize: (m) => asBuffer(toBinary(method.output, m as MessageShape<typeof method.output>)),
+    responseSerialize: (m) => encodeMessage(method.output, m as MessageShape<typeof method.output>),
     responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
     originalName: method.localName,
   };
