@@ -53,6 +53,26 @@ export function toItemFields(
   return { items: [], packedItems: storedRecords(ascending) ?? encodeRecords(ascending) };
 }
 
+/**
+ * A page's items split where they move from one stored object body to another, in the
+ * order read: each run is a view of its object's records (toItemFields sends it without
+ * encoding), where a page across two objects would have been encoded again whole. A
+ * stream sends a message per run; a page answer cannot be split.
+ */
+export function storedRuns(items: readonly Item[]): Item[][] {
+  const runs: Item[][] = [];
+  let run: Item[] = [];
+  for (const item of items) {
+    if (run.length > 0 && run[0]?.value.buffer !== item.value.buffer) {
+      runs.push(run);
+      run = [];
+    }
+    run.push(item);
+  }
+  if (run.length > 0) runs.push(run);
+  return runs;
+}
+
 function toItemMessages(items: readonly Item[]): ItemMessage[] {
   return items.map((i) =>
     create(ItemSchema, { offset: i.offset, timestampMillis: i.timestamp, nonce: toUint128(i.nonce), value: i.value }),

@@ -1,13 +1,15 @@
 // ReadStream: pages pushed to the client from any start position, then, with `follow`,
-// new items as they are committed. One page is read only after the previous message was
-// taken by the transport (write() returning false means wait for 'drain'), so a slow
-// client holds at most one page in this server.
+// new items as they are committed. One page is read only after the previous page's messages
+// were taken by the transport (write() returning false means wait for 'drain'), so a slow
+// client holds at most one page in this server. A packed page is sent as one message per
+// stored object it spans, each a view of that object's records.
 
 import { once } from "node:events";
 import { create } from "@bufbuild/protobuf";
 import type { ServerWritableStream } from "@grpc/grpc-js";
 import {
   InvalidArgument,
+  type Item,
   type ItemFilter,
   type ItemList,
   type IterationOrder,
@@ -17,7 +19,7 @@ import {
 import { type ReadStreamRequest, type ReadStreamResponse, ReadStreamResponseSchema } from "@klstore/proto";
 import type { Logger } from "@klstore/service-runtime";
 import type { FollowHub } from "./follow-hub.ts";
-import { toFilter, toItemFields, toOrder } from "./messages.ts";
+import { storedRuns, toFilter, toItemFields, toOrder } from "./messages.ts";
 import type { ReaderMetrics } from "./reader-metrics.ts";
 import { runServerStream } from "./server-stream.ts";
 
@@ -90,12 +92,15 @@ async function streamPages(
     }
     if (last) {
       lastSent = last.offset;
-      const message = create(ReadStreamResponseSchema, {
-        ...toItemFields(page.items, order, request.packed),
-        continuation: reader.continuationAfter(request.keyspace, request.key, order, last.offset) ?? "",
-      });
       deps.metrics.pageServed("read_stream", page.items.length);
-      if (!call.write(message)) await once(call, "drain", { signal });
+      for (const run of request.packed ? storedRuns(page.items) : [page.items]) {
+        const message = create(ReadStreamResponseSchema, {
+          ...toItemFields(run, order, request.packed),
+          continuation:
+            reader.continuationAfter(request.keyspace, request.key, order, (run.at(-1) as Item).offset) ?? "",
+        });
+        if (!call.write(message)) await once(call, "drain", { signal });
+      }
       if (remaining !== undefined) {
         remaining -= BigInt(page.items.length);
         if (remaining <= 0n) return;

@@ -433,7 +433,9 @@ export type ReadStreamRequest = Message<"klstore.v1.ReadStreamRequest"> & {
   follow: boolean;
 
   /**
-   * Send packed_items instead of items (see ReadPageResponse.packed_items).
+   * Send packed_items instead of items (see ReadPageResponse.packed_items). A packed
+   * message also ends where the items move to another stored object, so that each is
+   * sent as stored, without being encoded again.
    *
    * @generated from field: bool packed = 9;
    */
