@@ -186,7 +186,7 @@ describe("request costs", () => {
     }
   });
 
-  it("fetches each object once when consecutive pages carry the recent object", async () => {
+  it("fetches each object once, and LISTs once, when consecutive pages carry the recent object", async () => {
     const { store, prefix, cleanup } = await fileBackend.open();
     try {
       const writer = new StoreWriter({ store, prefix, config: { changeLog: false } });
@@ -200,21 +200,23 @@ describe("request costs", () => {
         );
       }
       for (const order of ["forwards", "backwards"] as const) {
-        const costs: Record<string, { gets: number; offsets: bigint[] }> = {};
+        const costs: Record<string, { gets: number; lists: number; offsets: bigint[] }> = {};
         for (const carry of [false, true]) {
           const { reader } = counted(store);
           const recent = carry ? new RecentObject() : undefined;
-          const cost = { gets: 0, offsets: [] as bigint[] };
+          const cost = { gets: 0, lists: 0, offsets: [] as bigint[] };
           let continuation: string | undefined;
           do {
             const page = await reader.readPage("ks", "k", { order, maxSize: 7, continuation, recent });
             cost.gets += page.stats.getRequests;
+            cost.lists += page.stats.listRequests;
             cost.offsets.push(...page.items.map((i) => i.offset));
             continuation = page.continuation;
           } while (continuation);
           costs[carry ? "carried" : "alone"] = cost;
         }
-        const { alone, carried } = costs as Record<"alone" | "carried", { gets: number; offsets: bigint[] }>;
+        type Cost = { gets: number; lists: number; offsets: bigint[] };
+        const { alone, carried } = costs as Record<"alone" | "carried", Cost>;
         const all = Array.from({ length: 80 }, (_, i) => BigInt(order === "forwards" ? i : 79 - i));
         assert.deepEqual(carried.offsets, all, `${order}: every item once, in order`);
         assert.deepEqual(alone.offsets, all, `${order}: the same without carrying`);
@@ -223,9 +225,56 @@ describe("request costs", () => {
         assert.equal(carried.gets, 2 + extra, `${order}: one GET per object`);
         // 12 pages, one of them across both objects.
         assert.equal(alone.gets, 13 + extra, `${order}: without it, one GET per page and object read`);
+        // The first page's listing serves the pages after it. Forwards, the page that reaches
+        // its end LISTs once more, for objects committed since.
+        assert.equal(carried.lists, order === "forwards" ? 2 : 1, `${order}: LISTs carrying the listing`);
+        // (Backwards, the page across both objects LISTs again to step down to the older one.)
+        assert.equal(alone.lists, order === "forwards" ? 12 : 13, `${order}: without it, a LIST per page`);
       }
     } finally {
       await cleanup();
+    }
+  });
+
+  it("a stream's kept listing still sees objects committed and compacted after it was read", async () => {
+    for (const compact of [false, true]) {
+      const { store, prefix, cleanup } = await fileBackend.open();
+      try {
+        const plain = new StoreWriter({ store, prefix, config: { changeLog: false } });
+        await plain.createKeyspace("ks");
+        const batch = (first: number) =>
+          Array.from({ length: 40 }, (_, j) => ({ value: Buffer.from(`v${first + j}`) }));
+        for (let o = 0; o < 2; o++) await plain.appendList("ks", "k", batch(40 * o));
+        const { reader } = counted(store);
+        const recent = new RecentObject();
+        const offsets: bigint[] = [];
+        let page = await reader.readPage("ks", "k", { maxSize: 7, recent });
+        offsets.push(...page.items.map((i) => i.offset));
+        // After the first page listed two objects: three more, missing from the kept
+        // listing; with compaction, merged with the first two, which are deleted, so the
+        // kept listing names objects that are gone.
+        const later = compact
+          ? new StoreWriter({
+              store,
+              prefix,
+              config: { changeLog: false, compactObjectsThreshold: 3, compactItemsThreshold: 1000 },
+            })
+          : plain;
+        for (let o = 2; o < 5; o++) await later.appendList("ks", "k", batch(40 * o));
+        const listed = await store.list(new KeyspaceLayout(prefix, "ks").key("k").dataPrefix, {});
+        assert.equal(listed.objects.length < 5, compact, "the first objects were merged away, if compacting");
+        while (page.continuation) {
+          page = await reader.readPage("ks", "k", { maxSize: 7, continuation: page.continuation, recent });
+          offsets.push(...page.items.map((i) => i.offset));
+        }
+        assert.deepEqual(
+          offsets,
+          Array.from({ length: 200 }, (_, i) => BigInt(i)),
+          compact ? "compacted" : "appended",
+        );
+      } finally {
+        await cleanup();
+      }
     }
   });
 

@@ -16,7 +16,7 @@ import type { DataObject } from "../format/object-chain.ts";
 import type { Item } from "../format/records.ts";
 import { countingStore, type ObjectStore, StorageStats, type StoredObject } from "../storage/object-store.ts";
 import { readTail } from "../writer/key-state.ts";
-import { type Located, ObjectIndex, type ObjectPredicate } from "./object-index.ts";
+import { type Located, ObjectIndex, type ObjectPredicate, type Window } from "./object-index.ts";
 
 export type { IterationOrder };
 
@@ -41,15 +41,20 @@ export interface ReadPageRequest {
 }
 
 /**
- * The last data object a sequence of pages decoded. A page is usually smaller than an
- * object (objects reach megabytes), so the next page starts in the object this one ended in;
- * without this, every page of a stream downloaded that whole object again. Objects never
- * change under their name, so what is kept is never stale, and the page being sent holds
- * views of the same body anyway: keeping it costs little memory.
+ * The last data object a sequence of pages decoded, and the listing it was found in. A page
+ * is usually smaller than an object (objects reach megabytes), so the next page starts in
+ * the object this one ended in; without this, every page of a stream downloaded that whole
+ * object again, and LISTed the key's folder again to find it. Objects never change under
+ * their name, so a kept object is never stale, and the page being sent holds views of the
+ * same body anyway: keeping it costs little memory. The listing can be stale: an object in
+ * it may since have been compacted or trimmed away (its GET finds nothing, and the page
+ * looks its position up again, as with a fresh listing), and objects committed since are
+ * missing from its end (a page that reaches the end LISTs what follows instead of ending).
  */
 export class RecentObject {
   private key: string | undefined;
   private items: Item[] = [];
+  private window: Window | undefined;
 
   holds(key: string): boolean {
     return this.key === key;
@@ -62,6 +67,17 @@ export class RecentObject {
   keep(key: string, items: Item[]): void {
     this.key = key;
     this.items = items;
+  }
+
+  keepWindow(window: Window): void {
+    this.window = window;
+  }
+
+  /** The kept listing's object holding `offset`, if the listing has one. */
+  holderOf(offset: bigint): Located | undefined {
+    const objects = this.window?.objects ?? [];
+    const index = objects.findIndex((o) => o.name.firstOffset <= offset && o.name.lastOffset >= offset);
+    return this.window && index >= 0 ? { window: this.window, index } : undefined;
   }
 }
 
@@ -238,6 +254,7 @@ function startRule(layout: KeyLayout, order: IterationOrder, request: ReadPageRe
           item: (i) => i.offset <= c.nextOffset,
           hint: c.hint,
           unfiltered: false,
+          resumeAt: c.nextOffset,
         };
   }
   const f = request.filter ?? {};
@@ -401,7 +418,10 @@ class PageRead {
   async forwards(rule: StartRule): Promise<{ items: Item[]; next?: { nextOffset: bigint; hint: bigint } }> {
     const items: Item[] = [];
     let expected = -1n; // next offset to return, once the start is found
-    let located = await this.index.findFirst(rule.object, rule.hint);
+    // A stream's next page usually starts in an object of the listing its last page used.
+    let located = rule.resumeAt !== undefined ? this.recent.holderOf(rule.resumeAt) : undefined;
+    let kept = located !== undefined;
+    located ??= await this.index.findFirst(rule.object, rule.hint);
     if (located === undefined && rule.hint !== undefined) located = await this.index.findFirst(rule.object);
     checkResumable(rule, located);
     let window = located?.window;
@@ -410,8 +430,10 @@ class PageRead {
     const fill = new PageFill(this.maxSize, this.config.maxPageBytes);
     while (window && !fill.full) {
       if (i >= window.objects.length) {
-        if (!window.truncated) break;
+        // A kept listing's end is not the key's end: objects may have been committed since.
+        if (!window.truncated && !kept) break;
         window = await this.index.nextWindow(window);
+        kept = false;
         i = 0;
         continue;
       }
@@ -444,9 +466,11 @@ class PageRead {
             : await this.index.findFirst(rule.object);
         if (from < 0n) checkResumable(rule, again);
         window = again?.window;
+        kept = false;
         i = again?.index ?? 0;
         continue;
       }
+      this.recent.keepWindow(window);
       for (const item of decoded) {
         if (item.offset < expected) continue;
         if (expected < 0n && !rule.item(item)) continue;
@@ -468,7 +492,11 @@ class PageRead {
     let expected: bigint | undefined; // next offset to return (descending), once started
     let located: Located | undefined;
     if (rule.unfiltered) located = await this.newest();
-    else located = await this.index.findLast(rule.object, rule.hint);
+    else {
+      // As forwards: a stream's next page usually starts in its last page's listing.
+      located = rule.resumeAt !== undefined ? this.recent.holderOf(rule.resumeAt) : undefined;
+      located ??= await this.index.findLast(rule.object, rule.hint);
+    }
     if (!located && rule.hint !== undefined) located = await this.index.findLast(rule.object);
     let current: DataObject | undefined;
     const fill = new PageFill(this.maxSize, this.config.maxPageBytes);
@@ -484,6 +512,7 @@ class PageRead {
         located = await this.index.findLast((o) => o.name.firstOffset <= from);
         continue;
       }
+      this.recent.keepWindow(located.window);
       for (let k = decoded.length - 1; k >= 0; k--) {
         const item = decoded[k] as Item;
         if (expected !== undefined && item.offset > expected) continue;
