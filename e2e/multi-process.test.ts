@@ -112,6 +112,13 @@ describe("3 writer shard processes and 2 reader processes on SeaweedFS", { skip:
         keys.length - owned,
         `writer-${i} forwards what it does not own`,
       );
+      // Three objects of one 5-byte item (40 bytes of record framing each) per owned key, none
+      // merged yet: every body is kept for the key's compaction.
+      assert.equal(
+        await scrape(writer.metrics as string, "klstore_writer_compaction_cache_bytes"),
+        owned * 3 * 45,
+        `writer-${i} compaction cache`,
+      );
     }
     for (const reader of readers) {
       const viaReader = new KlstoreClient({ writers: shards.slice(0, 3), reader: reader.address });
@@ -127,6 +134,8 @@ describe("3 writer shard processes and 2 reader processes on SeaweedFS", { skip:
       }
       viaReader.close();
       assert.ok((await scrape(reader.metrics as string, "klstore_pages_served_total")) >= keys.length * 2);
+      // Each reader read every key's three objects and keeps them all (far below its bound).
+      assert.equal(await scrape(reader.metrics as string, "klstore_object_cache_bytes"), keys.length * 3 * 45);
     }
   });
 

@@ -68,7 +68,11 @@ describe("benchmark smoke run", { skip: !ready && "needs S3, Kafka and Redis (sc
     ];
     for (const system of systems)
       assert.match(report, new RegExp(`\\| ${system.replace(/[()]/g, "\\$&")} \\| \\d`), system);
-    assert.match(readFileSync(join(dir, "benchmarks/memory.svg"), "utf8"), /^<svg [\s\S]*writer[\s\S]*reader/);
+    assert.match(
+      readFileSync(join(dir, "benchmarks/memory.svg"), "utf8"),
+      /^<svg [\s\S]*writer[\s\S]*reader[\s\S]*compaction cache[\s\S]*object cache/,
+    );
+    assert.match(report, /Max\/min after the warm-up: writer \d/);
     const chart = readFileSync(join(dir, "benchmarks/ingest.svg"), "utf8");
     assert.match(chart, /^<svg /);
     for (const system of systems.slice(0, 5)) assert.ok(chart.includes(system), `chart legend: ${system}`);

@@ -14,6 +14,8 @@ function promisedSize(key: string): bigint | undefined {
 export class ObjectCacheStats {
   hits = 0;
   misses = 0;
+  /** Body bytes held right now (never above the cache's bound). */
+  bytes = 0;
 }
 
 export function cachingStore(store: ObjectStore, maxBytes: number, stats = new ObjectCacheStats()): ObjectStore {
@@ -33,6 +35,7 @@ export function cachingStore(store: ObjectStore, maxBytes: number, stats = new O
       const obj = await store.get(key);
       if (obj && promisedSize(key) === BigInt(obj.body.byteLength) && obj.body.byteLength <= maxBytes) {
         cache.set(key, obj);
+        stats.bytes = cache.calculatedSize;
       }
       return obj;
     },

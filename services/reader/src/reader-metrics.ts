@@ -78,6 +78,14 @@ export class ReaderMetrics {
       "Data object reads that went to storage",
       () => cache.misses,
     );
+    new Gauge({
+      name: "klstore_object_cache_bytes",
+      help: "Data object bytes the reader's cache holds (bounded by object_cache_bytes)",
+      registers: [metrics.registry],
+      collect() {
+        this.set(cache.bytes);
+      },
+    });
   }
 
   pageServed(call: "read_page" | "read_stream", items: number): void {

@@ -69,6 +69,14 @@ export class WriterMetrics {
         this.set(writer.queued.bytes);
       },
     });
+    new Gauge({
+      name: "klstore_writer_compaction_cache_bytes",
+      help: "Bytes of recently committed objects kept for their compaction (bounded by compaction_cache_bytes)",
+      registers,
+      collect() {
+        this.set(writer.writer.compactionCacheBytes);
+      },
+    });
     writer.writer.observer = {
       committed: (items) => {
         this.batches.inc();

@@ -95,6 +95,11 @@ export class StoreWriter {
     this.changes = new ChangeLog(this.store, this.prefix, this.config.clock);
   }
 
+  /** Bytes the compaction cache holds now (0 when it is off). */
+  get compactionCacheBytes(): number {
+    return this.recentBodies?.calculatedSize ?? 0;
+  }
+
   async createKeyspace(keyspace: string, options: CreateKeyspaceOptions = {}): Promise<KeyspaceSettings> {
     const layout = new KeyspaceLayout(this.prefix, keyspace);
     const settings: KeyspaceSettings = {
