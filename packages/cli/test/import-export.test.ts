@@ -310,10 +310,12 @@ for (const backend of backends()) {
 
         const first = start(importArgs);
         const deadline = Date.now() + 90_000;
-        // Killed once the record shows 5% of the lines stored, with more commits in flight.
+        // Killed once the record shows lines stored, with more commits in flight. Its first
+        // write follows the first commit; the next comes a second later, and on a fast store
+        // that one may already say the import is complete.
         for (;;) {
           const record = await readRecord();
-          if (record && recordedLines(record) >= LINES / 20) break;
+          if (record && recordedLines(record) > 0) break;
           assert.ok(Date.now() < deadline && first.child.exitCode === null, "the import recorded progress in time");
           await sleep(20);
         }

@@ -219,6 +219,57 @@ for (const backend of backends()) {
       }
     });
 
+    it("gives a commit's slot back before its change reaches the change log, and ends after every change did", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      const isChange = (key: string) => key.includes("/.changes/");
+      let changesStarted = 0;
+      let changesDone = 0;
+      let dataWhileChangeHeld = 0;
+      let held: (() => void) | undefined;
+      const gated = withPut(store, async (key, body, options) => {
+        if (held && isData(key, body)) dataWhileChangeHeld++;
+        if (!isChange(key)) return store.put(key, body, options);
+        changesStarted++;
+        if (changesStarted === 1) {
+          // The first change's PUT waits until another commit stores its data (or 5 s pass).
+          await new Promise<void>((resolve) => {
+            const release = () => {
+              clearTimeout(timer);
+              held = undefined;
+              resolve();
+            };
+            const timer = setTimeout(release, 5000);
+            held = release;
+          });
+        }
+        await store.put(key, body, options);
+        changesDone++;
+      });
+      const released = withPut(gated, async (key, body, options) => {
+        await gated.put(key, body, options);
+        if (held && isData(key, body)) held();
+      });
+      const writer = new StoreWriter({ store: released, prefix });
+      try {
+        await writer.createKeyspace("ks");
+        const lines = interleaved(60, 3);
+        const job = await new BulkImporter(writer, { ...SMALL, maxInFlightCommits: 1 }).open("ks", {
+          id: idOf("slots"),
+          name: "slots",
+          bytes: 0,
+        });
+        const stats = await job.run(rowsOf(lines));
+        assert.ok(stats.objects > 3, `${stats.objects} objects`);
+        assert.ok(dataWhileChangeHeld > 0, "a batch was stored while the first change's PUT was held");
+        assert.ok(changesStarted > 0);
+        assert.equal(changesDone, changesStarted, "run() resolved after every change reached the log");
+        await assertStoredOnce(store, prefix, lines);
+      } finally {
+        await writer.close();
+        await cleanup();
+      }
+    });
+
     for (const [match, what] of [
       [isData, "a batch stored whose answer was lost"],
       [isClaim, "a batch claimed but never written"],

@@ -96,7 +96,10 @@ export class ImportJob {
   };
   private readonly lanes = new Map<string, KeyLane>();
   private readonly ready: KeyLane[] = [];
+  /** Commits holding a slot (`maxInFlightCommits`): until their key is free again. */
   private inFlight = 0;
+  /** Commits not yet settled: a commit's change still on its way to the change log counts. */
+  private unsettled = 0;
   /** Memory of rows taken as batches and not yet committed. */
   private batchedBytes = 0;
   private failure: { error: unknown } | undefined;
@@ -156,13 +159,13 @@ export class ImportJob {
         this.throwIfFailed();
       }
       for (const batch of buffers.takeAll()) this.enqueueRemainder(batch);
-      while (this.inFlight > 0 || (this.ready.length > 0 && !this.failure)) await this.nextCompletion();
+      while (this.unsettled > 0 || (this.ready.length > 0 && !this.failure)) await this.nextCompletion();
       this.throwIfFailed();
       await this.progress.finish({ lines: this.stats.lines, keys: this.lanes.size });
       return this.stats;
     } catch (err) {
       this.failure ??= { error: err };
-      while (this.inFlight > 0) await this.nextCompletion();
+      while (this.unsettled > 0) await this.nextCompletion();
       // Recording what did commit only shortens a rerun's search; if storage refuses it too,
       // the rerun finds the same from the claims, so the first error is the one to report.
       await this.progress.checkpoint().catch(() => {});
@@ -216,7 +219,12 @@ export class ImportJob {
     this.batchedBytes += batch.memoryBytes;
   }
 
-  /** Starts commits while there is room: one per key at a time, in the order keys became ready. */
+  /**
+   * Starts commits while there is room: one per key at a time, in the order keys became ready.
+   * A commit gives its slot back once its key is free, before its change reaches the change
+   * log (the log's PUT, shared by the commits finishing meanwhile, is then off the storage
+   * path); the key's next batch still waits for it, so a key's changes stay in order.
+   */
   private pump(): void {
     while (!this.failure && this.inFlight < this.importer.config.maxInFlightCommits) {
       const lane = this.ready.shift();
@@ -224,12 +232,22 @@ export class ImportJob {
       const batch = lane.queue.shift() as KeyBatch;
       lane.running = true;
       this.inFlight++;
-      this.commit(lane, batch)
+      this.unsettled++;
+      let holdsSlot = true;
+      const freeSlot = () => {
+        if (!holdsSlot) return;
+        holdsSlot = false;
+        this.inFlight--;
+        this.pump();
+        this.wakeUp?.();
+      };
+      this.commit(lane, batch, freeSlot)
         .catch((err: unknown) => {
           this.failure ??= { error: err };
         })
         .finally(() => {
-          this.inFlight--;
+          freeSlot();
+          this.unsettled--;
           this.batchedBytes -= batch.memoryBytes;
           lane.running = false;
           if (lane.queue.length > 0) this.ready.push(lane);
@@ -240,7 +258,7 @@ export class ImportJob {
   }
 
   private nextCompletion(): Promise<void> {
-    if (this.inFlight === 0 && (this.ready.length === 0 || this.failure)) return Promise.resolve();
+    if (this.unsettled === 0 && (this.ready.length === 0 || this.failure)) return Promise.resolve();
     return new Promise((resolve) => {
       this.wakeUp = () => {
         this.wakeUp = undefined;
@@ -249,7 +267,7 @@ export class ImportJob {
     });
   }
 
-  private async commit(lane: KeyLane, batch: KeyBatch): Promise<void> {
+  private async commit(lane: KeyLane, batch: KeyBatch, onKeyFree: () => void): Promise<void> {
     const { writer, config } = this.importer;
     if (!lane.start) {
       lane.start = await this.progress.startKey(lane.key);
@@ -264,7 +282,7 @@ export class ImportJob {
           this.keyspace,
           lane.key,
           rows.map((r) => r.insertion),
-          { claimTag: importClaimTag(this.source.id, lastLine) },
+          { claimTag: importClaimTag(this.source.id, lastLine), onKeyFree },
         );
         let lastAppended: bigint | undefined;
         for (let i = 0; i < outcomes.length; i++) {
