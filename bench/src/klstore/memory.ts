@@ -16,7 +16,7 @@ export interface MemoryTrace {
   /** What the writer's compaction cache and the reader's object cache held at each sample. */
   readonly writerCacheMiB: number[];
   readonly readerCacheMiB: number[];
-  /** Samples from this index on are after the warm-up (see `warmedUp`). */
+  /** Samples from this index on are after the warm-up (`WarmUp`). */
   warmUpSamples: number;
   warmUpSeconds: number;
   readonly itemsWritten: number;
@@ -126,8 +126,8 @@ export async function memoryUnderLoad(options: {
 }
 
 /** Max over min of a process's RSS samples after the warm-up. */
-export function flatness(trace: MemoryTrace, process: "writer" | "reader"): number {
-  const steady = (process === "writer" ? trace.writerMiB : trace.readerMiB).slice(trace.warmUpSamples);
+export function flatness(trace: MemoryTrace, role: "writer" | "reader"): number {
+  const steady = (role === "writer" ? trace.writerMiB : trace.readerMiB).slice(trace.warmUpSamples);
   if (steady.length === 0) return 1;
   return Math.max(...steady) / Math.min(...steady);
 }

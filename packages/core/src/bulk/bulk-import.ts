@@ -223,7 +223,9 @@ export class ImportJob {
    * Starts commits while there is room: one per key at a time, in the order keys became ready.
    * A commit gives its slot back once its key is free, before its change reaches the change
    * log (the log's PUT, shared by the commits finishing meanwhile, is then off the storage
-   * path); the key's next batch still waits for it, so a key's changes stay in order.
+   * path); the key's next batch still waits for it, so a key's changes stay in order. A batch
+   * retried after Fenced has given its slot back with the first attempt: retries are rare,
+   * and a slot is a bound on concurrent storage work, not a correctness condition.
    */
   private pump(): void {
     while (!this.failure && this.inFlight < this.importer.config.maxInFlightCommits) {
