@@ -9,11 +9,6 @@ cd "$KLSTORE_ROOT"
 for svc in s3 kafka redis; do
   scripts/services.sh status "$svc" | grep -q running || scripts/services.sh start "$svc" >/dev/null
 done
-export KLSTORE_TEST_S3_ENDPOINT="http://127.0.0.1:${KLSTORE_S3_PORT:-8333}"
-export KLSTORE_TEST_KAFKA_BOOTSTRAP="127.0.0.1:${KLSTORE_KAFKA_PORT:-9092}"
-export KLSTORE_BENCH_REDIS="redis://127.0.0.1:${KLSTORE_REDIS_PORT:-6379}"
-# The peers' own benchmark tools (bench/src/peers/own-tools.ts).
-KLSTORE_BENCH_KAFKA_LIBS="$(scripts/services.sh path kafka)"
-KLSTORE_BENCH_REDIS_ROOT="$(scripts/services.sh path redis)"
-export KLSTORE_BENCH_KAFKA_LIBS KLSTORE_BENCH_REDIS_ROOT
+services_env="$(scripts/services.sh env s3 kafka redis)"
+eval "$services_env"
 exec node bench/src/main.ts "$@"

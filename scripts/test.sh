@@ -32,14 +32,8 @@ for svc in s3 kafka redis; do
   fi
 done
 trap '[ -n "$started" ] && scripts/services.sh stop $started' EXIT
-export KLSTORE_TEST_S3_ENDPOINT="http://127.0.0.1:${KLSTORE_S3_PORT:-8333}"
-export KLSTORE_TEST_KAFKA_BOOTSTRAP="127.0.0.1:${KLSTORE_KAFKA_PORT:-9092}"
-export KLSTORE_BENCH_REDIS="redis://127.0.0.1:${KLSTORE_REDIS_PORT:-6379}"
-# The peers' own benchmark tools (bench/src/peers/own-tools.ts).
-KLSTORE_BENCH_KAFKA_LIBS="$(scripts/services.sh path kafka)"
-KLSTORE_BENCH_REDIS_ROOT="$(scripts/services.sh path redis)"
-export KLSTORE_BENCH_KAFKA_LIBS KLSTORE_BENCH_REDIS_ROOT
-export KLSTORE_TEST_S3_ACCESS_KEY=klstore KLSTORE_TEST_S3_SECRET_KEY=klstore-secret
+services_env="$(scripts/services.sh env s3 kafka redis)"
+eval "$services_env"
 
 # Clients the end-to-end tests drive klstore with, besides its own: grpcurl and Python grpcio.
 KLSTORE_TEST_GRPCURL="$(scripts/test-tools.sh grpcurl)"

@@ -31,6 +31,55 @@ export async function barChart(title: string, unit: string, bars: readonly Bar[]
       color: { field: "system", type: "nominal", title: null, legend: { orient: "bottom", columns: 2, labelLimit: 0 } },
     },
   };
+  return render(spec);
+}
+
+export interface Part {
+  readonly group: string;
+  readonly system: string;
+  readonly part: string;
+  readonly value: number;
+}
+
+/** Stacked horizontal bars: one bar per system within each group, one colour per part. */
+export async function stackedBarChart(title: string, unit: string, parts: readonly Part[]): Promise<string> {
+  const spec: TopLevelSpec = {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title,
+    width: 420,
+    data: { values: parts.map((p) => ({ ...p })) },
+    mark: "bar",
+    encoding: {
+      row: {
+        field: "group",
+        type: "nominal",
+        title: null,
+        sort: [...new Set(parts.map((p) => p.group))],
+        header: { labelAngle: 0, labelOrient: "top", labelAnchor: "start", labelFontWeight: "bold" },
+      },
+      y: {
+        field: "system",
+        type: "nominal",
+        title: null,
+        sort: [...new Set(parts.map((p) => p.system))],
+        axis: { labelLimit: 400 },
+      },
+      x: { field: "value", type: "quantitative", title: unit, stack: "zero" },
+      color: {
+        field: "part",
+        type: "nominal",
+        title: null,
+        sort: [...new Set(parts.map((p) => p.part))],
+        legend: { orient: "bottom", columns: 3, labelLimit: 0 },
+      },
+    },
+    // Each group its own systems and its own scale: 100 B items cost far more per MB than 1 KiB.
+    resolve: { scale: { x: "independent", y: "independent" } },
+  };
+  return render(spec);
+}
+
+async function render(spec: TopLevelSpec): Promise<string> {
   const view = new View(parse(compile(spec).spec), { renderer: "none" });
   const svg = await view.toSVG();
   view.finalize();
@@ -69,8 +118,5 @@ export async function lineChart(
       color: { field: "series", type: "nominal", title: null, legend: { orient: "bottom", labelLimit: 0 } },
     },
   };
-  const view = new View(parse(compile(spec).spec), { renderer: "none" });
-  const svg = await view.toSVG();
-  view.finalize();
-  return svg;
+  return render(spec);
 }

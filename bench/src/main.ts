@@ -3,12 +3,14 @@
 // SeaweedFS as the raw-S3 ceiling; Kafka and Redis are the local test services.
 
 import { mkdirSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { KlstoreClient } from "@klstore/client";
 import { startCluster } from "../../e2e/support/cluster.ts";
 import { ensureBucket, S3_ENDPOINT, serve, stop, writeConfig } from "../../e2e/support/processes.ts";
-import { type Bar, barChart, lineChart } from "./charts.ts";
+import { type Bar, barChart, lineChart, stackedBarChart } from "./charts.ts";
+import { CPU_ROLES, servicePid, unwatch, watch } from "./cpu.ts";
 import { bulkImport, IMPORT_SCALE } from "./klstore/bulk-import.ts";
 import { difference, storageCounters, storedBytes } from "./klstore/cost.ts";
 import { APPEND_SESSION_WINDOW, appendSession, readStream, unaryAppend } from "./klstore/drivers.ts";
@@ -25,7 +27,16 @@ import {
 } from "./peers/own-tools.ts";
 import { rawGet, rawPut, testS3Target } from "./peers/raw-s3.ts";
 import { redisAdd, redisRange } from "./peers/redis.ts";
-import { fmt, markdownTable, renderReport, type Section, type TargetCheck, targetTable } from "./report.ts";
+import {
+  cpuPer100Megabytes,
+  cpuTable,
+  fmt,
+  markdownTable,
+  renderReport,
+  type Section,
+  type TargetCheck,
+  targetTable,
+} from "./report.ts";
 import { WARM_UP_SCALE, warmUpIngest, warmUpReader } from "./warm-up.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -96,6 +107,13 @@ async function main(): Promise<void> {
   const cluster = await startCluster(config.file, 1, { metrics: true });
   const seedBatching = await startCluster(config.file, 1, { sets: SEED_BATCHING });
   const writerMetrics = cluster.writers[0]?.metrics as string;
+  for (const c of [cluster, seedBatching]) {
+    for (const w of c.writers) watch(CPU_ROLES.writer, w.child.pid);
+    watch(CPU_ROLES.reader, c.reader.child.pid);
+  }
+  watch(CPU_ROLES.s3, servicePid("KLSTORE_BENCH_S3_PID"));
+  watch(CPU_ROLES.kafka, servicePid("KLSTORE_BENCH_KAFKA_PID"));
+  watch(CPU_ROLES.redis, servicePid("KLSTORE_BENCH_REDIS_PID"));
   const costRows: string[][] = [];
   const s3 = testS3Target();
   const admin = new KlstoreClient({ writers: cluster.shards, reader: cluster.reader.address });
@@ -174,12 +192,14 @@ async function main(): Promise<void> {
       // Every byte from S3, as a first read: a reader without its object cache. Then the
       // cluster's reader, whose cache (256 MiB by default) holds the key after one pass.
       const uncached = await serve("reader", config.file, ["reader.listen=127.0.0.1:0", "reader.object_cache_bytes=0"]);
+      watch(CPU_ROLES.reader, uncached.child.pid);
       try {
         await warmUpReader(uncached.address, warmKey);
         for (const order of ["forwards", "backwards"] as const) {
           readRows.push(await readStream(uncached.address, r.keyspace, "key-0", r.items, r.size, order));
         }
       } finally {
+        unwatch(uncached.child.pid);
         await stop(uncached);
       }
       await readStream(cluster.reader.address, r.keyspace, "key-0", r.items, r.size, "forwards");
@@ -371,6 +391,28 @@ async function main(): Promise<void> {
         readRows.map((r) => ({ group: "one key", system: r.system, value: Number(r.megabytesPerSecond.toFixed(1)) })),
       ),
     );
+    // Where the cores went in the scenarios the throughput targets score (own tools excluded:
+    // they run as processes of their own, whose CPU is not read).
+    const cpuRows = [
+      ...ingestTables
+        .filter((t) => t.caption.endsWith(", 1 key"))
+        .flatMap((t) => t.rows.map((row) => ({ scenario: `ingest, ${t.caption}`, row }))),
+      ...readRows.map((row) => ({ scenario: "sequential read, one key", row })),
+      ...importRows.map((row) => ({ scenario: `bulk import, ${importLabel}`, row })),
+    ].filter(({ row }) => row.cpu);
+    const cpuChart = join(chartDir, "cpu.svg");
+    writeFileSync(
+      cpuChart,
+      await stackedBarChart(
+        "CPU-seconds per 100 MB moved, by process (lower is better)",
+        "CPU-s per 100 MB",
+        cpuRows.flatMap(({ scenario, row }) =>
+          [...cpuPer100Megabytes(row)]
+            .filter(([, value]) => value >= 0.005)
+            .map(([part, value]) => ({ group: scenario, system: row.system, part, value: Number(value.toFixed(3)) })),
+        ),
+      ),
+    );
     const chartLink = (file: string) => relative(resolve(args.out, ".."), file);
     const relativeChart = chartLink(chartFile);
     const sections: Section[] = [
@@ -382,6 +424,21 @@ async function main(): Promise<void> {
         markdown: targetTable(checks),
         tables: [],
         charts: [],
+      },
+      {
+        title: "Where the CPU goes",
+        text:
+          `This machine has ${availableParallelism()} cores, and every process of every system shares them: this bench ` +
+          "process (the client of every system, and the import engine), klstore's writer or reader, the S3 server, the " +
+          "broker. For the scenarios the throughput targets score: each process's CPU time during the row (utime + " +
+          "stime from /proc), per 100 MB moved, and how many cores the row kept busy on average. A row that keeps " +
+          "every core busy goes faster only by spending less CPU per MB, so between two such rows MB/s follows the " +
+          "inverse of their totals. klstore's paths cross one process more than the raw-S3 ceiling (client, klstore " +
+          "server, S3 server; against client, S3 server), and that process receives and sends every byte once more. " +
+          "The peers' own tools are left out: they run as processes of their own.",
+        markdown: cpuTable(cpuRows),
+        tables: [],
+        charts: [{ file: chartLink(cpuChart), alt: "CPU-seconds per 100 MB by process, for each system" }],
       },
       {
         title: "Ingest",

@@ -1,5 +1,7 @@
 // Throughput and latency measurement shared by every scenario.
 
+import { type CpuUse, cpuSince, cpuSnapshot } from "./cpu.ts";
+
 export interface Throughput {
   readonly system: string;
   readonly items: number;
@@ -7,6 +9,8 @@ export interface Throughput {
   readonly seconds: number;
   readonly itemsPerSecond: number;
   readonly megabytesPerSecond: number;
+  /** CPU-seconds by process role over the run (cpu.ts), when it was measured in this process. */
+  readonly cpu?: CpuUse;
 }
 
 export async function throughput(
@@ -15,6 +19,7 @@ export async function throughput(
   bytes: number,
   run: () => Promise<void>,
 ): Promise<Throughput> {
+  const cpuBefore = cpuSnapshot();
   const started = process.hrtime.bigint();
   await run();
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -25,6 +30,7 @@ export async function throughput(
     seconds,
     itemsPerSecond: items / seconds,
     megabytesPerSecond: bytes / seconds / 1e6,
+    cpu: cpuSince(cpuBefore),
   };
 }
 

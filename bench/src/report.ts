@@ -2,6 +2,7 @@
 // scenario with ratios to the ceiling and the peers measured in the same run.
 
 import { cpus, totalmem } from "node:os";
+import { CPU_ROLES } from "./cpu.ts";
 import type { Throughput } from "./measure.ts";
 
 export interface Section {
@@ -93,6 +94,37 @@ export function markdownTable(headers: readonly string[], rows: readonly (readon
     `| --- |${" ---: |".repeat(headers.length - 1)}`,
     ...rows.map((r) => `| ${r.join(" | ")} |`),
   ].join("\n");
+}
+
+/** CPU-seconds spent per 100 MB moved, by process role: what one row cost the machine. */
+export function cpuPer100Megabytes(row: Throughput): Map<string, number> {
+  const per = new Map<string, number>();
+  for (const [role, seconds] of row.cpu ?? []) per.set(role, (seconds * 1e8) / row.bytes);
+  return per;
+}
+
+/**
+ * One line per row: its MB/s, the CPU-seconds per 100 MB each process spent, their total,
+ * and how many of the machine's cores the row kept busy on average.
+ */
+export function cpuTable(rows: readonly { readonly scenario: string; readonly row: Throughput }[]): string {
+  const roles = Object.values(CPU_ROLES).filter((role) => rows.some(({ row }) => (row.cpu?.get(role) ?? 0) > 0));
+  return markdownTable(
+    ["scenario", "system", "MB/s", ...roles, "total CPU-s per 100 MB", "cores busy"],
+    rows.map(({ scenario, row }) => {
+      const per = cpuPer100Megabytes(row);
+      const total = [...per.values()].reduce((a, b) => a + b, 0);
+      const busy = [...(row.cpu?.values() ?? [])].reduce((a, b) => a + b, 0) / row.seconds;
+      return [
+        scenario,
+        row.system,
+        fmt(row.megabytesPerSecond, 1),
+        ...roles.map((role) => ((per.get(role) ?? 0) >= 0.005 ? fmt(per.get(role) ?? 0, 2) : "–")),
+        fmt(total, 2),
+        fmt(busy, 2),
+      ];
+    }),
+  );
 }
 
 export { fmt };

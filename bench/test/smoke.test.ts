@@ -29,6 +29,7 @@ describe("benchmark smoke run", { skip: !ready && "needs S3, Kafka and Redis (sc
     );
     for (const heading of [
       "## Targets",
+      "## Where the CPU goes",
       "## Ingest",
       "## Storage cost of ingest",
       "## Seek as a key grows",
@@ -80,7 +81,21 @@ describe("benchmark smoke run", { skip: !ready && "needs S3, Kafka and Redis (sc
     assert.match(svg("seek.svg"), /^<svg [\s\S]*by offset[\s\S]*bound 2\*log2/);
     assert.match(svg("latency.svg"), /^<svg [\s\S]*p99\.9/);
     assert.match(svg("read.svg"), /^<svg [\s\S]*klstore ReadStream backwards/);
-    for (const name of ["seek.svg", "latency.svg", "read.svg"])
+    // CPU per 100 MB: the servers' pids come from scripts/services.sh env, as scripts/test.sh sets them.
+    const cpuRow = (system: string) =>
+      report
+        .split("\n")
+        .find((line) => line.startsWith("| ingest, 100 B items, 1 key | ") && line.includes(`| ${system} |`));
+    for (const system of ["klstore AppendSession", "raw S3 PutObject (1 MiB objects)", "Kafka producer (acks=all)"])
+      assert.ok(cpuRow(system), `CPU row of ${system}`);
+    assert.match(
+      report,
+      /\| scenario \| system \| MB\/s \| bench process \|[^\n]*\| total CPU-s per 100 MB \| cores busy \|/,
+    );
+    assert.match(report, /\| sequential read, one key \| klstore ReadStream forwards \| [\d.,]+ \| [\d.,–]+ \|/);
+    assert.doesNotMatch(report, /\| ingest, [^|]+ \| [^|]*own tool/, "own tools have no CPU row");
+    assert.match(svg("cpu.svg"), /^<svg [\s\S]*CPU-s per 100 MB[\s\S]*bench process/);
+    for (const name of ["seek.svg", "latency.svg", "read.svg", "cpu.svg"])
       assert.ok(report.includes(`(benchmarks/${name})`), name);
   });
 });
