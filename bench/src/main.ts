@@ -431,8 +431,9 @@ async function main(): Promise<void> {
           "broker. For the scenarios the throughput targets score: each process's CPU time during the row (utime + " +
           "stime from /proc), per 100 MB moved, and how many cores the row kept busy on average. A row that keeps " +
           "every core busy goes faster only by spending less CPU per MB, so between two such rows MB/s follows the " +
-          "inverse of their totals; a row that leaves cores idle waits on round trips instead (over 10,000 keys, every " +
-          "key's first commit makes requests of its own). klstore's paths cross one process more than the raw-S3 ceiling (client, klstore " +
+          "inverse of their totals; a row that leaves cores idle is waiting instead (the seed-batching rows wait up to " +
+          "1 s for a group to fill). Over 10,000 keys the cost is per request: every key's first commit makes requests " +
+          "of its own, and each costs CPU in the writer and in the S3 server. klstore's paths cross one process more than the raw-S3 ceiling (client, klstore " +
           "server, S3 server; against client, S3 server), and that process receives and sends every byte once more. " +
           "The peers' own tools are left out: they run as processes of their own.",
         markdown: cpuTable(cpuRows),
