@@ -2,11 +2,24 @@
 
 import { parse, View } from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
+import type { ExprRef } from "vega-lite/types_unstable/expr.js";
+import type { Header } from "vega-lite/types_unstable/header.js";
 
 export interface Bar {
   readonly group: string;
   readonly system: string;
   readonly value: number;
+}
+
+/** One facet row per group, in the order given (the scenarios' order), not alphabetically: "10,000 keys" after "100 keys". */
+function groupRows(items: readonly { readonly group: string }[], header: Header<ExprRef>) {
+  return {
+    field: "group",
+    type: "nominal" as const,
+    title: null,
+    sort: [...new Set(items.map((i) => i.group))],
+    header,
+  };
 }
 
 /** Grouped horizontal bars: one row per group, one colour per system. */
@@ -18,14 +31,7 @@ export async function barChart(title: string, unit: string, bars: readonly Bar[]
     data: { values: bars.map((b) => ({ ...b })) },
     mark: "bar",
     encoding: {
-      // Groups in the order given (the scenarios' order), not alphabetically: "10,000 keys" after "100 keys".
-      row: {
-        field: "group",
-        type: "nominal",
-        title: null,
-        sort: [...new Set(bars.map((b) => b.group))],
-        header: { labelAngle: 0, labelAlign: "left" },
-      },
+      row: groupRows(bars, { labelAngle: 0, labelAlign: "left" }),
       y: { field: "system", type: "nominal", title: null, axis: { labels: false, ticks: false } },
       x: { field: "value", type: "quantitative", title: unit },
       color: { field: "system", type: "nominal", title: null, legend: { orient: "bottom", columns: 2, labelLimit: 0 } },
@@ -50,13 +56,7 @@ export async function stackedBarChart(title: string, unit: string, parts: readon
     data: { values: parts.map((p) => ({ ...p })) },
     mark: "bar",
     encoding: {
-      row: {
-        field: "group",
-        type: "nominal",
-        title: null,
-        sort: [...new Set(parts.map((p) => p.group))],
-        header: { labelAngle: 0, labelOrient: "top", labelAnchor: "start", labelFontWeight: "bold" },
-      },
+      row: groupRows(parts, { labelAngle: 0, labelOrient: "top", labelAnchor: "start", labelFontWeight: "bold" }),
       y: {
         field: "system",
         type: "nominal",
