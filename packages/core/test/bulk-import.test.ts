@@ -6,16 +6,19 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { BulkImporter } from "../src/bulk/bulk-import.ts";
 import { ImportLayout } from "../src/bulk/import-record.ts";
 import type { ImportRow } from "../src/bulk/key-batches.ts";
 import { listKeys } from "../src/bulk/key-listing.ts";
 import { Fenced, KeyspaceNotFound, StorageUnavailable } from "../src/errors.ts";
 import { KeyspaceLayout } from "../src/format/layout.ts";
+import { parseListing } from "../src/format/object-chain.ts";
 import { type Item, RECORD_OVERHEAD_BYTES } from "../src/format/records.ts";
 import { StoreReader } from "../src/reader/store-reader.ts";
 import { type ObjectStore, PreconditionFailed } from "../src/storage/object-store.ts";
 import { BatchingStoreWriter } from "../src/writer/batching-writer.ts";
+import { readWatermark } from "../src/writer/key-state.ts";
 import { StoreWriter } from "../src/writer/store-writer.ts";
 import { backends } from "./backends.ts";
 import { readKey } from "./read-key.ts";
@@ -445,6 +448,98 @@ for (const backend of backends()) {
         );
       } finally {
         await live.close();
+        await writer.close();
+        await cleanup();
+      }
+    });
+
+    it("moves each key's watermark once per run, with its last batch, and rewrites no batch", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      const batchBytes = 10 * (40 + RECORD_OVERHEAD_BYTES);
+      let watermarkPuts = 0;
+      let deletes = 0;
+      const counting: ObjectStore = {
+        ...withPut(store, (key, body, options) => {
+          if (key.endsWith("/watermark")) watermarkPuts++;
+          return store.put(key, body, options);
+        }),
+        delete: (keys) => {
+          deletes += keys.length;
+          return store.delete(keys);
+        },
+      };
+      // Batches as large as the writer's compaction threshold: each is complete on its own.
+      const config = { compactSizeThreshold: batchBytes };
+      const writer = new StoreWriter({ store: counting, prefix, config });
+      try {
+        await writer.createKeyspace("ks");
+        // 52 lines a key: five full batches, and a remainder that ends the input.
+        const lines = interleaved(104, 2);
+        const job = await new BulkImporter(writer, { batchBytes, maxInFlightCommits: 2 }).open("ks", {
+          id: idOf("watermarks"),
+          name: "watermarks",
+          bytes: 0,
+        });
+        const stats = await job.run(rowsOf(lines));
+        assert.ok(stats.objects >= 10, `${stats.objects} objects`);
+        assert.equal(watermarkPuts, 2, "one watermark write per key");
+        assert.equal(deletes, 0, "no batch was merged into another");
+        for (const key of ["k0", "k1"]) {
+          const layout = new KeyspaceLayout(prefix, "ks").key(key);
+          const objects = parseListing(layout, (await store.list(layout.dataPrefix)).objects);
+          assert.ok(
+            objects.every((o) => o.name.sizeBytes >= BigInt(batchBytes)),
+            `${key}: every object is one batch`,
+          );
+          const newest = objects.at(-1)?.name.firstOffset;
+          assert.equal(await readWatermark(store, layout), newest, `${key}: the watermark is at the newest object`);
+        }
+        await assertStoredOnce(store, prefix, lines);
+      } finally {
+        await writer.close();
+        await cleanup();
+      }
+    });
+
+    it("a watermark an import left behind moves past its batches with the key's next commit, merging none", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      const batchBytes = 10 * (40 + RECORD_OVERHEAD_BYTES);
+      const config = { compactSizeThreshold: batchBytes };
+      let batchesStored = 0;
+      const counting = withPut(store, async (key, body, options) => {
+        await store.put(key, body, options);
+        if (isData(key, body)) batchesStored++;
+      });
+      const writer = new StoreWriter({ store: counting, prefix, config });
+      try {
+        await writer.createKeyspace("ks");
+        // Exactly four full batches, and the input ends only once all four are stored: the
+        // last one, too, was committed before the import knew it was the last.
+        const lines = interleaved(40, 1);
+        async function* rowsThenWait(): AsyncGenerator<ImportRow> {
+          yield* rowsOf(lines);
+          for (let waited = 0; batchesStored < 4 && waited < 5000; waited += 5) await sleep(5);
+        }
+        const job = await new BulkImporter(writer, { batchBytes, maxInFlightCommits: 1 }).open("ks", {
+          id: idOf("held"),
+          name: "held",
+          bytes: 0,
+        });
+        assert.equal((await job.run(rowsThenWait())).objects, 4);
+        const layout = new KeyspaceLayout(prefix, "ks").key("k0");
+        assert.equal(await readWatermark(store, layout), undefined, "held by every batch");
+        const batches = (await store.list(layout.dataPrefix)).objects.map((o) => o.key);
+
+        // A live writer (its own state, read from storage) appends one small item.
+        const live = new StoreWriter({ store, prefix, config });
+        await live.appendList("ks", "k0", [{ value: Buffer.from("after") }]);
+        await live.close();
+        assert.equal(await readWatermark(store, layout), 30n, "moved to the last batch");
+        const after = (await store.list(layout.dataPrefix)).objects.map((o) => o.key);
+        assert.deepEqual(after.slice(0, 4), batches, "the batches are stored as they were");
+        assert.equal(after.length, 5, "the small item is an object of its own, still uncompacted");
+        await assertStoredOnce(store, prefix, [...lines, { key: "k0", value: "after" }]);
+      } finally {
         await writer.close();
         await cleanup();
       }

@@ -75,6 +75,13 @@ export class BulkImporter {
   }
 }
 
+/**
+ * Batches in a row whose commit leaves the key's watermark where it was (compaction.ts,
+ * `holdWatermark`): the LIST that finds the key's tail then names up to this many more
+ * objects, a quarter of one LIST page. The key's last batch of the input moves it.
+ */
+const MAX_HELD_WATERMARKS = 256;
+
 /** A key's place in this run: its batches commit one at a time, in file order. */
 interface KeyLane {
   readonly key: string;
@@ -82,6 +89,8 @@ interface KeyLane {
   running: boolean;
   start: KeyStart | undefined;
   nextOffsetAfter: bigint;
+  /** Commits since the last one that moved the watermark. */
+  heldWatermarks: number;
 }
 
 export class ImportJob {
@@ -104,6 +113,8 @@ export class ImportJob {
   private batchedBytes = 0;
   private failure: { error: unknown } | undefined;
   private wakeUp: (() => void) | undefined;
+  /** Every row is read: a key's batch with none queued behind it is its last. */
+  private inputRead = false;
 
   private readonly importer: BulkImporter;
   readonly keyspace: string;
@@ -158,6 +169,7 @@ export class ImportJob {
         }
         this.throwIfFailed();
       }
+      this.inputRead = true;
       for (const batch of buffers.takeAll()) this.enqueueRemainder(batch);
       while (this.unsettled > 0 || (this.ready.length > 0 && !this.failure)) await this.nextCompletion();
       this.throwIfFailed();
@@ -176,7 +188,7 @@ export class ImportJob {
   private laneOf(key: string): KeyLane {
     let lane = this.lanes.get(key);
     if (!lane) {
-      lane = { key, queue: [], running: false, start: undefined, nextOffsetAfter: 0n };
+      lane = { key, queue: [], running: false, start: undefined, nextOffsetAfter: 0n, heldWatermarks: 0 };
       this.lanes.set(key, lane);
       this.stats.keys++;
     }
@@ -278,13 +290,18 @@ export class ImportJob {
     const lastLine = (batch.rows.at(-1) as ImportRow).line;
     let rows = batch.rows.filter((r) => r.line > (lane.start as KeyStart).skipThrough);
     this.stats.alreadyImported += batch.rows.length - rows.length;
+    // One watermark PUT per key and run rather than per batch; a key whose last batch
+    // committed before the input ended keeps its watermark up to MAX_HELD_WATERMARKS behind.
+    const last = this.inputRead && lane.queue.length === 0;
+    const holdWatermark = !last && lane.heldWatermarks < MAX_HELD_WATERMARKS;
+    lane.heldWatermarks = holdWatermark ? lane.heldWatermarks + 1 : 0;
     for (let attempt = 0; rows.length > 0; attempt++) {
       try {
         const outcomes = await writer.commitValidated(
           this.keyspace,
           lane.key,
           rows.map((r) => r.insertion),
-          { claimTag: importClaimTag(this.source.id, lastLine), onKeyFree },
+          { claimTag: importClaimTag(this.source.id, lastLine), onKeyFree, holdWatermark },
         );
         let lastAppended: bigint | undefined;
         for (let i = 0; i < outcomes.length; i++) {

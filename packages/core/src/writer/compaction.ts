@@ -2,7 +2,10 @@
 // reference's rules: once the uncompacted objects hold compact_items_threshold items or
 // compact_size_threshold bytes, they are merged and the merged object becomes the new
 // watermark (it is "complete" and never merged again); reaching only
-// compact_objects_threshold objects merges them but keeps them uncompacted.
+// compact_objects_threshold objects merges them but keeps them uncompacted. Objects that
+// are complete on their own (a bulk import's batches) are never merged: at the start of the
+// uncompacted ones, the watermark moves past them as they are, and an import may leave
+// that move to its key's last batch (`holdWatermark`).
 //
 // Crash safety: the merged object is written before any input is deleted, and the
 // watermark after the deletes. A crash in between leaves inputs that the merged object also
@@ -50,6 +53,28 @@ export function decideCompaction(uncompacted: readonly DataObject[], t: Compacti
   return { merge: merge && uncompacted.length > 0, advanceWatermark };
 }
 
+/**
+ * How many of the uncompacted objects, from the first, are complete on their own (each holds
+ * the items or bytes of a threshold). Merging them would only rewrite them; the watermark
+ * can move past them as they are. Only for uncompressed keyspaces, whose complete objects
+ * compaction would otherwise rewrite compressed.
+ */
+export function leadingComplete(
+  uncompacted: readonly DataObject[],
+  t: CompactionThresholds,
+  compression: Compression,
+): number {
+  if (compression !== "none") return 0;
+  let n = 0;
+  for (const o of uncompacted) {
+    const complete =
+      itemCount(o.name) >= BigInt(t.compactItemsThreshold) || o.name.sizeBytes >= BigInt(t.compactSizeThreshold);
+    if (!complete) break;
+    n++;
+  }
+  return n;
+}
+
 export function mergedName(inputs: readonly DataObject[], sizeBytes: bigint, compression: Compression): DataObjectName {
   const first = (inputs[0] as DataObject).name;
   const last = (inputs.at(-1) as DataObject).name;
@@ -79,16 +104,36 @@ async function requireStored(store: ObjectStore, layout: KeyLayout, inputs: read
   for (const o of inputs) if (!listed.has(o.key)) throw new PreconditionFailed(o.key);
 }
 
+export interface CompactOptions {
+  /**
+   * When every uncompacted object is complete on its own, leave the watermark where it is:
+   * a bulk import moves it once, with its key's last batch, rather than with each. A stale
+   * watermark is still correct, it only lengthens the LIST that finds the key's tail.
+   */
+  readonly holdWatermark?: boolean;
+}
+
 /** Compacts a key if its thresholds say so; returns the state after. */
 export async function compactKey(
   store: ObjectStore,
   layout: KeyLayout,
-  state: KeyState,
+  initial: KeyState,
   thresholds: CompactionThresholds,
   compression: Compression,
   codec: RecordCodecPool,
   recent?: RecentBodies,
+  options: CompactOptions = {},
 ): Promise<KeyState> {
+  let state = initial;
+  const complete = leadingComplete(state.uncompacted, thresholds, compression);
+  if (complete > 0) {
+    // Never merged, so their bodies are not needed for one.
+    for (const o of state.uncompacted.slice(0, complete)) recent?.delete(o.key);
+    if (complete === state.uncompacted.length && options.holdWatermark) return state;
+    const newest = (state.uncompacted[complete - 1] as DataObject).name.firstOffset;
+    await store.put(layout.watermarkKey, encodeWatermark(newest));
+    state = { ...state, watermark: newest, uncompacted: state.uncompacted.slice(complete) };
+  }
   const decision = decideCompaction(state.uncompacted, thresholds);
   if (!decision.merge) return state;
   const inputs = state.uncompacted;

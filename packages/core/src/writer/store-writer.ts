@@ -18,7 +18,7 @@ import { StoreReader } from "../reader/store-reader.ts";
 import { type ObjectStore, PreconditionFailed } from "../storage/object-store.ts";
 import { InlineCodecPool, type RecordCodecPool } from "../workers/codec-pool.ts";
 import { type Insertion, type ItemOutcome, planAppend, validateInsertions } from "./append-plan.ts";
-import { compactKey } from "./compaction.ts";
+import { type CompactOptions, compactKey } from "./compaction.ts";
 import { commitBatch, recoverKeyState } from "./fencing.ts";
 import { KeyQueue } from "./key-queue.ts";
 import type { KeyState } from "./key-state.ts";
@@ -170,6 +170,8 @@ export class StoreWriter {
        * so the change log's round trip is not on every commit's path.
        */
       readonly onKeyFree?: () => void;
+      /** Leaves the watermark for a later commit of the key (compaction.ts, `holdWatermark`). */
+      readonly holdWatermark?: boolean;
     },
   ): Promise<ItemOutcome[]> {
     // Called once: when the change is queued, or when the commit fails before that.
@@ -180,7 +182,7 @@ export class StoreWriter {
       f?.();
     };
     try {
-      return await this.commitAndAnnounce(keyspace, key, insertions, options?.claimTag, keyFree);
+      return await this.commitAndAnnounce(keyspace, key, insertions, options ?? {}, keyFree);
     } finally {
       keyFree();
     }
@@ -190,7 +192,7 @@ export class StoreWriter {
     keyspace: string,
     key: string,
     insertions: readonly Insertion[],
-    claimTag: string | undefined,
+    options: { readonly claimTag?: string; readonly holdWatermark?: boolean },
     keyFree: () => void,
   ): Promise<ItemOutcome[]> {
     const layout = new KeyspaceLayout(this.prefix, keyspace).key(key);
@@ -223,7 +225,7 @@ export class StoreWriter {
       };
       const dataKey = layout.dataKey(name);
       try {
-        await commitBatch(this.store, layout, state, dataKey, body, claimTag);
+        await commitBatch(this.store, layout, state, dataKey, body, options.claimTag);
       } catch (err) {
         // Fenced, or unknown outcome (the claim may exist): storage is the truth from here.
         this.keys.delete(layout.folder);
@@ -244,7 +246,7 @@ export class StoreWriter {
         nextNonce: plan.tailAfter.nextNonce,
         commitMillis: this.config.clock(),
       };
-      await this.compact(layout, committed, settings.compression);
+      await this.compact(layout, committed, settings.compression, { holdWatermark: options.holdWatermark });
       return plan.outcomes;
     });
     // Outside the key's queue: the key's next commit need not wait for the change log, and
@@ -346,7 +348,12 @@ export class StoreWriter {
    * Compaction runs inside the key's queue, after the append is durable: a failure here
    * (say, another writer compacted first) loses nothing, so it only drops the cached state.
    */
-  private async compact(layout: KeyLayout, state: KeyState, compression: Compression): Promise<void> {
+  private async compact(
+    layout: KeyLayout,
+    state: KeyState,
+    compression: Compression,
+    options: CompactOptions = {},
+  ): Promise<void> {
     try {
       const after = await compactKey(
         this.store,
@@ -356,6 +363,7 @@ export class StoreWriter {
         compression,
         this.codec,
         this.recentBodies,
+        options,
       );
       if (after !== state) {
         this.keys.set(layout.folder, after);
