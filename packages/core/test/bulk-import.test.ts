@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { BulkImporter } from "../src/bulk/bulk-import.ts";
-import { ImportLayout } from "../src/bulk/import-record.ts";
+import { decodeImportRecord, encodeMarker, ImportLayout } from "../src/bulk/import-record.ts";
 import type { ImportRow } from "../src/bulk/key-batches.ts";
 import { listKeys } from "../src/bulk/key-listing.ts";
 import { Fenced, KeyspaceNotFound, StorageUnavailable } from "../src/errors.ts";
@@ -192,9 +192,16 @@ for (const backend of backends()) {
 
     it("rewrites the import record at most once per interval, and once more to complete it", async () => {
       const { store, prefix, cleanup } = await backend.open();
+      // Writes that record a key starting are due before its first claim, whatever the
+      // interval; the interval bounds the others.
       let recordPuts = 0;
+      let keysRecorded = 0;
       const counting = withPut(store, (key, body, options) => {
-        if (key.endsWith(".json") && key.includes("/.imports/")) recordPuts++;
+        if (key.endsWith(".json") && key.includes("/.imports/")) {
+          const keys = decodeImportRecord(key, body).keys.size;
+          if (keys === keysRecorded) recordPuts++;
+          keysRecorded = keys;
+        }
         return store.put(key, body, options);
       });
       const writer = new StoreWriter({ store: counting, prefix });
@@ -202,10 +209,11 @@ for (const backend of backends()) {
         await writer.createKeyspace("ks");
         const lines = interleaved(300, 3);
         for (const [interval, most] of [
-          [60_000, 2], // the first commit's write, then the completing one
+          [60_000, 1], // the completing one
           [0, Number.POSITIVE_INFINITY],
         ] as const) {
           recordPuts = 0;
+          keysRecorded = 0;
           const job = await new BulkImporter(writer, { ...SMALL, minRecordIntervalMillis: interval }).open("ks", {
             id: idOf(`interval-${interval}`),
             name: "interval",
@@ -214,7 +222,7 @@ for (const backend of backends()) {
           const stats = await job.run(rowsOf(lines.map((l) => ({ ...l, key: `${l.key}-${interval}` }))));
           assert.ok(stats.objects > 10);
           assert.ok(recordPuts <= most, `${recordPuts} record writes with a ${interval} ms interval`);
-          if (interval === 0) assert.ok(recordPuts > 2, `${recordPuts} record writes with no interval`);
+          if (interval === 0) assert.ok(recordPuts > 1, `${recordPuts} record writes with no interval`);
         }
       } finally {
         await writer.close();
@@ -304,6 +312,73 @@ for (const backend of backends()) {
         }
       });
     }
+
+    it("records each key before its first claim, keys starting together sharing writes", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      const layout = new ImportLayout(new KeyspaceLayout(prefix, "ks"), idOf("starts"));
+      let recorded = new Set<string>();
+      let recordWrites = 0;
+      const claimedUnrecorded: string[] = [];
+      const watching = withPut(store, async (key, body, options) => {
+        if (key.includes("/claim_o")) {
+          const owner = key.split("/").at(-2) as string;
+          if (!recorded.has(owner)) claimedUnrecorded.push(owner);
+        }
+        await store.put(key, body, options);
+        if (key === layout.recordKey) {
+          recordWrites++;
+          recorded = new Set(decodeImportRecord(key, body).keys.keys());
+        }
+      });
+      const writer = new StoreWriter({ store: watching, prefix });
+      try {
+        await writer.createKeyspace("ks");
+        // Forty keys, each filling its first batch on the same few lines, all committing at once.
+        const lines = interleaved(800, 40);
+        const job = await new BulkImporter(writer, { ...SMALL, maxInFlightCommits: 40 }).open("ks", {
+          id: idOf("starts"),
+          name: "starts",
+          bytes: 0,
+        });
+        await job.run(rowsOf(lines));
+        assert.deepEqual(claimedUnrecorded, [], "no key was claimed before a stored record named it");
+        assert.equal(recorded.size, 40);
+        assert.ok(recordWrites < 10, `${recordWrites} record writes for 40 keys starting at once`);
+        assert.deepEqual((await store.list(layout.markerFolder)).objects, [], "no per-key markers");
+        await assertStoredOnce(store, prefix, lines);
+      } finally {
+        await writer.close();
+        await cleanup();
+      }
+    });
+
+    it("a rerun finds the batches of a failed run that marked its keys as earlier versions did", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      const lines = interleaved(400, 4);
+      const source = { id: idOf("legacy"), name: "legacy", bytes: 0 };
+      const layout = new ImportLayout(new KeyspaceLayout(prefix, "ks"), source.id);
+      try {
+        await new StoreWriter({ store, prefix }).createKeyspace("ks");
+        const faulty = failingStore(store, isData, 9, "after");
+        const first = new StoreWriter({ store: faulty, prefix });
+        await assert.rejects(
+          (await new BulkImporter(first, SMALL).open("ks", source)).run(rowsOf(lines)),
+          StorageUnavailable,
+        );
+        await first.close();
+        // What such a run leaves: no record yet (it was due a second later), a marker per key.
+        await store.delete([layout.recordKey]);
+        for (const key of ["k0", "k1", "k2", "k3"]) await store.put(layout.markerKey(key), encodeMarker(key, 0n));
+
+        const second = new StoreWriter({ store, prefix });
+        const stats = await (await new BulkImporter(second, SMALL).open("ks", source)).run(rowsOf(lines));
+        await second.close();
+        assert.ok(stats.alreadyImported > 0, "the rerun skipped what the first run stored");
+        await assertStoredOnce(store, prefix, lines);
+      } finally {
+        await cleanup();
+      }
+    });
 
     it("a trim between a failed run and its rerun: nothing stored twice, nothing trimmed comes back", async () => {
       const { store, prefix, cleanup } = await backend.open();
@@ -567,8 +642,8 @@ for (const backend of backends()) {
         const keys = ["b", "a b", "ü", "a", ".hidden", "Z", "a%"];
         const job = await new BulkImporter(writer).open("ks", { id: idOf("keys"), name: "keys", bytes: 0 });
         await job.run(rowsOf(keys.map((key) => ({ key, value: key }))));
-        const importFolder = new ImportLayout(new KeyspaceLayout(prefix, "ks"), idOf("keys")).markerFolder;
-        assert.ok((await store.list(importFolder)).objects.length > 0, "the import left its markers");
+        const recordKey = new ImportLayout(new KeyspaceLayout(prefix, "ks"), idOf("keys")).recordKey;
+        assert.ok(await store.get(recordKey), "the import left its record");
         assert.deepEqual(
           await listKeys(store, prefix, "ks"),
           [...keys].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y))),

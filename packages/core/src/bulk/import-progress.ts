@@ -1,20 +1,21 @@
 // One import's progress in storage (docs/bulk.md): the import record, rewritten as batches
 // commit (group commit: one PUT in flight, the next covers everything finished meanwhile, at
 // most once a second and no more often than keeps the record a small share of the bytes
-// written), and the per-key markers that bound where a crashed run's batches can be.
-// Together they let a rerun find exactly which lines are stored without reading more than
+// written). It also names every key the import has started, with the offset its claims on
+// the key are at or after, before the first of them: keys starting together share one
+// write. That lets a rerun find exactly which lines are stored without reading more than
 // the key's newest claims.
 
 import { setTimeout as sleep } from "node:timers/promises";
 import { Fenced } from "../errors.ts";
 import { KeyspaceLayout } from "../format/layout.ts";
-import { type ObjectStore, PreconditionFailed } from "../storage/object-store.ts";
+import type { ObjectStore } from "../storage/object-store.ts";
+import { listAll } from "../writer/key-state.ts";
 import type { StoreWriter } from "../writer/store-writer.ts";
 import {
   decodeImportRecord,
   decodeMarker,
   encodeImportRecord,
-  encodeMarker,
   ImportLayout,
   type ImportRecord,
   type ImportTotals,
@@ -50,7 +51,10 @@ export interface ProgressOptions {
 
 export class ImportProgress {
   private readonly keys: Map<string, KeyProgress>;
-  private dirty = false;
+  /** Changes to `keys`, counted; `recorded` is the count the last stored record covers. */
+  private changes = 0;
+  private recorded = 0;
+  /** Settles (never rejects: a failure goes to `failure`) when the record write in flight ends. */
   private writing: Promise<void> | undefined;
   private failure: unknown;
   private bytesSinceWrite = 0;
@@ -97,7 +101,24 @@ export class ImportProgress {
     const recordKey = new ImportLayout(layout, source.id).recordKey;
     const stored = await writer.store.get(recordKey);
     const record = stored ? decodeImportRecord(recordKey, stored.body) : undefined;
-    return new ImportProgress(writer, layout, source, record, options);
+    const progress = new ImportProgress(writer, layout, source, record, options);
+    if (!progress.complete) await progress.readLegacyMarkers();
+    return progress;
+  }
+
+  /**
+   * Runs of earlier versions wrote a marker per key instead of recording the key: a key
+   * with a marker that the record does not know may hold their batches from the marker's
+   * offset on. One LIST, which finds none for imports started since.
+   */
+  private async readLegacyMarkers(): Promise<void> {
+    const listed = await listAll(this.store, this.layout.markerFolder, "");
+    for (const { key: markerKey } of listed) {
+      const marker = await this.store.get(markerKey);
+      if (!marker) continue;
+      const { key, from } = decodeMarker(markerKey, marker.body);
+      if (!this.keys.has(key)) this.keys.set(key, { linesDone: 0, nextOffsetAfter: from });
+    }
   }
 
   /** Lines of `key` an earlier run recorded as stored: skipped without being buffered. */
@@ -107,33 +128,26 @@ export class ImportProgress {
 
   /**
    * Called once per key and run, before the run's first commit to it. A key the record
-   * knows, or whose marker exists, may hold batches a crashed run committed after the
-   * record was last written: its claims from the known offset on say which. A key with
-   * neither holds nothing of this import; it gets its marker now, before any claim.
+   * knows may hold batches a crashed run committed after the record was last written: its
+   * claims from the known offset on say which. A key it does not know holds nothing of this
+   * import (a run records a key before claiming anything in it); it is recorded now, in a
+   * write shared with the keys starting meanwhile.
    */
   async startKey(key: string): Promise<KeyStart> {
     const known = this.keys.get(key);
-    let from: bigint;
-    if (known) {
-      from = known.nextOffsetAfter;
-    } else {
+    if (!known) {
       // The writer's view of the key's end is at most the truth, and every claim of this run
       // goes through that writer, so its claims can only be at or after it.
-      from = await this.writer.nextOffset(this.keyspace.keyspace, key);
-      const markerKey = this.layout.markerKey(key);
-      try {
-        await this.store.put(markerKey, encodeMarker(key, from), { ifNoneMatch: true });
-        return { skipThrough: 0, nextOffsetAfter: from };
-      } catch (err) {
-        if (!(err instanceof PreconditionFailed)) throw err;
-        // An earlier run reached this key: its marker has the bound that run's claims respect.
-        const marker = await this.store.get(markerKey);
-        from = marker ? decodeMarker(markerKey, marker.body) : 0n;
-      }
+      const from = await this.writer.nextOffset(this.keyspace.keyspace, key);
+      this.keys.set(key, { linesDone: 0, nextOffsetAfter: from });
+      this.changes++;
+      await this.recordNow();
+      return { skipThrough: 0, nextOffsetAfter: from };
     }
+    const from = known.nextOffsetAfter;
     const landed = await this.landedSince(key, from);
     return {
-      skipThrough: Math.max(known?.linesDone ?? 0, landed?.lastLine ?? 0),
+      skipThrough: Math.max(known.linesDone, landed?.lastLine ?? 0),
       nextOffsetAfter: landed && landed.offset + 1n > from ? landed.offset + 1n : from,
     };
   }
@@ -164,7 +178,7 @@ export class ImportProgress {
   /** A batch of `key` through line `linesDone` is stored; recorded with the next write. */
   committed(key: string, linesDone: number, nextOffsetAfter: bigint, valueBytes: number): void {
     this.keys.set(key, { linesDone, nextOffsetAfter });
-    this.dirty = true;
+    this.changes++;
     this.bytesSinceWrite += valueBytes;
     this.writeSoon();
   }
@@ -178,7 +192,7 @@ export class ImportProgress {
   async checkpoint(): Promise<void> {
     this.cancelPendingWrite();
     await this.writing;
-    if (this.dirty && this.failure === undefined) await this.write(undefined);
+    if (this.recorded < this.changes && this.failure === undefined) await this.write(undefined);
   }
 
   /** Every line is stored: the record says so, and a rerun does nothing. */
@@ -189,8 +203,25 @@ export class ImportProgress {
     await this.write(totals);
   }
 
+  /**
+   * Resolves once a stored record covers every change made so far, writing at once (past the
+   * interval and overhead bounds) when no write in flight does.
+   */
+  private async recordNow(): Promise<void> {
+    const needed = this.changes;
+    while (this.recorded < needed) {
+      this.throwIfFailed();
+      if (!this.writing) {
+        this.cancelPendingWrite();
+        this.startWrite();
+      }
+      await this.writing;
+    }
+    this.throwIfFailed();
+  }
+
   private writeSoon(): void {
-    if (this.writing || this.pendingWrite || !this.dirty || this.failure !== undefined) return;
+    if (this.writing || this.pendingWrite || this.recorded === this.changes || this.failure !== undefined) return;
     if (this.bytesSinceWrite * this.options.maxRecordOverhead < this.lastRecordBytes) return;
     const wait = this.lastWriteMillis + this.options.minRecordIntervalMillis - performance.now();
     if (wait > 0) {
@@ -201,6 +232,10 @@ export class ImportProgress {
       }, wait).unref();
       return;
     }
+    this.startWrite();
+  }
+
+  private startWrite(): void {
     this.writing = this.write(undefined).then(
       () => {
         this.writing = undefined;
@@ -220,7 +255,7 @@ export class ImportProgress {
 
   private async write(totals: ImportTotals | undefined): Promise<void> {
     this.lastWriteMillis = performance.now();
-    this.dirty = false;
+    const covered = this.changes;
     this.bytesSinceWrite = 0;
     const body = encodeImportRecord({
       id: this.source.id,
@@ -233,5 +268,6 @@ export class ImportProgress {
     });
     this.lastRecordBytes = body.byteLength;
     await this.store.put(this.layout.recordKey, body);
+    this.recorded = Math.max(this.recorded, covered);
   }
 }

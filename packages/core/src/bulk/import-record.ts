@@ -1,8 +1,8 @@
 // Where an import keeps its progress, and the codec of those objects (docs/bulk.md):
-//   {prefix}{ks}/.imports/{id}.json         the import record: per key, lines done and
+//   {prefix}{ks}/.imports/{id}.json         the import record: per key started, lines done and
 //                                            the offset this import's next claims are at or after
-//   {prefix}{ks}/.imports/{id}/{keySegment} a key's marker, written before the import's first
-//                                            commit to the key: its claims are at or after `from`
+//   {prefix}{ks}/.imports/{id}/{keySegment} a key's marker, from runs of earlier versions
+//                                            (read, never written): claims at or after `from`
 // A folder whose name starts with "." is never a key's folder (key segments escape a
 // leading "."), so readers, writers and key listings never meet these objects.
 
@@ -115,15 +115,19 @@ function decodeTotals(raw: unknown, corrupt: (reason: string) => Error): ImportT
   return t as unknown as ImportTotals;
 }
 
-/** A key's marker: this import's claims on the key are all at offsets >= `from`. */
+/**
+ * A key's marker, as runs of earlier versions wrote it before their first commit to the key
+ * (the record now names the key instead): this import's claims on the key are all at
+ * offsets >= `from`. Encoded here only for tests of reruns across that change.
+ */
 export function encodeMarker(key: string, from: bigint): Uint8Array {
   return Buffer.from(JSON.stringify({ key, from: String(from) }));
 }
 
-export function decodeMarker(objectKey: string, bytes: Uint8Array): bigint {
+export function decodeMarker(objectKey: string, bytes: Uint8Array): { key: string; from: bigint } {
   try {
-    const { from } = JSON.parse(Buffer.from(bytes).toString("utf8")) as { from?: unknown };
-    if (isOffset(from)) return BigInt(from);
+    const { key, from } = JSON.parse(Buffer.from(bytes).toString("utf8")) as { key?: unknown; from?: unknown };
+    if (typeof key === "string" && isOffset(from)) return { key, from: BigInt(from) };
   } catch {
     // reported below
   }
