@@ -117,6 +117,25 @@ const isClaim = (key: string, _body: Uint8Array) => key.includes("/claim_o");
 /** Small objects, so a few hundred lines make many batches per key. */
 const SMALL = { batchBytes: 600, maxInFlightCommits: 4 };
 
+/**
+ * A first run whose 9th write matching `match` is stored but its answer lost: it fails with
+ * that batch in doubt. Returns the key of the write in doubt.
+ */
+async function failedRun(
+  store: ObjectStore,
+  prefix: string,
+  source: { id: string; name: string; bytes: number },
+  lines: readonly Line[],
+  match: (key: string, body: Uint8Array) => boolean = isData,
+): Promise<string | undefined> {
+  const faulty = failingStore(store, match, 9, "after");
+  const first = new StoreWriter({ store: faulty, prefix });
+  const job = await new BulkImporter(first, SMALL).open("ks", source);
+  await assert.rejects(job.run(rowsOf(lines)), StorageUnavailable);
+  await first.close();
+  return faulty.failedKey;
+}
+
 for (const backend of backends()) {
   describe(`bulk import (${backend.name})`, () => {
     it("stores every row once per key in file order, keeping nonces and timestamps", async () => {
@@ -291,13 +310,8 @@ for (const backend of backends()) {
         const source = { id: idOf(`rerun-${what}`), name: "rerun", bytes: 0 };
         try {
           await new StoreWriter({ store, prefix }).createKeyspace("ks");
-          // The 9th such write is stored but its answer lost: the run fails with that batch in doubt.
-          const faulty = failingStore(store, match, 9, "after");
-          const first = new StoreWriter({ store: faulty, prefix });
-          const job = await new BulkImporter(first, SMALL).open("ks", source);
-          await assert.rejects(job.run(rowsOf(lines)), StorageUnavailable);
-          await first.close();
-          assert.ok(faulty.failedKey && (await store.get(faulty.failedKey)), "the write in doubt was stored");
+          const inDoubt = await failedRun(store, prefix, source, lines, match);
+          assert.ok(inDoubt && (await store.get(inDoubt)), "the write in doubt was stored");
 
           const second = new StoreWriter({ store, prefix });
           const rerun = await new BulkImporter(second, SMALL).open("ks", source);
@@ -359,13 +373,7 @@ for (const backend of backends()) {
       const layout = new ImportLayout(new KeyspaceLayout(prefix, "ks"), source.id);
       try {
         await new StoreWriter({ store, prefix }).createKeyspace("ks");
-        const faulty = failingStore(store, isData, 9, "after");
-        const first = new StoreWriter({ store: faulty, prefix });
-        await assert.rejects(
-          (await new BulkImporter(first, SMALL).open("ks", source)).run(rowsOf(lines)),
-          StorageUnavailable,
-        );
-        await first.close();
+        await failedRun(store, prefix, source, lines);
         // What such a run leaves: no record yet (it was due a second later), a marker per key.
         await store.delete([layout.recordKey]);
         for (const key of ["k0", "k1", "k2", "k3"]) await store.put(layout.markerKey(key), encodeMarker(key, 0n));
@@ -386,13 +394,7 @@ for (const backend of backends()) {
       const source = { id: idOf("trim-between"), name: "trim-between", bytes: 0 };
       try {
         await new StoreWriter({ store, prefix }).createKeyspace("ks");
-        const faulty = failingStore(store, isData, 9, "after");
-        const first = new StoreWriter({ store: faulty, prefix });
-        await assert.rejects(
-          (await new BulkImporter(first, SMALL).open("ks", source)).run(rowsOf(lines)),
-          StorageUnavailable,
-        );
-        await first.close();
+        await failedRun(store, prefix, source, lines);
 
         // k0 loses its first half, k1 everything the failed run stored (claims go with them).
         const trimmer = new StoreWriter({ store, prefix });
