@@ -52,15 +52,18 @@ export async function serveAll(starts: readonly (() => Promise<ServedProcess>)[]
   throw failed.reason;
 }
 
-/** A config file for every process of one test: SeaweedFS under a fresh prefix. */
-export function writeConfig(extra = ""): { file: string; prefix: string } {
+/**
+ * A config file for every process of one test: SeaweedFS under a fresh prefix, reached at
+ * `endpoint` (a fault-injecting proxy in front of it, say) when given.
+ */
+export function writeConfig(extra = "", endpoint = S3_ENDPOINT): { file: string; prefix: string } {
   const dir = mkdtempSync(join(tmpdir(), "klstore-e2e-"));
   const prefix = `e2e-${Date.now()}-${Math.random().toString(36).slice(2, 8)}/`;
   const file = join(dir, "klstore.ini");
   writeFileSync(
     file,
     `[s3]
-endpoint="${S3_ENDPOINT}"
+endpoint="${endpoint}"
 bucket_name="${S3_BUCKET}"
 object_prefix="${prefix}"
 path_style=true

@@ -122,6 +122,8 @@ export class S3Store implements ObjectStore {
   }
 
   async put(key: string, body: Uint8Array, options?: PutOptions): Promise<void> {
+    // Requests of this PUT that may have reached the server: the SDK's retries and ours.
+    let sent = 0;
     for (let attempt = 0; ; attempt++) {
       try {
         await this.client.send(
@@ -136,12 +138,42 @@ export class S3Store implements ObjectStore {
         );
         return;
       } catch (err) {
+        sent += attemptsOf(err);
         const status = statusOf(err);
-        if (status === 412) throw new PreconditionFailed(key);
+        if (status === 412) {
+          if (sent > 1) return this.confirmOwnCreate(key, body);
+          throw new PreconditionFailed(key);
+        }
         if (status === 409 && options?.ifNoneMatch && attempt < CONFLICT_RETRIES) continue;
         throw this.unavailable("PUT", key, err);
       }
     }
+  }
+
+  /**
+   * A create-only PUT answered 412 after more than one request of it was sent. The 412 may
+   * answer a retry of our own: the first request stored the object and its response was
+   * lost (a reset connection, a timeout). Treating that as "someone else was first" told a
+   * client its stored append was not stored (issue 23). Only the object can tell: the same
+   * bytes are ours (claims carry a per-commit id, so no other call writes the same bytes;
+   * docs/fencing.md), other bytes are a lost race, and no answer leaves the outcome unknown.
+   */
+  private async confirmOwnCreate(key: string, body: Uint8Array): Promise<void> {
+    let stored: StoredObject | undefined;
+    try {
+      stored = await this.get(key);
+    } catch (err) {
+      throw new StorageUnavailable(
+        `s3 PUT of ${key}: outcome unknown (a retry met an existing object and reading it back failed: ${(err as Error).message})`,
+        { cause: err },
+      );
+    }
+    if (stored === undefined) {
+      throw new StorageUnavailable(
+        `s3 PUT of ${key}: outcome unknown (a retry met an existing object, and it is gone now)`,
+      );
+    }
+    if (Buffer.compare(stored.body, body) !== 0) throw new PreconditionFailed(key);
   }
 
   async delete(keys: readonly string[]): Promise<void> {
@@ -216,6 +248,11 @@ export class S3Store implements ObjectStore {
         : (err as Error).message;
     return new StorageUnavailable(`s3 ${action} of ${key} in bucket ${this.bucket} failed: ${detail}`, { cause: err });
   }
+}
+
+/** Requests the SDK sent for one command (1 when it did not retry). */
+function attemptsOf(err: unknown): number {
+  return (err as { $metadata?: { attempts?: number } }).$metadata?.attempts ?? 1;
 }
 
 function statusOf(err: unknown): number | undefined {

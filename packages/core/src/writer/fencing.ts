@@ -28,6 +28,11 @@ const RECOVERY_BACKOFF_MILLIS = 5;
 export interface ClaimBody {
   readonly dataKey: string;
   readonly writer: string;
+  /**
+   * Unique to one commit call: a writer whose claim PUT lost its response reads the claim
+   * back, and only its own call wrote these bytes (storage/s3.ts). Absent in older claims.
+   */
+  readonly commit?: string;
   /** What the batch is, for whoever needs to find it again (bulk import: docs/bulk.md). */
   readonly tag?: string;
 }
@@ -61,8 +66,12 @@ export async function commitBatch(
   claimTag?: string,
 ): Promise<void> {
   const offset = state.tail.nextOffset;
-  const claim: ClaimBody =
-    claimTag === undefined ? { dataKey, writer: WRITER_ID } : { dataKey, writer: WRITER_ID, tag: claimTag };
+  const claim: ClaimBody = {
+    dataKey,
+    writer: WRITER_ID,
+    commit: randomUUID(),
+    ...(claimTag === undefined ? {} : { tag: claimTag }),
+  };
   try {
     await store.put(layout.claimKey(offset, state.claimGeneration), encodeClaim(claim), { ifNoneMatch: true });
     await store.put(dataKey, body, { ifNoneMatch: true });

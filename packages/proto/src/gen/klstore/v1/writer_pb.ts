@@ -495,8 +495,8 @@ export const WriterService: GenService<{
    * NOT_FOUND (keyspace), INVALID_ARGUMENT (name, value size, nonce, item count),
    * RESOURCE_EXHAUSTED (writer queue full; retry later), ABORTED (another writer committed
    * to the key first; nothing of this call was stored; retry), UNAVAILABLE (storage or
-   * shard unavailable, or shutting down; retry), DATA_LOSS (the key's stored objects are
-   * damaged).
+   * shard unavailable, or shutting down: the items may or may not be stored, so a retry is
+   * safe with nonces only), DATA_LOSS (the key's stored objects are damaged).
    *
    * @generated from rpc klstore.v1.WriterService.Append
    */
