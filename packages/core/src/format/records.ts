@@ -33,8 +33,17 @@ const NO_NONCE_FIELD = new Uint8Array(16).fill(0xff);
 /** Serializes records into one freshly allocated buffer (one allocation per batch). */
 export function encodeRecords(records: readonly RecordInput[]): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(encodedSize(records));
-  const view = new DataView(out.buffer);
-  let pos = 0;
+  writeRecords(out, 0, records);
+  return out;
+}
+
+/**
+ * Serializes records into `out` from byte `start` on (`encodedSize` bytes), and returns
+ * where they end: a log segment writes its entries' records in place, with no copy.
+ */
+export function writeRecords(out: Uint8Array, start: number, records: readonly RecordInput[]): number {
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  let pos = start;
   for (const r of records) {
     view.setBigUint64(pos, r.offset, true);
     view.setBigInt64(pos + 8, r.timestamp, true);
@@ -51,7 +60,7 @@ export function encodeRecords(records: readonly RecordInput[]): Uint8Array<Array
     view.setUint32(pos, RECORD_HEADER_BYTES + length, true);
     pos += 4;
   }
-  return out;
+  return pos;
 }
 
 /**
