@@ -1,8 +1,8 @@
 // Watch and trim with real processes on SeaweedFS: `klstore watch` (remote) left running
 // while two clients append to many keys through 2 writer shards; the reader is restarted
 // and the watch resumed from its last printed cursor on the new one: every commit shows up
-// exactly once, in order per key. Then `klstore trim` through a shard that may not own the
-// key, and a reverse read after it.
+// exactly once, in order per key; a damaged cursor is refused. Then `klstore trim` through
+// a shard that may not own the key, and a reverse read after it.
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -106,6 +106,21 @@ describe("watch and trim across processes", { skip: !S3_ENDPOINT && "needs Seawe
       );
     }
     assert.equal(all().length, (await batches()) - before, "as many changes as the shards committed");
+
+    // A damaged cursor is refused by the reader with a clear message, nothing printed.
+    const damaged = Buffer.from(cursor, "base64url");
+    damaged[3] = (damaged[3] as number) ^ 1; // a bit of `from`
+    const refused = await runCli([
+      "--reader",
+      reader.address,
+      "watch",
+      "many",
+      "--cursor",
+      damaged.toString("base64url"),
+    ]);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /^klstore: INVALID_ARGUMENT: invalid cursor: cursor is damaged/);
+    assert.equal(refused.stdout, "");
     await stop(reader);
   });
 

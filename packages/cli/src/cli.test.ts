@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { changesFolder, encodeWatchCursor, openStore } from "@klstore/core";
 
 const main = new URL("./main.ts", import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), "klstore-cli-"));
@@ -190,5 +191,43 @@ describe("klstore CLI (direct mode)", () => {
       ["x:3"],
       "the change made while nobody watched, once",
     );
+  });
+
+  it("refuses a damaged, edited, oversized or old-form watch cursor with a clear message, no stack", async () => {
+    klstore(["keyspace", "create", "cursors"]);
+    const { store, prefix } = openStore(`file://${dir}`);
+    await store.close();
+    const folder = changesFolder(prefix, "cursors");
+    const writer = "0123456789abcdef";
+    const cursor = encodeWatchCursor(folder, { from: BigInt(Date.now()) - 1000n, seen: new Map([[writer, 3]]) });
+    const flip = (bit: number) => {
+      const b = Buffer.from(cursor, "base64url");
+      b[bit >> 3] = (b[bit >> 3] as number) ^ (1 << (bit & 7));
+      return b.toString("base64url");
+    };
+    const many = encodeWatchCursor(folder, {
+      from: BigInt(Date.now()),
+      seen: new Map(Array.from({ length: 4096 }, (_, i) => [i.toString(16).padStart(16, "0"), 1])),
+    });
+    const cases: [string, string, RegExp][] = [
+      // One flipped bit in each field: version, from, writer count, writer id, seq, tag, CRC.
+      ...[0, 8, 72, 88, 152, 216, 280].map((bit): [string, string, RegExp] => [
+        `bit ${bit}`,
+        flip(bit),
+        /invalid cursor: /,
+      ]),
+      ["old form", Buffer.from('[1,"tag","1",[]]').toString("base64url"), /earlier klstore version.*watch from now/],
+      ["4097 writers", `${many}${"A".repeat(22)}`, /longer than any cursor this service issues/],
+      ["not base64url", "c3VyZQ==", /not a cursor this service issued/],
+      ["another keyspace's", encodeWatchCursor(changesFolder(prefix, "ks"), { from: 1n, seen: new Map() }), /another/],
+    ];
+    for (const [what, bad, reason] of cases) {
+      const res = klstore(["watch", "cursors", "--cursor", bad]);
+      assert.equal(res.code, 1, `${what}: ${res.err}`);
+      assert.match(res.err, /^klstore: invalid cursor: /, what);
+      assert.match(res.err, reason, what);
+      assert.doesNotMatch(res.err, /\n\s+at /, `${what}: no stack trace`);
+      assert.equal(res.out, "", `${what}: nothing printed`);
+    }
   });
 });

@@ -195,8 +195,10 @@ export class KlstoreClient {
 
   /**
    * Every change of the keyspace's keys from now (or from `cursor`) until `signal` aborts,
-   * one batch per message with the cursor that resumes after it. A broken stream is resumed
-   * from the last cursor, so no change is lost or repeated.
+   * one batch per message with the cursor that resumes after it. The first batch has no
+   * changes and the starting cursor, so a watch from now has a resume point at once;
+   * heartbeats have none either. A broken stream is resumed from the last cursor, so no
+   * change is lost or repeated.
    */
   async *watch(
     keyspace: string,
@@ -209,9 +211,12 @@ export class KlstoreClient {
       const stream = callServerStream(this.reader, ReaderService, "watchKeyspace", req, {});
       const cancel = () => stream.cancel();
       options.signal?.addEventListener("abort", cancel, { once: true });
+      let first = true;
       try {
         for await (const message of stream) {
-          failures = 0;
+          // Every stream opens with a message; only a later one shows the reader is serving.
+          if (!first) failures = 0;
+          first = false;
           cursor = message.cursor;
           yield {
             changes: message.changes.map((c: KeyChangeMessage) => ({

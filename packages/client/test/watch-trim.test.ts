@@ -1,13 +1,20 @@
 // WatchKeyspace, Trim and retention through the services: 3 writer shards appending to
 // many keys while watchers follow the keyspace, one of them across a reader restart; the
-// shared poller's storage cost; trims forwarded to the owner; the retention sweep.
+// shared poller's storage cost; the cursor sent at once; bad cursors (bit flips of a real
+// one, edits, huge writer lists, out-of-range numbers) refused; trims forwarded to the
+// owner; the retention sweep.
 // Needs: SeaweedFS when KLSTORE_TEST_S3_ENDPOINT is set (else the filesystem).
 
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { crc32 } from "node:zlib";
+import { fromBinary } from "@bufbuild/protobuf";
+import { anyUnpack } from "@bufbuild/protobuf/wkt";
 import { type ServiceError, status } from "@grpc/grpc-js";
 import { changesFolder, listChangeObjects, openStore } from "@klstore/core";
+import { BadRequestSchema, StatusSchema } from "@klstore/proto";
 import { type RunningReader, startReader } from "@klstore/reader-service";
 import { createLogger } from "@klstore/service-runtime";
 import { type RunningWriterShard, startWriterShard } from "@klstore/writer-service";
@@ -52,7 +59,34 @@ function watcher(client: KlstoreClient, keyspace: string, cursor?: string) {
         await sleep(20);
       }
     },
+    /** Waits for the stream's first message (sent once the watch is set up): later commits reach it. */
+    async started() {
+      await this.until(() => messages > 0, "the first message");
+    },
   };
+}
+
+/** The field a refusal's BadRequest detail names (status.ts puts one in every INVALID_ARGUMENT). */
+function badField(err: ServiceError): string | undefined {
+  const bin = err.metadata?.get("grpc-status-details-bin")[0];
+  if (!(bin instanceof Buffer)) return undefined;
+  const details = fromBinary(StatusSchema, bin).details.map((d) => anyUnpack(d, BadRequestSchema));
+  return details.find((d) => d !== undefined)?.fieldViolations[0]?.field;
+}
+
+/** A cursor laid out as docs/watch.md says and sealed for `folder`: what a client could forge. */
+function sealedCursor(folder: string, from: bigint, writers: readonly (readonly [string, bigint])[]): string {
+  const body = Buffer.alloc(11 + 16 * writers.length);
+  body.writeUInt8(2, 0);
+  body.writeBigInt64LE(from, 1);
+  body.writeUInt16LE(writers.length & 0xffff, 9);
+  writers.forEach(([id, seq], i) => {
+    body.write(id, 11 + 16 * i, "hex");
+    body.writeBigUInt64LE(seq, 19 + 16 * i);
+  });
+  const sealed = Buffer.concat([body, createHash("sha256").update(folder).digest().subarray(0, 8), Buffer.alloc(4)]);
+  sealed.writeUInt32LE(crc32(sealed.subarray(0, sealed.length - 4)), sealed.length - 4);
+  return sealed.toString("base64url");
 }
 
 function lastPerKey(changes: readonly ClientKeyChange[]): Map<string, bigint> {
@@ -112,7 +146,7 @@ describe(`watch, trim and retention through the services (${backend?.name})`, ()
     await client.createKeyspace("watched");
     const before = await batches();
     const watch = watcher(client, "watched");
-    await sleep(300); // the watch is established (it starts from now)
+    await watch.started();
     const keys = Array.from({ length: 24 }, (_, i) => `key-${i}`);
     const appendRound = (round: number) =>
       Promise.all(keys.map((key) => client.append("watched", key, [{ value: `${key}@${round}` }])));
@@ -151,7 +185,7 @@ describe(`watch, trim and retention through the services (${backend?.name})`, ()
     await Promise.all(Array.from({ length: 200 }, (_, i) => client.append("shared", `idle-${i}`, [{ value: "x" }])));
     await sleep(300);
     const watchers = Array.from({ length: 5 }, () => watcher(client, "shared"));
-    await sleep(300);
+    for (const w of watchers) await w.started();
     const objectsBefore = reader.watchHub.objectsRead;
     const pollsBefore = reader.watchHub.polls;
     const started = Date.now();
@@ -187,7 +221,7 @@ describe(`watch, trim and retention through the services (${backend?.name})`, ()
     await assert.rejects(first("absent"), (e: ServiceError) => e.code === status.NOT_FOUND);
     await assert.rejects(first("other", "garbage!"), (e: ServiceError) => e.code === status.INVALID_ARGUMENT);
     const w = watcher(client, "other");
-    await sleep(200);
+    await w.started();
     await client.append("other", "k", [{ value: "x" }]);
     await w.until((c) => c.length === 1, "one change");
     await w.stop();
@@ -195,6 +229,118 @@ describe(`watch, trim and retention through the services (${backend?.name})`, ()
       first("watched", w.cursor),
       (e: ServiceError) => e.code === status.INVALID_ARGUMENT && /another keyspace/.test(e.details),
     );
+  });
+
+  it("sends the cursor at once: a watch from now can resume from its first message, before any change", async () => {
+    const reader = await startReaderHere();
+    const client = clientOf(reader);
+    await client.createKeyspace("firsts");
+    const first = watcher(client, "firsts");
+    await first.started();
+    await first.stop();
+    assert.equal(first.messages, 1);
+    assert.deepEqual(first.changes, [], "the first message has no changes");
+    const saved = first.cursor as string;
+    assert.ok(saved.length > 0, "but a cursor");
+
+    await client.append("firsts", "k", [{ value: "while nobody watched" }]);
+    const resumed = watcher(client, "firsts", saved);
+    await resumed.until((c) => c.length >= 1, "the change made after the first message");
+    const again = async (cursor: string) => {
+      for await (const m of client.watch("firsts", { cursor })) return m;
+    };
+    assert.deepEqual(await again(saved), { changes: [], cursor: saved }, "a resumed stream starts with its cursor");
+    await sleep(4 * POLL_MILLIS); // anything extra (a repeat) would arrive now
+    await resumed.stop();
+    assert.deepEqual(
+      resumed.changes.map((c) => `${c.key}:${c.nextOffset}`),
+      ["k:1"],
+    );
+    client.close();
+  });
+
+  it("refuses every bit flip of a real cursor, edited fields, huge writer lists and out-of-range numbers, before any storage request", async () => {
+    // A real cursor with a writer in it, from one reader; refused (or not) by a fresh one.
+    const issuer = await startReaderHere();
+    const issuing = clientOf(issuer);
+    await issuing.createKeyspace("probed");
+    const w = watcher(issuing, "probed");
+    await w.started();
+    await issuing.append("probed", "k", [{ value: "x" }]);
+    await w.until((c) => c.length === 1, "one change");
+    await w.stop();
+    const cursor = w.cursor as string;
+    const bytes = Buffer.from(cursor, "base64url");
+    const writer = bytes.toString("hex", 11, 19);
+    assert.equal(bytes.readUInt16LE(9), 1, "the cursor names the writer of the change");
+    issuing.close();
+
+    const reader = await startReaderHere();
+    const client = clientOf(reader);
+    const opened = async (c: string): Promise<ServiceError | "accepted"> => {
+      try {
+        for await (const _ of client.watch("probed", { cursor: c })) return "accepted";
+        return "accepted";
+      } catch (err) {
+        return err as ServiceError;
+      }
+    };
+    const storageRequests = async () =>
+      ((await reader.metrics.storageRequests.get()).values ?? []).reduce((n, v) => n + v.value, 0);
+    const requestsBefore = await storageRequests();
+
+    // What is refused, and the reason the refusal must give (any, for a flipped bit).
+    const bad: [string, string, RegExp][] = [];
+    for (let bit = 0; bit < bytes.length * 8; bit++) {
+      const flipped = Buffer.from(bytes);
+      flipped[bit >> 3] = (flipped[bit >> 3] as number) ^ (1 << (bit & 7));
+      bad.push([`bit ${bit}`, flipped.toString("base64url"), /./]);
+    }
+    const flips = bad.length;
+    const edited = (at: number, write: (b: Buffer) => void) => {
+      const b = Buffer.from(bytes);
+      write(b.subarray(at));
+      return b.toString("base64url");
+    };
+    bad.push(["seen + 1000", edited(19, (b) => b.writeBigUInt64LE(b.readBigUInt64LE(0) + 1000n)), /damaged/]);
+    bad.push(["from + 1 h", edited(1, (b) => b.writeBigInt64LE(b.readBigInt64LE(0) + 3_600_000n)), /damaged/]);
+    const { store, prefix } = openStore(url);
+    await store.close();
+    const folder = changesFolder(prefix, "probed");
+    const now = BigInt(Date.now());
+    for (const from of [-1n, 2n ** 63n - 1n, 10n ** 15n]) {
+      bad.push([`from ${from}`, sealedCursor(folder, from, []), /not a time a change object can have/]);
+    }
+    bad.push(["from an hour ahead", sealedCursor(folder, now + 3_600_000n, []), /in the future/]);
+    for (const seq of [10n ** 12n, 2n ** 64n - 1n]) {
+      bad.push([`seq ${seq}`, sealedCursor(folder, now, [[writer, seq]]), /beyond any object's/]);
+    }
+    const ids = (n: number) => Array.from({ length: n }, (_, i) => [i.toString(16).padStart(16, "0"), 1n] as const);
+    bad.push(["100,000 writers", sealedCursor(folder, now, ids(100_000)), /longer than any cursor.*4096 writers/]);
+    bad.push(["4097 writers", sealedCursor(folder, now, ids(4097)), /longer than any cursor/]);
+    bad.push(["another keyspace", sealedCursor(changesFolder(prefix, "other"), now, []), /another keyspace/]);
+    const jsonForm = (from: string, seen: unknown[]) =>
+      Buffer.from(JSON.stringify([1, "tag", from, seen])).toString("base64url");
+    bad.push(["earlier version, from 2^70", jsonForm(String(2n ** 70n), []), /earlier klstore version/]);
+    const oldHuge = jsonForm(
+      String(now),
+      ids(100_000).map(([id]) => [id, 1]),
+    );
+    bad.push(["earlier version, 100,000 writers", oldHuge, /longer than any cursor/]);
+
+    for (const [what, c, reason] of bad) {
+      const outcome = await opened(c);
+      assert.ok(outcome !== "accepted", `${what}: accepted`);
+      assert.equal(outcome.code, status.INVALID_ARGUMENT, `${what}: ${outcome.code} ${outcome.details}`);
+      assert.equal(badField(outcome), "cursor", what);
+      assert.match(outcome.details, reason, what);
+    }
+    assert.equal(await storageRequests(), requestsBefore, `${bad.length} refusals made no storage request`);
+    assert.equal(await opened(cursor), "accepted", `the real cursor still is (${flips} flips refused)`);
+    // A cursor sealed by hand with sane values is as good as an issued one: the seal is a
+    // check against damage, not a signature (docs/watch.md).
+    assert.equal(await opened(sealedCursor(folder, now, [[writer, 0n]])), "accepted");
+    client.close();
   });
 
   it("trims through any shard (forwarded to the owner) and applies retention on the sweep", async () => {

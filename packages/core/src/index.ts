@@ -15,10 +15,12 @@ export {
   expireChangeObjects,
   inCommitOrderPerKey,
   listChangeObjects,
+  MAX_CURSOR_WRITERS,
   pollChanges,
   RepeatedChangeFilter,
   readChangeObject,
   readWithinStep,
+  startingCursor,
   type WatchCursor,
 } from "./changes/change-feed.ts";
 export {

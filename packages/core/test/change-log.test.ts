@@ -107,8 +107,8 @@ describe("watch cursor", () => {
     checkCursorAge(cursorAt(now + 1000n), now); // clock skew between readers is tolerated
   });
 
-  it("round-trips, and refuses a damaged cursor or another keyspace's", () => {
-    const cursor = { from: 123n, seen: new Map([["abc", 7]]) };
+  it("round-trips, and refuses a damaged cursor or another keyspace's (the whole matrix: watch-cursor.test.ts)", () => {
+    const cursor = { from: 123n, seen: new Map([["00000000000000ab", 7]]) };
     const token = encodeWatchCursor("ks/.changes/", cursor);
     assert.deepEqual(decodeWatchCursor("ks/.changes/", token), cursor);
     assert.throws(() => decodeWatchCursor("other/.changes/", token), /another keyspace/);

@@ -1,19 +1,20 @@
 // WatchKeyspace: the keyspace's changes pushed as they are committed, each message with
-// the cursor that resumes right after it. Messages are written one at a time, waiting for
-// the transport to take each (flow control), so a slow watcher holds at most one message
-// here; its cursor simply falls behind and catches up from storage.
+// the cursor that resumes right after it; the first message, sent once the cursor is
+// accepted, has no changes and the starting cursor. Messages are written one at a time,
+// waiting for the transport to take each (flow control), so a slow watcher holds at most
+// one message here; its cursor simply falls behind and catches up from storage.
 
 import { once } from "node:events";
 import { create } from "@bufbuild/protobuf";
 import type { ServerWritableStream } from "@grpc/grpc-js";
 import {
   changesFolder,
-  checkCursorAge,
-  cursorAt,
-  decodeWatchCursor,
   encodeWatchCursor,
+  type KeyChange,
   RepeatedChangeFilter,
   type StoreReader,
+  startingCursor,
+  type WatchCursor,
 } from "@klstore/core";
 import {
   KeyChangeSchema,
@@ -55,19 +56,12 @@ async function streamChanges(
 ): Promise<void> {
   const { reader, hub } = deps;
   const { keyspace } = call.request;
-  await reader.readKeyspaceMetadata(keyspace); // NOT_FOUND before anything else
   const folder = changesFolder(reader.prefix, keyspace);
-  const now = BigInt(Date.now());
-  let cursor = call.request.cursor === "" ? cursorAt(now) : decodeWatchCursor(folder, call.request.cursor);
-  checkCursorAge(cursor, now);
+  // Before any storage request: a cursor this service did not issue costs nothing.
+  let cursor = startingCursor(folder, call.request.cursor, BigInt(Date.now()));
+  await reader.readKeyspaceMetadata(keyspace); // NOT_FOUND
   let lastSent = Date.now();
-  const repeats = new RepeatedChangeFilter();
-  while (!signal.aborted && !hub.closed) {
-    const step = await hub.next(keyspace, cursor, signal);
-    cursor = step.next;
-    if (signal.aborted) return;
-    const changes = repeats.admit(step.changes);
-    if (changes.length === 0 && Date.now() - lastSent < WATCH_HEARTBEAT_MILLIS) continue;
+  const send = async (changes: readonly KeyChange[], at: WatchCursor) => {
     const message = create(WatchKeyspaceResponseSchema, {
       changes: changes.map((c) =>
         create(KeyChangeSchema, {
@@ -77,10 +71,21 @@ async function streamChanges(
           commitTimeMillis: c.commitMillis,
         }),
       ),
-      cursor: encodeWatchCursor(folder, cursor),
+      cursor: encodeWatchCursor(folder, at),
     });
     deps.metrics.changesServed(changes.length);
     lastSent = Date.now();
     if (!call.write(message)) await once(call, "drain", { signal }).catch(() => {});
+  };
+  // At once: a watcher from now has a resume point before the first change arrives.
+  await send([], cursor);
+  const repeats = new RepeatedChangeFilter();
+  while (!signal.aborted && !hub.closed) {
+    const step = await hub.next(keyspace, cursor, signal);
+    cursor = step.next;
+    if (signal.aborted) return;
+    const changes = repeats.admit(step.changes);
+    if (changes.length === 0 && Date.now() - lastSent < WATCH_HEARTBEAT_MILLIS) continue;
+    await send(changes, cursor);
   }
 }

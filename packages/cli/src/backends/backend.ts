@@ -10,7 +10,10 @@ export interface KeyspaceInfo {
   readonly retention?: Retention | undefined;
 }
 
-/** One batch of a keyspace's changes and the cursor that resumes after it. */
+/**
+ * One batch of a keyspace's changes and the cursor that resumes after it; a watch's first
+ * batch has no changes and the cursor it starts from.
+ */
 export interface WatchBatch {
   readonly changes: readonly KeyChange[];
   readonly cursor: string;

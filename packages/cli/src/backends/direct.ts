@@ -5,9 +5,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   changesFolder,
-  checkCursorAge,
-  cursorAt,
-  decodeWatchCursor,
   encodeWatchCursor,
   type Item,
   listKeys,
@@ -17,6 +14,7 @@ import {
   RepeatedChangeFilter,
   StoreReader,
   StoreWriter,
+  startingCursor,
 } from "@klstore/core";
 import type { Backend, ReadItemsOptions, WatchBatch } from "./backend.ts";
 
@@ -71,9 +69,8 @@ export function directBackend(url: string): Backend {
   async function* watch(keyspace: string, from: string | undefined, signal: AbortSignal): AsyncGenerator<WatchBatch> {
     await reader.readKeyspaceMetadata(keyspace);
     const folder = changesFolder(prefix, keyspace);
-    const now = BigInt(Date.now());
-    let cursor = from ? decodeWatchCursor(folder, from) : cursorAt(now);
-    checkCursorAge(cursor, now);
+    let cursor = startingCursor(folder, from, BigInt(Date.now()));
+    yield { changes: [], cursor: encodeWatchCursor(folder, cursor) }; // as WatchKeyspace's first message
     const repeats = new RepeatedChangeFilter();
     while (!signal.aborted) {
       const step = await pollChanges(store, prefix, keyspace, cursor, BigInt(Date.now()));

@@ -7,7 +7,6 @@
 // A poll costs one LIST (per 1000 objects of the last LOOKBACK_MILLIS) plus one GET per
 // new object: nothing grows with the keys that did not change.
 
-import { createHash } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import { CursorExpired, InvalidArgument } from "../errors.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
@@ -22,43 +21,9 @@ import {
   parseChangeObjectKey,
   startAfterForMillis,
 } from "./change-log.ts";
+import { decodeWatchCursor, MAX_CURSOR_WRITERS, type WatchCursor } from "./watch-cursor.ts";
 
-export interface WatchCursor {
-  readonly from: bigint;
-  readonly seen: ReadonlyMap<string, number>;
-}
-
-const CURSOR_VERSION = 1;
-
-function keyspaceTag(folder: string): string {
-  return createHash("sha256").update(folder).digest("base64url").slice(0, 11);
-}
-
-export function encodeWatchCursor(folder: string, cursor: WatchCursor): string {
-  const body = JSON.stringify([CURSOR_VERSION, keyspaceTag(folder), cursor.from.toString(), [...cursor.seen]]);
-  return Buffer.from(body).toString("base64url");
-}
-
-export function decodeWatchCursor(folder: string, token: string): WatchCursor {
-  const bad = (reason: string) => new InvalidArgument("cursor", reason);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
-  } catch {
-    throw bad("not a cursor this service issued");
-  }
-  if (!Array.isArray(parsed) || parsed.length !== 4 || parsed[0] !== CURSOR_VERSION) {
-    throw bad("not a cursor this service issued");
-  }
-  const [, tag, from, seen] = parsed as [number, unknown, unknown, unknown];
-  if (tag !== keyspaceTag(folder)) throw bad("cursor belongs to another keyspace");
-  if (typeof from !== "string" || !/^\d+$/.test(from) || !Array.isArray(seen)) throw bad("cursor is damaged");
-  const entries = seen.filter(
-    (e): e is [string, number] => Array.isArray(e) && typeof e[0] === "string" && Number.isSafeInteger(e[1]),
-  );
-  if (entries.length !== seen.length) throw bad("cursor is damaged");
-  return { from: BigInt(from), seen: new Map(entries) };
-}
+export { decodeWatchCursor, encodeWatchCursor, MAX_CURSOR_WRITERS, type WatchCursor } from "./watch-cursor.ts";
 
 /** A cursor for "from now on". */
 export function cursorAt(now: bigint): WatchCursor {
@@ -111,8 +76,15 @@ export function advanceCursor(
   // (kept for every writer with objects from there on) skips those already delivered.
   if (stop !== undefined && stop < from) from = stop < cursor.from ? cursor.from : stop;
   // Only writers with objects from `from` on can still show an object that must be skipped.
-  const recent = new Set(listed.filter((r) => r.millis >= from).map((r) => r.writer));
-  for (const writer of [...seen.keys()]) if (!recent.has(writer)) seen.delete(writer);
+  const newest = new Map<string, bigint>();
+  for (const r of listed) if (r.millis >= from) newest.set(r.writer, r.millis);
+  for (const writer of [...seen.keys()]) if (!newest.has(writer)) seen.delete(writer);
+  if (seen.size > MAX_CURSOR_WRITERS) {
+    // More writer instances in the window than a cursor holds (never seen in practice):
+    // forgetting a writer only delivers its objects in the window again.
+    const oldestFirst = [...seen.keys()].sort((a, b) => Number((newest.get(a) as bigint) - (newest.get(b) as bigint)));
+    for (const writer of oldestFirst.slice(0, seen.size - MAX_CURSOR_WRITERS)) seen.delete(writer);
+  }
   return { deliver, next: { from, seen } };
 }
 
@@ -185,6 +157,18 @@ export async function readChangeObject(store: ObjectStore, ref: ChangeObjectRef)
 
 /** A cursor's time may run ahead of this reader's clock by this much (clock skew). */
 const CURSOR_SKEW_MILLIS = 60_000n;
+
+/**
+ * Where a watch starts: from now without a cursor (an empty one), else from the cursor,
+ * refused if it is not one this service issued for the keyspace (INVALID_ARGUMENT) or
+ * older than the change log keeps (OUT_OF_RANGE).
+ */
+export function startingCursor(folder: string, token: string | undefined, now: bigint): WatchCursor {
+  if (token === undefined || token === "") return cursorAt(now);
+  const cursor = decodeWatchCursor(folder, token);
+  checkCursorAge(cursor, now);
+  return cursor;
+}
 
 /** Refuses a cursor older than the change log keeps, or from the future (never issued). */
 export function checkCursorAge(cursor: WatchCursor, now: bigint): void {

@@ -34,6 +34,10 @@ export const CHANGE_LOG_RETENTION_MILLIS = 24 * 60 * 60 * 1000;
 
 const TIME_DIGITS = 15;
 const SEQ_DIGITS = 12;
+/** The latest time an object name can hold (ms since the epoch). */
+export const MAX_NAME_MILLIS = 10n ** BigInt(TIME_DIGITS) - 1n;
+/** The highest sequence number an object name can hold. */
+export const MAX_NAME_SEQ = 10 ** SEQ_DIGITS - 1;
 const NAME = /^t(\d{15})_w([0-9a-f]{16})_s(\d{12})$/;
 
 export interface ChangeObjectRef {

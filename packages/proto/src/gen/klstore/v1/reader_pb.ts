@@ -500,7 +500,8 @@ export type WatchKeyspaceRequest = Message<"klstore.v1.WatchKeyspaceRequest"> & 
   keyspace: string;
 
   /**
-   * From a previous response: resume right after it. Unset: start from now.
+   * From a previous response, exactly as it came: resume right after it. Unset: start
+   * from now. Opaque, at most 87,412 characters.
    *
    * @generated from field: string cursor = 2;
    */
@@ -563,8 +564,9 @@ export const KeyChangeSchema: GenMessage<KeyChange> = /*@__PURE__*/
  */
 export type WatchKeyspaceResponse = Message<"klstore.v1.WatchKeyspaceResponse"> & {
   /**
-   * Changes, in commit order per key. Empty in a heartbeat, sent after 30 s without
-   * changes so that proxies keep the stream open; its cursor is as good as any.
+   * Changes, in commit order per key. Empty in the stream's first message (its cursor is
+   * where the stream starts) and in a heartbeat, sent after 30 s without changes so that
+   * proxies keep the stream open; their cursors are as good as any.
    *
    * @generated from field: repeated klstore.v1.KeyChange changes = 1;
    */
@@ -681,10 +683,13 @@ export const ReaderService: GenService<{
   /**
    * Every change of every key of a keyspace, as it is committed: from now, or resumed
    * from a cursor a previous response carried (also on another reader replica, after a
-   * restart). Per key, changes come in commit order; each carries the key's new end. The
-   * stream runs until the client cancels or the deadline passes. NOT_FOUND if the keyspace
-   * does not exist; INVALID_ARGUMENT for a bad cursor; OUT_OF_RANGE when the cursor is
-   * older than the change log's retention (docs/watch.md).
+   * restart). The first message comes at once, with no changes and the cursor the stream
+   * starts from, so a watch from now can save a resume point before any change. Per key,
+   * changes come in commit order; each carries the key's new end. The stream runs until
+   * the client cancels or the deadline passes. NOT_FOUND if the keyspace does not exist;
+   * INVALID_ARGUMENT (field `cursor`) for a cursor that is damaged, edited, another
+   * keyspace's, from an earlier klstore version or from the future; OUT_OF_RANGE when the
+   * cursor is older than the change log's retention (docs/watch.md).
    *
    * @generated from rpc klstore.v1.ReaderService.WatchKeyspace
    */
