@@ -11,6 +11,7 @@ import { randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { Fenced, KeyspaceAlreadyExists } from "../src/errors.ts";
 import { itemCount, KeyspaceLayout, parseDataObjectName } from "../src/format/layout.ts";
+import { LogLane, writeFence } from "../src/log/log-lane.ts";
 import { StoreReader } from "../src/reader/store-reader.ts";
 import { S3Store } from "../src/storage/s3.ts";
 import { StoreWriter } from "../src/writer/store-writer.ts";
@@ -223,6 +224,26 @@ describe("lost responses to conditional writes (s3)", { skip: S3_ENDPOINT ? fals
       [4n],
     );
     assert.deepEqual(await itemsOf(store, prefix), ["4:e"]);
+    await store.close();
+  });
+
+  it("log segments and fences: a lane's write and a takeover fence whose answers are lost", async () => {
+    const { store, prefix } = openStore();
+    const log = { writer: "writer-0", lane: 0 };
+    const clock = () => 1n;
+    const lane = new LogLane({ store, prefix, log, clock });
+    const isSegment = (k: string) => k.includes("/.logs/");
+    assert.equal(await withDroppedAnswer(prefix, { method: "PUT", objectKey: isSegment }, () => lane.open()), 0n);
+    const written = await withDroppedAnswer(prefix, { method: "PUT", objectKey: isSegment }, () =>
+      lane.write({ kind: "data" }),
+    );
+    assert.deepEqual(written, { kind: "stored", seq: 1n });
+    const fenced = [{ slot: 1, by: { writer: "writer-1", lane: 0 }, recordVersion: 1n }];
+    const fence = await withDroppedAnswer(prefix, { method: "PUT", objectKey: isSegment }, () =>
+      writeFence(store, prefix, log, 0n, { kind: "takeover-fence", fenced, createdMillis: 2n }),
+    );
+    assert.equal(fence, 2n);
+    assert.deepEqual(await lane.write({ kind: "data" }), { kind: "fenced", fenced });
     await store.close();
   });
 

@@ -53,6 +53,22 @@ export class PreconditionFailed extends Error {
   }
 }
 
+/**
+ * Creates `key` again after an earlier create of the same bytes failed without an answer:
+ * a 412 then may be that attempt's own object, so the stored bytes decide (equal: created;
+ * different: another's, PreconditionFailed). The S3 backend does the same for its own
+ * retries within one PUT (docs/fencing.md, "Lost responses").
+ */
+export async function createAgain(store: ObjectStore, key: string, body: Uint8Array): Promise<void> {
+  try {
+    await store.put(key, body, { ifNoneMatch: true });
+  } catch (err) {
+    if (!(err instanceof PreconditionFailed)) throw err;
+    const stored = await store.get(key);
+    if (!stored || Buffer.compare(stored.body, body) !== 0) throw err;
+  }
+}
+
 /** Counters of the storage work an operation cost (reported as page stats). */
 export class StorageStats {
   listRequests = 0;
