@@ -6,6 +6,7 @@ import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { type Metadata, Server, ServerCredentials } from "@grpc/grpc-js";
 import { AppendResponseSchema, FlushKeyResponseSchema, implementation, WriterService } from "@klstore/proto";
+import { malformedRequestStatus } from "@klstore/service-runtime";
 import { KlstoreClient } from "../src/index.ts";
 import { ROUTING_KEY_HEADER, ROUTING_SHARD_HEADER } from "../src/klstore-client.ts";
 
@@ -17,21 +18,25 @@ describe("routing headers", () => {
     };
     const server = new Server();
     server.addService(
-      ...implementation(WriterService, {
-        append: (call, callback) => {
-          seen.push(call.metadata);
-          callback(null, create(AppendResponseSchema));
+      ...implementation(
+        WriterService,
+        {
+          append: (call, callback) => {
+            seen.push(call.metadata);
+            callback(null, create(AppendResponseSchema));
+          },
+          flushKey: (call, callback) => {
+            seen.push(call.metadata);
+            callback(null, create(FlushKeyResponseSchema));
+          },
+          createKeyspace: unimplemented,
+          trim: unimplemented,
+          setRetention: unimplemented,
+          appendSession: unimplemented,
+          flushAll: unimplemented,
         },
-        flushKey: (call, callback) => {
-          seen.push(call.metadata);
-          callback(null, create(FlushKeyResponseSchema));
-        },
-        createKeyspace: unimplemented,
-        trim: unimplemented,
-        setRetention: unimplemented,
-        appendSession: unimplemented,
-        flushAll: unimplemented,
-      }),
+        malformedRequestStatus,
+      ),
     );
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),

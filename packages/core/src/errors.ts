@@ -25,10 +25,13 @@ export abstract class KlstoreError extends Error {
 export class InvalidArgument extends KlstoreError {
   readonly code = "INVALID_ARGUMENT";
   readonly field: string;
+  /** What is wrong with the field, without its name (for callers that name it otherwise). */
+  readonly reason: string;
 
   constructor(field: string, reason: string) {
     super(`invalid ${field}: ${reason}`);
     this.field = field;
+    this.reason = reason;
   }
 }
 

@@ -2,6 +2,9 @@
 // generates none for grpc-js): each method's path and streaming kind come from the
 // descriptor, and protobuf-es encodes and decodes (large-bytes.ts copies a page's bytes
 // once). Typed handler and client helpers keep the services and the client free of casts.
+// A request that does not decode reaches no handler as if it were valid: unary and
+// server-streaming calls are refused before their handler runs, and streamed requests
+// arrive as MalformedRequest for the handler to answer in-band (request-decoding.ts).
 
 import { type DescMethod, type DescService, fromBinary, type MessageShape } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
@@ -14,10 +17,16 @@ import {
   type handleUnaryCall,
   Metadata,
   type MethodDefinition,
+  type ServerUnaryCall,
+  type ServerWritableStream,
   type ServiceDefinition,
+  type ServiceError,
+  type sendUnaryData,
+  type UntypedHandleCall,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { encodeMessage } from "./large-bytes.ts";
+import { decodeRequest, MalformedRequest } from "./request-decoding.ts";
 
 /**
  * HTTP/2 receive window, per stream and per connection, of klstore's servers and clients.
@@ -46,14 +55,17 @@ export const CHANNEL_OPTIONS = {
 type Req<M extends Pick<DescMethod, "input">> = MessageShape<M["input"]>;
 type Res<M extends Pick<DescMethod, "output">> = MessageShape<M["output"]>;
 
-/** The handler grpc-js expects for one method, typed by its descriptor. */
+/**
+ * The handler grpc-js expects for one method, typed by its descriptor. Requests on a
+ * client stream may be malformed: one bad message must not end the stream unanswered.
+ */
 export type HandlerOf<M extends GenServiceMethods[string]> = M["methodKind"] extends "unary"
   ? handleUnaryCall<Req<M>, Res<M>>
   : M["methodKind"] extends "server_streaming"
     ? handleServerStreamingCall<Req<M>, Res<M>>
     : M["methodKind"] extends "client_streaming"
-      ? handleClientStreamingCall<Req<M>, Res<M>>
-      : handleBidiStreamingCall<Req<M>, Res<M>>;
+      ? handleClientStreamingCall<Req<M> | MalformedRequest<Req<M>>, Res<M>>
+      : handleBidiStreamingCall<Req<M> | MalformedRequest<Req<M>>, Res<M>>;
 
 /** An implementation of every method of a service, by the method's local (camelCase) name. */
 export type ServiceHandlers<S extends GenServiceMethods> = { [K in keyof S]: HandlerOf<S[K]> };
@@ -67,7 +79,7 @@ function methodDefinition(service: DescService, method: DescMethod): MethodDefin
     requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
     responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
     requestSerialize: (m) => encodeMessage(method.input, m as MessageShape<typeof method.input>),
-    requestDeserialize: (bytes: Buffer) => fromBinary(method.input, bytes),
+    requestDeserialize: (bytes: Buffer) => decodeRequest(method.input, bytes),
     responseSerialize: (m) => encodeMessage(method.output, m as MessageShape<typeof method.output>),
     responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
     originalName: method.localName,
@@ -81,12 +93,47 @@ export function serviceDefinition(service: DescService): ServiceDefinition {
   return definition;
 }
 
-/** Pairs a service with typed handlers, for `server.addService(...implementation(...))`. */
+/** The status that refuses a malformed request (INVALID_ARGUMENT naming its field). */
+export type MalformedRequestStatus = (request: MalformedRequest) => Partial<ServiceError>;
+
+/**
+ * Pairs a service with typed handlers, for `server.addService(...implementation(...))`.
+ * A unary or server-streaming call whose request is malformed is answered with
+ * `refuse(request)` without reaching its handler.
+ */
 export function implementation<S extends GenServiceMethods>(
   service: GenService<S>,
   handlers: ServiceHandlers<S>,
+  refuse: MalformedRequestStatus,
 ): [ServiceDefinition, UntypedServiceImplementation] {
-  return [serviceDefinition(service as unknown as DescService), handlers as unknown as UntypedServiceImplementation];
+  const desc = service as unknown as DescService;
+  const guarded: UntypedServiceImplementation = {};
+  for (const method of desc.methods) {
+    const handler = (handlers as unknown as Record<string, UntypedHandleCall>)[method.localName] as UntypedHandleCall;
+    guarded[method.localName] = refusingMalformed(method, handler, refuse);
+  }
+  return [serviceDefinition(desc), guarded];
+}
+
+function refusingMalformed(
+  method: DescMethod,
+  handler: UntypedHandleCall,
+  refuse: MalformedRequestStatus,
+): UntypedHandleCall {
+  if (method.methodKind === "unary") {
+    const unary = handler as handleUnaryCall<unknown, unknown>;
+    return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) =>
+      call.request instanceof MalformedRequest ? callback(refuse(call.request)) : unary(call, callback);
+  }
+  if (method.methodKind === "server_streaming") {
+    const streaming = handler as handleServerStreamingCall<unknown, unknown>;
+    return (call: ServerWritableStream<unknown, unknown>) => {
+      // grpc-js turns an 'error' event into the call's status (and details trailer).
+      if (call.request instanceof MalformedRequest) call.emit("error", refuse(call.request));
+      else streaming(call);
+    };
+  }
+  return handler;
 }
 
 function definitionOf<S extends GenServiceMethods>(service: GenService<S>, name: keyof S) {

@@ -11,4 +11,5 @@ export * from "./gen/klstore/v1/writer_pb.ts";
 export * from "./grpc.ts";
 export * from "./packed-appends.ts";
 export * from "./packed-items.ts";
+export * from "./request-decoding.ts";
 export * from "./uint128.ts";

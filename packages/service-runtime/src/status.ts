@@ -6,11 +6,12 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { anyPack, DurationSchema } from "@bufbuild/protobuf/wkt";
 import { Metadata, type ServiceError, status as Status } from "@grpc/grpc-js";
-import { KlstoreError } from "@klstore/core";
+import { InvalidArgument, KlstoreError } from "@klstore/core";
 import {
   BadRequest_FieldViolationSchema,
   BadRequestSchema,
   ErrorInfoSchema,
+  type MalformedRequest,
   type RequestError,
   RequestErrorSchema,
   ResourceInfoSchema,
@@ -93,6 +94,20 @@ export function toServiceError(err: unknown): Partial<ServiceError> {
   const rpcStatus = create(StatusSchema, { code, message, details });
   metadata.set("grpc-status-details-bin", Buffer.from(toBinary(StatusSchema, rpcStatus)));
   return { code, details: message, metadata };
+}
+
+/**
+ * A request that did not decode (request-decoding.ts), e.g. a string field that is not
+ * UTF-8: the client's fault, so INVALID_ARGUMENT naming the field ("request" when the
+ * bytes could not be attributed to one), never grpc-js's INTERNAL.
+ */
+export function malformedRequestError(request: MalformedRequest): InvalidArgument {
+  return new InvalidArgument(request.field ?? "request", request.reason);
+}
+
+/** The status refusing a malformed request, for `implementation(...)` in grpc.ts. */
+export function malformedRequestStatus(request: MalformedRequest): Partial<ServiceError> {
+  return toServiceError(malformedRequestError(request));
 }
 
 /** The in-band error of one request on a stream (AppendSession). */

@@ -8,6 +8,7 @@ import {
   createGrpcServer,
   type Logger,
   listen,
+  malformedRequestStatus,
   measuredStore,
   SERVER_DEFAULTS,
   type ServerConfig,
@@ -84,6 +85,7 @@ export async function startReader(config: ReaderServerConfig, logger: Logger): P
         streamPageSize: settings.streamPageSize,
         metrics: readerMetrics,
       }),
+      malformedRequestStatus,
     ),
   );
   const running = await listen(server, health, serverConfig);

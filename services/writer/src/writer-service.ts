@@ -17,11 +17,19 @@ import {
   FlushAllResponseSchema,
   FlushKeyResponseSchema,
   type HandlersOf,
+  MalformedRequest,
   SetRetentionResponseSchema,
   TrimResponseSchema,
   type WriterService,
 } from "@klstore/proto";
-import { type Logger, toKeyspaceMessage, toRequestError, toRetention, unary } from "@klstore/service-runtime";
+import {
+  type Logger,
+  malformedRequestError,
+  toKeyspaceMessage,
+  toRequestError,
+  toRetention,
+  unary,
+} from "@klstore/service-runtime";
 import type { ShardRing } from "@klstore/sharding";
 import { Forwarder } from "./forwarder.ts";
 import { checkAckMode, type OutcomeFields, toCompression, toInsertions, toOutcomeFields } from "./messages.ts";
@@ -134,6 +142,14 @@ export function writerHandlers(deps: WriterServiceDeps): Handlers {
   };
 }
 
+/** The in-band answer to a request that did not decode: its sequence when the rest did, else 0. */
+function malformedAnswer(request: MalformedRequest<AppendSessionRequest>): AppendSessionResponse {
+  return create(AppendSessionResponseSchema, {
+    sequence: request.partial?.sequence ?? 0n,
+    error: toRequestError(malformedRequestError(request)),
+  });
+}
+
 /**
  * One AppendSession: requests start in arrival order, responses go out in the same order
  * as each completes. Reading pauses while `sessionMaxInFlight` are unanswered, and writing
@@ -155,7 +171,14 @@ function serveSession(
   let writing = false;
   let ended = false;
 
-  call.on("data", (request: AppendSessionRequest) => {
+  call.on("data", (request: AppendSessionRequest | MalformedRequest<AppendSessionRequest>) => {
+    if (request instanceof MalformedRequest) {
+      // Refused in its place in the stream's order, as any other bad request is.
+      answers.push(Promise.resolve(malformedAnswer(request)));
+      if (answers.length >= deps.sessionMaxInFlight) call.pause();
+      void writeAnswers();
+      return;
+    }
     const started = previous.then(() =>
       startAppend(
         create(AppendRequestSchema, {

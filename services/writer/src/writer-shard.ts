@@ -16,6 +16,7 @@ import {
   createGrpcServer,
   type Logger,
   listen,
+  malformedRequestStatus,
   measuredStore,
   peerCredentials,
   SERVER_DEFAULTS,
@@ -113,6 +114,7 @@ export async function startWriterShard(config: WriterShardConfig, logger: Logger
         sessionMaxInFlight: config.sessionMaxInFlight ?? WRITER_SHARD_DEFAULTS.sessionMaxInFlight,
         metrics: writerMetrics,
       }),
+      malformedRequestStatus,
     ),
   );
   const running = await listen(server, health, serverConfig);

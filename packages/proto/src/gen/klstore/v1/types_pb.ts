@@ -11,6 +11,11 @@
 //   (docs/format.md) fits in 255 bytes for keys, 244 for keyspaces (their config object
 //   adds "_config.ini"); values are bytes, at most the server's
 //   max_value_bytes (1 MiB by default).
+// - A request that is not a valid message of its type (a string field that is not UTF-8,
+//   bytes that are not protobuf) is INVALID_ARGUMENT, with a google.rpc.BadRequest naming
+//   the field by its path (e.g. "key"; "request" when no field can be blamed). On
+//   AppendSession it is answered in-band like any other bad request, with its sequence
+//   when the rest of it decodes (else 0), and the stream goes on.
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
