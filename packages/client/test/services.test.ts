@@ -185,7 +185,9 @@ for (const backend of backends()) {
         const bin = err.metadata.get("grpc-status-details-bin")[0] as Buffer;
         const rpcStatus = fromBinary(StatusSchema, bin);
         const badRequest = rpcStatus.details.map((d) => anyUnpack(d, BadRequestSchema)).find((d) => d !== undefined);
-        assert.equal(badRequest?.fieldViolations[0]?.field, "items[0].nonce");
+        // The client sends its insertions packed: the field at fault is that byte string.
+        assert.equal(badRequest?.fieldViolations[0]?.field, "packed_insertions");
+        assert.match(err.details, /insertion 0's nonce/);
         return true;
       });
       // Enum values this server does not know are refused, not taken for the default.

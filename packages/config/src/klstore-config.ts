@@ -141,6 +141,7 @@ function readWriter(writer: SectionReader, s3: SectionReader, env: NodeJS.Proces
       compactSizeThreshold: compactionSetting(writer, s3, "compact_size_threshold"),
       compactObjectsThreshold: compactionSetting(writer, s3, "compact_objects_threshold"),
       compactionCacheBytes: writer.integer("compaction_cache_bytes", 0, MAX_BYTES),
+      maxFutureTimestampMillis: writer.integer("max_future_timestamp_millis", 0, Number.MAX_SAFE_INTEGER),
     }),
     sessionMaxInFlight: writer.integer("session_max_in_flight", 1, 1_000_000),
     shutdownGraceMillis: writer.integer("shutdown_grace_millis", 0, 3_600_000),

@@ -75,6 +75,20 @@ describe("config file", () => {
     );
   });
 
+  it("reads how far into the future a writer takes timestamps (0: none past its clock; negative is refused)", () => {
+    const config = loadKlstoreConfig({ env: {}, overrides: ["writer.max_future_timestamp_millis=60_000"] });
+    assert.equal(config.writer.engine.maxFutureTimestampMillis, 60_000);
+    assert.equal(
+      loadKlstoreConfig({ env: {}, overrides: ["writer.max_future_timestamp_millis=0"] }).writer.engine
+        .maxFutureTimestampMillis,
+      0,
+    );
+    assert.throws(
+      () => loadKlstoreConfig({ env: {}, overrides: ["writer.max_future_timestamp_millis=-1"] }),
+      /max_future_timestamp_millis/,
+    );
+  });
+
   it("reads the batcher's commit slots and object bound", () => {
     const config = loadKlstoreConfig({
       env: {},

@@ -6,6 +6,12 @@ export interface LimitsConfig {
   maxValueBytes: number;
   /** Most items accepted in one append call. */
   maxItemsPerAppend: number;
+  /**
+   * How far an insertion's timestamp may be ahead of the writer's clock, in ms. Timestamps
+   * never decrease along a key, so one far in the future would stamp every later item of
+   * the key with it: such an append is refused instead.
+   */
+  maxFutureTimestampMillis: number;
 }
 
 export interface WriterConfig extends LimitsConfig {
@@ -74,6 +80,7 @@ export interface BatchingConfig {
 export const LIMIT_DEFAULTS: LimitsConfig = {
   maxValueBytes: 1024 * 1024,
   maxItemsPerAppend: 100_000,
+  maxFutureTimestampMillis: 24 * 3_600_000,
 };
 
 export const WRITER_DEFAULTS: WriterConfig = {

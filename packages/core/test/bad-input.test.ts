@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { CorruptObject, InvalidArgument, KeyspaceNotFound, type KlstoreError } from "../src/errors.ts";
 import { encodeContinuation } from "../src/format/continuation.ts";
-import { KeyspaceLayout } from "../src/format/layout.ts";
+import { I64_MAX, I64_MIN, KeyspaceLayout } from "../src/format/layout.ts";
 import type { Item } from "../src/format/records.ts";
 import { StoreReader } from "../src/reader/store-reader.ts";
 import type { ObjectStore } from "../src/storage/object-store.ts";
@@ -88,6 +88,14 @@ for (const backend of backends()) {
           writer.appendList("ks", "k", [{ value: Buffer.from("x"), nonce: U128 }]),
           invalid(/^items\[0\]\.nonce$/),
         );
+        // 2^128-2 would make the key's next nonce the reserved "no nonce" 2^128-1.
+        for (const nonce of [U128 - 1n, U128 - 2n]) {
+          await assert.rejects(
+            writer.appendList("ks", "k", [{ value: Buffer.from("x"), nonce }]),
+            invalid(/^items\[0\]\.nonce$/),
+            String(nonce),
+          );
+        }
         await assert.rejects(writer.appendList("ks", "k", values("1", "2", "3", "4", "5")), invalid(/^items$/));
         await assert.rejects(
           writer.appendList("ks", "k", [{ value: "not bytes" as unknown as Uint8Array }]),
@@ -96,12 +104,47 @@ for (const backend of backends()) {
         await assert.rejects(writer.appendList("nope", "k", values("x")), KeyspaceNotFound);
         assert.deepEqual(await snapshot(store, prefix), before, "storage is unchanged");
         // The largest allowed value and nonce still go in.
-        const [outcome] = await writer.appendList("ks", "k", [{ value: Buffer.alloc(16), nonce: U128 - 2n }]);
+        const [outcome] = await writer.appendList("ks", "k", [{ value: Buffer.alloc(16), nonce: U128 - 3n }]);
         assert.deepEqual(outcome?.kind, "appended");
+        const [after] = await writer.appendList("ks", "k", [{ value: Buffer.from("y"), nonce: U128 - 3n }]);
+        assert.deepEqual(after?.kind, "duplicate", "the next nonce is 2^128-2, below the reserved value");
         // So does the longest keyspace name, and a key under it.
         await writer.createKeyspace("s".repeat(244));
         const [longest] = await writer.appendList("s".repeat(244), "k".repeat(255), values("x"));
         assert.deepEqual(longest?.kind, "appended");
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it("refuses timestamps more than max_future_timestamp_millis ahead of the writer's clock", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        const now = 1_700_000_000_000n;
+        const writer = new StoreWriter({
+          store,
+          prefix,
+          config: { maxFutureTimestampMillis: 60_000, clock: () => now, changeLog: false },
+        });
+        await writer.createKeyspace("ks");
+        const before = await snapshot(store, prefix);
+        for (const timestamp of [I64_MAX, now + 60_001n]) {
+          await assert.rejects(
+            writer.appendList("ks", "k", [...values("ok"), { value: Buffer.from("x"), timestamp }]),
+            invalid(/^items\[1\]\.timestamp$/),
+            String(timestamp),
+          );
+        }
+        assert.deepEqual(await snapshot(store, prefix), before, "storage is unchanged");
+        // At the bound, and anything in the past, still go in; later items are not pinned.
+        const stored = await writer.appendList("ks", "k", [
+          { value: Buffer.from("a"), timestamp: now + 60_000n },
+          { value: Buffer.from("b"), timestamp: I64_MIN },
+        ]);
+        assert.deepEqual(
+          stored.map((o) => o.kind === "appended" && o.timestamp),
+          [now + 60_000n, now + 60_000n],
+        );
       } finally {
         await cleanup();
       }

@@ -263,9 +263,11 @@ for (const backend of backends()) {
         assert.deepEqual(text(await readAll(store, prefix)), ["first", "other", "a", "b"]);
       }));
 
-    it("rejects a missing keyspace alone, and appends after close", () =>
+    it("rejects a missing keyspace alone (appends and flushes), and appends after close", () =>
       withWriter({ batchFlushIntervalMillis: NEVER }, async (w, store, prefix) => {
         await assert.rejects(w.appendList("nope", "k", values("x")), KeyspaceNotFound);
+        await assert.rejects(w.flushKey("nope", "k"), KeyspaceNotFound);
+        await w.flushKey("ks", "never-written");
         const pending = w.appendList("ks", "k", values("flushed by close"));
         await w.close();
         await pending;

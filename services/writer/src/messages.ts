@@ -40,6 +40,35 @@ export function toInsertions(
   }
 }
 
+/** An append with nothing to append is a client's mistake (a field left unset), not a no-op. */
+export function checkHasInsertions(request: {
+  insertions: readonly InsertionMessage[];
+  packedInsertions: Uint8Array;
+}): void {
+  if (request.insertions.length === 0 && request.packedInsertions.byteLength === 0) {
+    throw new InvalidArgument("insertions", "an append needs at least one insertion (insertions or packed_insertions)");
+  }
+}
+
+/** The engine's names of an insertion's parts (SPEC.md's), by the request's. */
+const INSERTION_FIELDS: Record<string, string> = { value: "value", nonce: "nonce", timestamp: "timestamp_millis" };
+
+/**
+ * An engine error in the request's terms. The engine names an append's items as SPEC.md
+ * does (`items[3].timestamp`); the request sent `insertions[3].timestamp_millis`, or all
+ * of them in the one field `packed_insertions`.
+ */
+export function inRequestFields(err: unknown, packed: boolean): unknown {
+  if (!(err instanceof InvalidArgument)) return err;
+  const match = /^items(?:\[(\d+)\]\.(\w+))?$/.exec(err.field);
+  if (!match) return err;
+  const [, index, part] = match;
+  if (index === undefined) return new InvalidArgument(packed ? "packed_insertions" : "insertions", err.reason);
+  const field = INSERTION_FIELDS[part as string] ?? (part as string);
+  if (packed) return new InvalidArgument("packed_insertions", `insertion ${index}'s ${field}: ${err.reason}`);
+  return new InvalidArgument(`insertions[${index}].${field}`, err.reason);
+}
+
 /** The outcome fields of an answer, in the form the request's insertions came in. */
 export interface OutcomeFields {
   outcomes: ItemOutcomeMessage[];

@@ -32,7 +32,15 @@ import {
 } from "@klstore/service-runtime";
 import type { ShardRing } from "@klstore/sharding";
 import { Forwarder } from "./forwarder.ts";
-import { checkAckMode, type OutcomeFields, toCompression, toInsertions, toOutcomeFields } from "./messages.ts";
+import {
+  checkAckMode,
+  checkHasInsertions,
+  inRequestFields,
+  type OutcomeFields,
+  toCompression,
+  toInsertions,
+  toOutcomeFields,
+} from "./messages.ts";
 import type { WriterMetrics } from "./writer-metrics.ts";
 
 type Handlers = HandlersOf<typeof WriterService>;
@@ -65,6 +73,7 @@ export function writerHandlers(deps: WriterServiceDeps): Handlers {
     deadline: Date | number | undefined,
   ): { admitted: Promise<unknown>; outcomes: Promise<OutcomeFields> } {
     checkAckMode(request.ackMode);
+    checkHasInsertions(request);
     if (!owns(request.keyspace, request.key) && !Forwarder.wasForwarded(metadata)) {
       const owner = ring.ownerOf(request.keyspace, request.key);
       metrics.forwarded();
@@ -89,7 +98,12 @@ export function writerHandlers(deps: WriterServiceDeps): Handlers {
       }
       return toOutcomeFields(await outcome, packed);
     });
-    return { admitted: submitted, outcomes };
+    return {
+      admitted: submitted,
+      outcomes: outcomes.catch((err: unknown) => {
+        throw inRequestFields(err, packed);
+      }),
+    };
   }
 
   const append = (request: AppendRequest, metadata: Metadata, deadline: Date | number | undefined) =>

@@ -34,10 +34,14 @@ export interface ImportStats {
  * Checks a row as the writer will, so a bad line is reported (as `where`, e.g. "data.jsonl
  * line 7") before anything is written.
  */
-export function checkImportRow(row: ImportRow, limits: LimitsConfig, where = `line ${row.line}`): void {
+export function checkImportRow(
+  row: ImportRow,
+  limits: LimitsConfig & { readonly clock: () => bigint },
+  where = `line ${row.line}`,
+): void {
   try {
     encodeSegment("key", row.key);
-    validateInsertions([row.insertion], limits);
+    validateInsertions([row.insertion], limits, limits.clock());
   } catch (err) {
     if (!(err instanceof InvalidArgument)) throw err;
     const field = err.field.replace("items[0].", "");

@@ -7,6 +7,9 @@ import { InvalidArgument } from "../errors.ts";
 import { type Compression, type DataObjectName, I64_MAX, I64_MIN, U64_MAX } from "../format/layout.ts";
 import { encodedSize, NO_NONCE, type RecordInput } from "../format/records.ts";
 
+/** The largest nonce an insertion may carry: the key's next nonce is then 2^128-2. */
+export const MAX_NONCE = NO_NONCE - 2n;
+
 export interface Insertion {
   readonly value: Uint8Array;
   /** Exactly-once key: dropped as a duplicate if below the key's next nonce. */
@@ -37,7 +40,13 @@ export interface AppendPlan {
   readonly tailAfter: KeyTail;
 }
 
-export function validateInsertions(insertions: readonly Insertion[], limits: LimitsConfig): void {
+/**
+ * Refuses an append the writer must not store: too many items, a value too large, a nonce
+ * outside 0..2^128-3, a timestamp outside i64 or more than max_future_timestamp_millis
+ * ahead of `now` (the writer's clock).
+ */
+export function validateInsertions(insertions: readonly Insertion[], limits: LimitsConfig, now: bigint): void {
+  const latestTimestamp = now + BigInt(limits.maxFutureTimestampMillis);
   if (insertions.length > limits.maxItemsPerAppend) {
     throw new InvalidArgument(
       "items",
@@ -52,14 +61,21 @@ export function validateInsertions(insertions: readonly Insertion[], limits: Lim
         `${ins.value.byteLength} bytes, the limit is ${limits.maxValueBytes}`,
       );
     }
-    if (ins.nonce !== undefined && (ins.nonce < 0n || ins.nonce >= NO_NONCE)) {
+    // The key's next nonce becomes the nonce + 1, which must not be the reserved 2^128-1.
+    if (ins.nonce !== undefined && (ins.nonce < 0n || ins.nonce > MAX_NONCE)) {
       throw new InvalidArgument(
         `items[${i}].nonce`,
-        `${ins.nonce} is outside 0..2^128-2 (2^128-1 is reserved for "no nonce")`,
+        `${ins.nonce} is outside 0..2^128-3 (2^128-1 is reserved for "no nonce" and must never be a key's next nonce)`,
       );
     }
     if (ins.timestamp !== undefined && (ins.timestamp < I64_MIN || ins.timestamp > I64_MAX)) {
       throw new InvalidArgument(`items[${i}].timestamp`, `${ins.timestamp} is outside the signed 64-bit range`);
+    }
+    if (ins.timestamp !== undefined && ins.timestamp > latestTimestamp) {
+      throw new InvalidArgument(
+        `items[${i}].timestamp`,
+        `${ins.timestamp} is more than max_future_timestamp_millis (${limits.maxFutureTimestampMillis} ms) ahead of the writer's clock (${now}); timestamps never decrease along a key, so it would stamp every later item`,
+      );
     }
   });
 }

@@ -125,7 +125,7 @@ export class BatchingStoreWriter {
     insertions: readonly Insertion[],
   ): Promise<{ outcome: Promise<ItemOutcome[]> }> {
     if (this.closed) throw new ShuttingDown("the writer is closing and accepts no more appends");
-    validateInsertions(insertions, this.writer.config);
+    validateInsertions(insertions, this.writer.config, this.writer.config.clock());
     const folder = new KeyspaceLayout(this.writer.prefix, keyspace).key(key).folder;
     // A missing keyspace fails this call alone, not the group it would have joined.
     await this.admit(keyspace);
@@ -159,9 +159,11 @@ export class BatchingStoreWriter {
     return { outcome };
   }
 
-  /** Commits what is pending for one key; rejects if that commit failed. */
+  /** Commits what is pending for one key; rejects if that commit failed, or the keyspace does not exist. */
   async flushKey(keyspace: string, key: string): Promise<void> {
     const folder = new KeyspaceLayout(this.writer.prefix, keyspace).key(key).folder;
+    // Nothing pending is no answer for a keyspace that is not there (cached after the first).
+    if (!this.entries.has(folder)) await this.writer.keyspaceSettings(keyspace);
     await this.flushEntry(folder);
   }
 

@@ -147,7 +147,7 @@ export class StoreWriter {
 
   /** Appends to one key and returns, per insertion, its offset or that it was a duplicate. */
   async appendList(keyspace: string, key: string, insertions: readonly Insertion[]): Promise<ItemOutcome[]> {
-    validateInsertions(insertions, this.config);
+    validateInsertions(insertions, this.config, this.config.clock());
     return this.commitValidated(keyspace, key, insertions);
   }
 

@@ -6,7 +6,9 @@
 // - Offsets are uint64: an item's position in its key's list, dense from 0 and never reused
 //   (buckets written by the reference implementation start at 1).
 // - Timestamps are int64 milliseconds since the Unix epoch (negative before 1970).
-// - Nonces are unsigned 128-bit integers (Uint128); 2^128-1 is reserved and never valid.
+// - Nonces are unsigned 128-bit integers (Uint128); 2^128-1 is reserved ("no nonce") and
+//   never valid, so an insertion's nonce is at most 2^128-3 (a key's next nonce is its
+//   last nonce + 1, which must not become the reserved value).
 // - Keyspace and key names are any non-empty, well-formed UTF-8 string whose encoded form
 //   (docs/format.md) fits in 255 bytes for keys, 244 for keyspaces (their config object
 //   adds "_config.ini"); values are bytes, at most the server's
@@ -185,14 +187,18 @@ export type Insertion = Message<"klstore.v1.Insertion"> & {
   /**
    * Exactly-once key: an insertion whose nonce is below the key's next nonce (any nonce
    * already used, or skipped over, on this key) is dropped as a duplicate. Unset: never
-   * deduplicated. At most 2^128-2.
+   * deduplicated. 0 to 2^128-3: with 2^128-2 the key's next nonce would be the reserved
+   * 2^128-1 (INVALID_ARGUMENT).
    *
    * @generated from field: klstore.v1.Uint128 nonce = 2;
    */
   nonce?: Uint128 | undefined;
 
   /**
-   * ms since the epoch; unset takes the writer's clock when the append arrives.
+   * ms since the epoch; unset takes the writer's clock when the append arrives. At most
+   * the server's max_future_timestamp_millis (a day by default) ahead of the writer's
+   * clock (INVALID_ARGUMENT): timestamps never decrease along a key, so one far in the
+   * future would stamp every later item of the key with it.
    *
    * @generated from field: optional int64 timestamp_millis = 3;
    */

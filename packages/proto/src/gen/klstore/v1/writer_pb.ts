@@ -96,7 +96,8 @@ export type AppendRequest = Message<"klstore.v1.AppendRequest"> & {
   key: string;
 
   /**
-   * The items, in order; at most the server's max_items_per_append (100000 by default).
+   * The items, in order: at least one (here or in packed_insertions), at most the
+   * server's max_items_per_append (100000 by default).
    *
    * @generated from field: repeated klstore.v1.Insertion insertions = 3;
    */
@@ -186,7 +187,7 @@ export type AppendSessionRequest = Message<"klstore.v1.AppendSessionRequest"> & 
   key: string;
 
   /**
-   * The items, in order.
+   * The items, in order; as in AppendRequest.insertions.
    *
    * @generated from field: repeated klstore.v1.Insertion insertions = 4;
    */
@@ -492,7 +493,9 @@ export const WriterService: GenService<{
   /**
    * Appends items to one key, creating the key if needed. By default answers once the
    * items are durable in storage, with each item's offset or "duplicate". Errors:
-   * NOT_FOUND (keyspace), INVALID_ARGUMENT (name, value size, nonce, item count),
+   * NOT_FOUND (keyspace), INVALID_ARGUMENT (name, value size, nonce, timestamp, no
+   * insertions or too many; the BadRequest names the field, e.g.
+   * insertions[3].timestamp_millis, or packed_insertions for a packed request),
    * RESOURCE_EXHAUSTED (writer queue full; retry later), ABORTED (another writer committed
    * to the key first; nothing of this call was stored; retry), UNAVAILABLE (storage or
    * shard unavailable, or shutting down: the items may or may not be stored, so a retry is
@@ -508,7 +511,7 @@ export const WriterService: GenService<{
   /**
    * The high-throughput path: a client pipelines appends for any keys on one stream and
    * gets one response per request, in request order. A failed request gets an in-band
-   * error and the stream goes on. The server stops reading while too many requests are
+   * error (the codes of Append) and the stream goes on. The server stops reading while too many requests are
    * unanswered (flow control), so a fast client cannot make it buffer without bound.
    *
    * @generated from rpc klstore.v1.WriterService.AppendSession
@@ -519,7 +522,8 @@ export const WriterService: GenService<{
     output: typeof AppendSessionResponseSchema;
   },
   /**
-   * Makes everything pending for one key durable before answering.
+   * Makes everything pending for one key durable before answering. NOT_FOUND if the
+   * keyspace does not exist; INVALID_ARGUMENT for a bad name.
    *
    * @generated from rpc klstore.v1.WriterService.FlushKey
    */
