@@ -1,6 +1,7 @@
 // A page is bounded by bytes as well as items: large values must not make a page that no
 // gRPC message (64 MiB) or reader memory can hold. A full page by bytes still carries a
-// continuation, and reading on from it gives every item once, in order.
+// continuation, and reading on from it gives every item once, in order; a full page that
+// ends the list carries none.
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -56,6 +57,47 @@ describe("page limits", () => {
         [0n, 1n],
       );
       assert.ok(small.continuation);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it("ends on the last page when the page size divides the list, rather than with an empty page", async () => {
+    const { store, prefix, cleanup } = await fileBackend.open();
+    try {
+      const writer = new StoreWriter({ store, prefix, config: { changeLog: false } });
+      await writer.createKeyspace("ks");
+      // 12 items in 3 objects of 4.
+      for (let o = 0; o < 3; o++) {
+        await writer.appendList(
+          "ks",
+          "k",
+          Array.from({ length: 4 }, (_, j) => ({ value: Buffer.from([4 * o + j]) })),
+        );
+      }
+      const pagesOf = async (reader: StoreReader, order: "forwards" | "backwards", maxSize: number) => {
+        const sizes: number[] = [];
+        let continuation: string | undefined;
+        do {
+          const page = await reader.readPage("ks", "k", { order, maxSize, continuation });
+          sizes.push(page.items.length);
+          continuation = page.continuation;
+        } while (continuation);
+        return sizes;
+      };
+      const reader = new StoreReader({ store, prefix });
+      for (const order of ["forwards", "backwards"] as const) {
+        assert.deepEqual(await pagesOf(reader, order, 4), [4, 4, 4], `${order}, pages of 4`);
+        assert.deepEqual(await pagesOf(reader, order, 6), [6, 6], `${order}, pages of 6`);
+        assert.deepEqual(await pagesOf(reader, order, 12), [12], `${order}, one page of 12`);
+        assert.deepEqual(await pagesOf(reader, order, 5), [5, 5, 2], `${order}, pages of 5`);
+      }
+      // Forwards, the end is known from a LIST that was not cut short: with listings of 2
+      // objects, a page that ends with the first listing's last object goes on.
+      const cutListing = new StoreReader({ store, prefix, config: { listPageSize: 2 } });
+      assert.deepEqual(await pagesOf(cutListing, "forwards", 4), [4, 4, 4]);
+      assert.deepEqual(await pagesOf(cutListing, "forwards", 8), [8, 4]);
+      assert.deepEqual(await pagesOf(cutListing, "forwards", 12), [12]);
     } finally {
       await cleanup();
     }

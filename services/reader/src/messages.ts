@@ -28,6 +28,20 @@ export function toOrder(order: Order): IterationOrder {
   throw new InvalidArgument("order", `${order} is not a known Order value`);
 }
 
+/** The engine's names of page request fields (SPEC.md's) that the API names otherwise. */
+const FILTER_FIELDS: Record<string, string> = { "filter.start_timestamp": "filter.start_timestamp_millis" };
+
+/**
+ * An engine error in the request's terms: the engine's `max_size` is ReadPage's
+ * `max_items` and ReadStream's `page_size`, its `filter.start_timestamp` the filter's
+ * `start_timestamp_millis`.
+ */
+export function inRequestFields(err: unknown, pageSizeField: "max_items" | "page_size"): unknown {
+  if (!(err instanceof InvalidArgument)) return err;
+  const field = err.field === "max_size" ? pageSizeField : FILTER_FIELDS[err.field];
+  return field === undefined ? err : new InvalidArgument(field, err.reason);
+}
+
 export function toFilter(filter: ItemFilterMessage | undefined): ItemFilter | undefined {
   if (!filter) return undefined;
   return {

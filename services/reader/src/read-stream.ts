@@ -19,7 +19,7 @@ import {
 import { type ReadStreamRequest, type ReadStreamResponse, ReadStreamResponseSchema } from "@klstore/proto";
 import type { Logger } from "@klstore/service-runtime";
 import type { FollowHub } from "./follow-hub.ts";
-import { storedRuns, toFilter, toItemFields, toOrder } from "./messages.ts";
+import { inRequestFields, storedRuns, toFilter, toItemFields, toOrder } from "./messages.ts";
 import type { ReaderMetrics } from "./reader-metrics.ts";
 import { runServerStream } from "./server-stream.ts";
 
@@ -36,7 +36,11 @@ export function serveReadStream(
   call: ServerWritableStream<ReadStreamRequest, ReadStreamResponse>,
   deps: ReadStreamDeps,
 ) {
-  runServerStream(call, (signal) => streamPages(call, deps, signal), {
+  const stream = (signal: AbortSignal) =>
+    streamPages(call, deps, signal).catch((err: unknown) => {
+      throw inRequestFields(err, "page_size");
+    });
+  runServerStream(call, stream, {
     logger: deps.logger,
     what: "read stream",
     stopCounting: call.request.follow ? deps.metrics.following() : () => {},
@@ -54,7 +58,11 @@ async function streamPages(
   if (request.follow && order === "backwards") {
     throw new InvalidArgument("follow", "a backwards stream has no new items to follow; use ORDER_FORWARDS");
   }
-  const pageSize = request.pageSize === 0 ? deps.defaultPageSize : request.pageSize;
+  // Checked up front, as ReadPage checks max_items: a stream with a limit below it would
+  // otherwise never ask for a page of that size, and take any page_size.
+  const pageSize =
+    request.pageSize === 0 ? Math.min(deps.defaultPageSize, reader.config.maxPageItems) : request.pageSize;
+  reader.checkPageSize(pageSize);
   let remaining = request.limit === 0n ? undefined : request.limit;
   let continuation = request.continuation === "" ? undefined : request.continuation;
   let filter: ItemFilter | undefined = continuation ? undefined : toFilter(request.filter);

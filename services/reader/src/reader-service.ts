@@ -12,7 +12,7 @@ import {
 } from "@klstore/proto";
 import { type Logger, toKeyspaceMessage, unary } from "@klstore/service-runtime";
 import type { FollowHub } from "./follow-hub.ts";
-import { toFilter, toItemFields, toKeyMetadataMessage, toOrder } from "./messages.ts";
+import { inRequestFields, toFilter, toItemFields, toKeyMetadataMessage, toOrder } from "./messages.ts";
 import { serveReadStream } from "./read-stream.ts";
 import type { ReaderMetrics } from "./reader-metrics.ts";
 import type { WatchHub } from "./watch-hub.ts";
@@ -44,12 +44,16 @@ export function readerHandlers(deps: ReaderServiceDeps): Handlers {
 
     readPage: unary(logger, async (request) => {
       const order = toOrder(request.order);
-      const page = await reader.readPage(request.keyspace, request.key, {
-        order,
-        maxSize: request.maxItems === 0 ? undefined : request.maxItems,
-        filter: request.continuation ? undefined : toFilter(request.filter),
-        continuation: request.continuation === "" ? undefined : request.continuation,
-      });
+      const page = await reader
+        .readPage(request.keyspace, request.key, {
+          order,
+          maxSize: request.maxItems === 0 ? undefined : request.maxItems,
+          filter: request.continuation ? undefined : toFilter(request.filter),
+          continuation: request.continuation === "" ? undefined : request.continuation,
+        })
+        .catch((err: unknown) => {
+          throw inRequestFields(err, "max_items");
+        });
       metrics.pageServed("read_page", page.items.length);
       return create(ReadPageResponseSchema, {
         keyspace: page.keyspace,

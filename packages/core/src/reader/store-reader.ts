@@ -91,7 +91,10 @@ export interface ItemList {
   readonly keyspace: string;
   readonly key: string;
   readonly items: Item[];
-  /** Present when the page is full: pass it back to read the next page. */
+  /**
+   * Present when more items may follow (the page is full, and forwards not known to end
+   * the list): pass it back to read the next page.
+   */
   readonly continuation?: string | undefined;
   readonly stats: PageStats;
 }
@@ -193,9 +196,7 @@ export class StoreReader {
     if (order !== "forwards" && order !== "backwards")
       throw new InvalidArgument("order", `${String(order)} is not forwards or backwards`);
     const maxSize = request.maxSize ?? Math.min(this.config.defaultMaxResults, this.config.maxPageItems);
-    if (!Number.isSafeInteger(maxSize) || maxSize < 1 || maxSize > this.config.maxPageItems) {
-      throw new InvalidArgument("max_size", `${maxSize} is outside 1..${this.config.maxPageItems}`);
-    }
+    this.checkPageSize(maxSize);
     validateFilter(request.filter);
     const layout = new KeyspaceLayout(this.prefix, keyspace).key(key);
     const stats = new StorageStats();
@@ -211,6 +212,13 @@ export class StoreReader {
       continuation: next ? encodeContinuation(layout.folder, { order, ...next }) : undefined,
       stats: { listRequests: stats.listRequests, getRequests: stats.getRequests, bytesRead: stats.bytesRead },
     };
+  }
+
+  /** Refuses a page size outside 1..max_page_items, as readPage does (for callers that check first). */
+  checkPageSize(maxSize: number): void {
+    if (!Number.isSafeInteger(maxSize) || maxSize < 1 || maxSize > this.config.maxPageItems) {
+      throw new InvalidArgument("max_size", `${maxSize} is outside 1..${this.config.maxPageItems}`);
+    }
   }
 
   /**
@@ -484,6 +492,16 @@ class PageRead {
     const cutShort = current !== undefined && expected >= 0n && current.name.firstOffset > expected;
     if (cutShort) return { items, next: { nextOffset: expected, hint: (current as DataObject).name.firstOffset } };
     if (!fill.full || !current) return { items };
+    // A page that took the last item of a complete, fresh listing ends the list (as of that
+    // LIST): it carries no continuation, as a short last page does, rather than one whose
+    // page would be empty. A kept listing may miss objects committed since.
+    const endOfListing =
+      window !== undefined &&
+      !window.truncated &&
+      !kept &&
+      current.name.lastOffset < expected &&
+      window.objects.slice(i).every((o) => o.name.lastOffset < expected);
+    if (endOfListing) return { items };
     return { items, next: { nextOffset: expected, hint: current.name.firstOffset } };
   }
 

@@ -268,7 +268,8 @@ export type ReadPageRequest = Message<"klstore.v1.ReadPageRequest"> & {
 
   /**
    * Most items in the page; 0 takes the server's default_max_results (1000). At most
-   * the server's max_page_items (100000). A page also ends before its values pass the
+   * the server's max_page_items (100000; beyond, INVALID_ARGUMENT naming max_items). A
+   * page also ends before its values pass the
    * server's max_page_bytes (16 MiB; it always holds at least one item), so it may hold
    * fewer items and still carry a continuation.
    *
@@ -334,7 +335,12 @@ export type ReadPageResponse = Message<"klstore.v1.ReadPageResponse"> & {
   items: Item[];
 
   /**
-   * Set when more items may follow: pass it to get the next page. Unset at the end.
+   * Set when more items may follow: pass it to get the next page. Unset at the end,
+   * including a full page that ends the list (a page size that divides the list ends on
+   * its last page). Forwards the reader tells the end from the listing it read; where it
+   * cannot (a key trimmed at the front, read backwards; a listing cut short right at the
+   * end) the last full page carries a continuation, whose page is empty and carries none.
+   * Items appended later are read from a new request (start_offset), not from a token.
    *
    * @generated from field: string continuation = 4;
    */
@@ -410,8 +416,10 @@ export type ReadStreamRequest = Message<"klstore.v1.ReadStreamRequest"> & {
   continuation: string;
 
   /**
-   * Most items per streamed message; 0 takes the server's default. A message also ends
-   * before its values pass the server's max_page_bytes (16 MiB).
+   * Most items per streamed message; 0 takes the server's default (stream_page_size,
+   * 1000). At most the server's max_page_items (100000), as ReadPage's max_items: beyond,
+   * INVALID_ARGUMENT naming page_size, whatever the limit. A message also ends before its
+   * values pass the server's max_page_bytes (16 MiB).
    *
    * @generated from field: uint32 page_size = 6;
    */
