@@ -215,7 +215,8 @@ export const AppendSessionRequestSchema: GenMessage<AppendSessionRequest> = /*@_
  */
 export type AppendSessionResponse = Message<"klstore.v1.AppendSessionResponse"> & {
   /**
-   * The request's sequence.
+   * The request's sequence (0 when the request did not decode far enough to read it;
+   * its place in the order still tells which it answers).
    *
    * @generated from field: uint64 sequence = 1;
    */
