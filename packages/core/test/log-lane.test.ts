@@ -41,14 +41,14 @@ for (const backend of backends()) {
       try {
         const lane = new LogLane({ store, prefix, log: LOG, clock });
         assert.equal(await lane.open(), 0n);
-        assert.deepEqual(await lane.write({ kind: "data", owned: [{ slot: 3, recordVersion: 1n }] }), {
+        assert.deepEqual(await lane.write({ kind: "data", progress: [{ slot: 3, source: LOG, through: 1n }] }), {
           kind: "stored",
           seq: 1n,
         });
         assert.deepEqual(await lane.write({ kind: "data" }), { kind: "stored", seq: 2n });
         const layout = new LogLayout(prefix, LOG);
         assert.equal((await readSegmentIndex(store, layout, 0n)).kind, "restart-fence");
-        assert.deepEqual((await readSegmentIndex(store, layout, 1n)).owned, [{ slot: 3, recordVersion: 1n }]);
+        assert.deepEqual((await readSegmentIndex(store, layout, 1n)).progress, [{ slot: 3, source: LOG, through: 1n }]);
         assert.equal(await findLogEnd(store, layout, 0n), 2n);
       } finally {
         await cleanup();
@@ -107,13 +107,15 @@ for (const backend of backends()) {
           const lane = new LogLane({ store: flaky, prefix, log: LOG, clock });
           await lane.open();
           await assert.rejects(
-            lane.write({ kind: "data", owned: [{ slot: 1, recordVersion: 2n }] }),
+            lane.write({ kind: "data", progress: [{ slot: 1, source: LOG, through: 2n }] }),
             StorageUnavailable,
           );
           assert.ok(lane.hasUnresolved);
           await assert.rejects(lane.write({ kind: "data" }), /resolve/);
           assert.deepEqual(await lane.resolve(), { kind: "stored", seq: 1n });
-          assert.deepEqual((await readSegmentIndex(store, layout, 1n)).owned, [{ slot: 1, recordVersion: 2n }]);
+          assert.deepEqual((await readSegmentIndex(store, layout, 1n)).progress, [
+            { slot: 1, source: LOG, through: 2n },
+          ]);
           assert.deepEqual(await lane.write({ kind: "data" }), { kind: "stored", seq: 2n });
         } finally {
           await cleanup();

@@ -46,11 +46,10 @@ const SAMPLE: SegmentInput = {
   createdMillis: 1_700_000_000_123n,
   kind: "data",
   log: { writer: "writer-0", lane: 1 },
-  owned: [
-    { slot: 7, recordVersion: 3n },
-    { slot: 1023, recordVersion: U64_MAX },
+  progress: [
+    { slot: 7, source: { writer: "writer-2", lane: 0 }, through: 12n },
+    { slot: 1023, source: { writer: "writer-0", lane: 1 }, through: U64_MAX },
   ],
-  progress: [{ slot: 7, source: { writer: "writer-2", lane: 0 }, through: 12n }],
   fenced: [],
   entries: [entry("ks", "user/42", 10n, ["a", "bb"], 5n), entry("ks", "ключ", 0n, ["x".repeat(300)])],
 };
@@ -63,7 +62,6 @@ describe("log segments", () => {
     assert.equal(index.createdMillis, 1_700_000_000_123n);
     assert.equal(index.kind, "data");
     assert.deepEqual(index.log, SAMPLE.log);
-    assert.deepEqual(index.owned, SAMPLE.owned);
     assert.deepEqual(index.progress, SAMPLE.progress);
     assert.equal(index.entries.length, 2);
     for (const [i, e] of index.entries.entries()) {

@@ -23,12 +23,6 @@ export interface LogId {
   readonly lane: number;
 }
 
-/** A slot the log's writer owns, under the slot record version that gave it. */
-export interface OwnedSlot {
-  readonly slot: number;
-  readonly recordVersion: bigint;
-}
-
 /** How far a slot's entries in a source log are materialized (sequence numbers through). */
 export interface SlotProgress {
   readonly slot: number;
@@ -61,7 +55,6 @@ export interface SegmentIndex {
   readonly createdMillis: bigint;
   readonly kind: SegmentKind;
   readonly log: LogId;
-  readonly owned: readonly OwnedSlot[];
   readonly progress: readonly SlotProgress[];
   readonly fenced: readonly FencedSlot[];
   readonly entries: readonly SegmentEntry[];
@@ -83,7 +76,6 @@ export interface SegmentInput {
   readonly createdMillis: bigint;
   readonly kind: SegmentKind;
   readonly log: LogId;
-  readonly owned?: readonly OwnedSlot[];
   readonly progress?: readonly SlotProgress[];
   readonly fenced?: readonly FencedSlot[];
   readonly entries?: readonly EntryInput[];
@@ -144,11 +136,6 @@ export function encodeSegment(input: SegmentInput): Uint8Array {
   const sizes = entries.map((e) => encodedSize(e.records));
   const index = new IndexWriter();
   index.log(input.log);
-  index.u32(input.owned?.length ?? 0);
-  for (const o of input.owned ?? []) {
-    index.u16(o.slot);
-    index.u64(o.recordVersion);
-  }
   index.u32(input.progress?.length ?? 0);
   for (const p of input.progress ?? []) {
     index.u16(p.slot);
@@ -290,7 +277,6 @@ export function decodeSegmentIndex(objectKey: string, head: Uint8Array, objectBy
   const r = new IndexReader(objectKey, buf, SEGMENT_HEADER_BYTES, bodyStart);
   const log = r.log();
   if (log.lane !== buf.readUInt16LE(26)) throw corrupt("segment header and index disagree on the lane");
-  const owned = Array.from({ length: r.count(10) }, () => ({ slot: r.u16(), recordVersion: r.u64() }));
   const progress = Array.from({ length: r.count(14) }, () => ({ slot: r.u16(), source: r.log(), through: r.u64() }));
   const fenced = Array.from({ length: r.count(14) }, () => ({ slot: r.u16(), by: r.log(), recordVersion: r.u64() }));
   const entries: SegmentEntry[] = [];
@@ -327,7 +313,6 @@ export function decodeSegmentIndex(objectKey: string, head: Uint8Array, objectBy
     createdMillis: buf.readBigInt64LE(16),
     kind,
     log,
-    owned,
     progress,
     fenced,
     entries,
