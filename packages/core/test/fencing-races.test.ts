@@ -243,6 +243,48 @@ for (const backend of backends()) {
       }
     });
 
+    it("never takes a committed offset again when a stale trim's end marker lies above another process's merge", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        const layout = new KeyspaceLayout(prefix, "ks").key("k");
+        const config = { compactItemsThreshold: 100, compactObjectsThreshold: 3, changeLog: false };
+        const owner = heldReads(store, layout);
+        const w = new StoreWriter({ store: owner.store, prefix, config: { ...config, compactionCacheBytes: 0 } });
+        await w.createKeyspace("ks");
+        await w.appendList("ks", "k", [v("a0")]);
+        await w.appendList("ks", "k", [v("a1")]);
+        const trimming = pausingAfterDataList(store, layout);
+        const stale = new StoreWriter({ store: trimming.store, prefix, config });
+        assert.equal(await stale.nextOffset("ks", "k"), 2n); // cached from here on
+        owner.hold();
+        const committing = w.appendList("ks", "k", [v("b2")]); // acknowledged at 2, merged into 0-2 when released
+        await untilListed(store, layout, 2n);
+        let released = false;
+        trimming.arm(1, () => {
+          released = true;
+          owner.release();
+          return committing;
+        });
+        // The whole key as this writer knows it: an end marker at 1 and the watermark on it,
+        // above the merged object starting at 0.
+        await stale.trim("ks", "k", 2n);
+        assert.ok(released, "the merge ran inside the trim");
+        const names = (await store.list(layout.dataPrefix)).objects.map((o) => layout.parseDataKey(o.key));
+        assert.deepEqual(
+          names.map((n) => n && [n.firstOffset, n.lastOffset, n.sizeBytes > 0n]),
+          [
+            [0n, 2n, true],
+            [1n, 1n, false],
+          ],
+        );
+        const [next] = await new StoreWriter({ store, prefix, config }).appendList("ks", "k", [v("new")]);
+        assert.equal(next?.kind === "appended" && next.offset, 3n, "offset 2 holds b2");
+        assert.deepEqual((await readAll(store, prefix)).slice(-2), ["2:b2", "3:new"]);
+      } finally {
+        await cleanup();
+      }
+    });
+
     it("never takes a seal for a merge's or a trim's output: a retried batch's items stay", async () => {
       const { store, prefix, cleanup } = await backend.open();
       try {

@@ -197,7 +197,7 @@ describe("lost responses to conditional writes (s3)", { skip: S3_ENDPOINT ? fals
     await store.close();
   });
 
-  it("trim: a kept suffix whose answer is lost, and the watermark of a trim that empties the key", async () => {
+  it("trim: a kept suffix, the end marker and the watermark of trims that empty a key, whose answers are lost", async () => {
     const { store, prefix } = openStore();
     const writer = new StoreWriter({ store, prefix });
     await writer.createKeyspace("ks");
@@ -211,10 +211,10 @@ describe("lost responses to conditional writes (s3)", { skip: S3_ENDPOINT ? fals
     );
     assert.equal(cut.firstOffset, 1n);
     assert.deepEqual(await itemsOf(store, prefix), ["1:b", "2:c", "3:d"]);
-    const layout = new KeyspaceLayout(prefix, "ks").key("k");
+    // Emptying it writes an end marker (a data name holding no items, docs/format.md, "Trim").
     const emptied = await withDroppedAnswer(
       prefix,
-      { method: "PUT", conditional: true, objectKey: (k) => k === layout.watermarkKey },
+      { method: "PUT", conditional: true, objectKey: (k) => dataName(k)?.sizeBytes === 0n },
       () => writer.trim("ks", "k", 4n),
     );
     assert.equal(emptied.firstOffset, 4n);
@@ -224,6 +224,15 @@ describe("lost responses to conditional writes (s3)", { skip: S3_ENDPOINT ? fals
       [4n],
     );
     assert.deepEqual(await itemsOf(store, prefix), ["4:e"]);
+    // A key whose only item was offset 0 gets no marker, but a watermark at 0, created only if none exists.
+    await writer.appendList("ks", "one", [{ value: Buffer.from("x") }]);
+    const layout = new KeyspaceLayout(prefix, "ks").key("one");
+    const one = await withDroppedAnswer(
+      prefix,
+      { method: "PUT", conditional: true, objectKey: (k) => k === layout.watermarkKey },
+      () => writer.trim("ks", "one", 1n),
+    );
+    assert.equal(one.firstOffset, 1n);
     await store.close();
   });
 

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { type DataObjectName, formatDataObjectName, KeyspaceLayout, parseDataObjectName } from "./layout.ts";
+import {
+  type DataObjectName,
+  formatDataObjectName,
+  isEndMarker,
+  KeyspaceLayout,
+  parseDataObjectName,
+  timestampsOrdered,
+} from "./layout.ts";
 
 const name: DataObjectName = {
   firstOffset: 1n,
@@ -38,8 +45,22 @@ describe("data object names", () => {
   it("reject names that are not data objects or are inconsistent", () => {
     assert.equal(parseDataObjectName("watermark"), undefined);
     assert.equal(parseDataObjectName("data_o00000000000000000009-o5_t1-t2_n0-n0_s1_p0.bin"), undefined);
-    assert.equal(parseDataObjectName("data_o00000000000000000001-o5_t3-t2_n0-n0_s1_p0.bin"), undefined);
     assert.equal(parseDataObjectName("data_o00000000000000000001-o5_t1-t2_n9-n0_s1_p0.bin"), undefined);
+    assert.equal(parseDataObjectName("data_o00000000000000000003-o5_t1-t2_n0-n0_s1_p4.bin"), undefined);
+  });
+
+  it("accept timestamps out of order, as the reference names a merge of items that went back in time", () => {
+    const merged = parseDataObjectName("data_o00000000000000000001-o6_t1700000000500-t1700000000100_n0-n0_s252_p0.bin");
+    assert.equal(merged?.minTimestamp, 1700000000500n);
+    assert.equal(merged?.maxTimestamp, 1700000000100n);
+    assert.equal(merged && timestampsOrdered(merged), false);
+    assert.equal(timestampsOrdered(name), true);
+  });
+
+  it("tell an end marker (named size 0) from other objects", () => {
+    const marker = parseDataObjectName("data_o00000000000000000001-o49_t490-t490_n1050-n1050_s0_p1.bin");
+    assert.ok(marker && isEndMarker(marker));
+    assert.equal(isEndMarker(name), false);
   });
 
   it("sort by first offset as strings, which makes LIST an index", () => {

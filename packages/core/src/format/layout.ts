@@ -66,7 +66,6 @@ export function parseDataObjectName(segment: string): DataObjectName | undefined
     prior <= firstOffset &&
     minTimestamp >= I64_MIN &&
     maxTimestamp <= I64_MAX &&
-    minTimestamp <= maxTimestamp &&
     nextNonce <= U128_MAX &&
     firstNonce <= nextNonce &&
     size <= U64_MAX;
@@ -87,6 +86,25 @@ export function parseDataObjectName(segment: string): DataObjectName | undefined
 
 export function itemCount(name: DataObjectName): bigint {
   return name.lastOffset - name.firstOffset + 1n;
+}
+
+/**
+ * Whether the name's timestamps are in order (minTs <= maxTs). The reference names a merged
+ * object by its first input's minimum and its last input's maximum, so a merge of items
+ * whose timestamps went back in time can be named min > max: such a name bounds nothing.
+ */
+export function timestampsOrdered(name: DataObjectName): boolean {
+  return name.minTimestamp <= name.maxTimestamp;
+}
+
+/**
+ * An end marker (docs/format.md, "Trim"): a data object named with size 0 and stored empty,
+ * written by a trim that empties a key so that the reference's writer, which reads a key's
+ * end from the last object name it lists, recovers the key's next offset and nonce from it.
+ * It holds no items; a record needs 40 bytes at least, so no other object is named size 0.
+ */
+export function isEndMarker(name: DataObjectName): boolean {
+  return name.sizeBytes === 0n;
 }
 
 /** Object keys of one keyspace, under the store's prefix. */

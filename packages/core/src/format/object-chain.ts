@@ -6,7 +6,7 @@
 
 import { CorruptObject } from "../errors.ts";
 import type { ListedObject } from "../storage/object-store.ts";
-import type { DataObjectName, KeyLayout } from "./layout.ts";
+import { type DataObjectName, isEndMarker, type KeyLayout } from "./layout.ts";
 
 export interface DataObject {
   /** Full object key. */
@@ -21,14 +21,23 @@ export interface ResolvedChain {
   readonly leftovers: DataObject[];
 }
 
-/** Parses listed objects of a key; an unparseable name under data_ is reported, not skipped. */
-export function parseListing(layout: KeyLayout, listed: readonly ListedObject[]): DataObject[] {
+/**
+ * Parses listed objects of a key; an unparseable name under data_ is reported, not skipped.
+ * Sealed batches and end markers hold no items and are left out (`markers` collects the
+ * latter, for a trim to delete).
+ */
+export function parseListing(layout: KeyLayout, listed: readonly ListedObject[], markers?: DataObject[]): DataObject[] {
   const objects: DataObject[] = [];
   for (const o of listed) {
     const name = layout.parseDataKey(o.key);
     if (!name) throw new CorruptObject(o.key, "name under the key's data_ prefix does not parse");
+    if (isEndMarker(name)) {
+      if (o.size !== 0) throw new CorruptObject(o.key, `holds ${o.size} bytes, its name says 0`);
+      markers?.push({ key: o.key, name });
+      continue;
+    }
     // A sealed batch: the name was reserved by a claim that never completed (docs/fencing.md).
-    if (o.size === 0 && name.sizeBytes > 0n) continue;
+    if (o.size === 0) continue;
     objects.push({ key: o.key, name });
   }
   return objects;

@@ -83,6 +83,37 @@ describe("record codec", () => {
     assert.throws(() => decodeRecords("o", nameFor(wrongOffset.byteLength), wrongOffset), CorruptObject);
   });
 
+  it("reads timestamps out of order and outside the name's range, and still catches corruption", () => {
+    // As the reference merges three appends whose timestamps went back in time: named by the
+    // first input's minimum (500) and the last input's maximum (100), items anywhere.
+    const outOfOrder: Item[] = [500n, 900n, 50n, 100n].map((timestamp, i) => ({
+      offset: BigInt(i + 1),
+      timestamp,
+      nonce: BigInt(10 + i),
+      value: Buffer.from(`v${i}`),
+    }));
+    const bytes = encodeRecords(outOfOrder);
+    const name: DataObjectName = {
+      ...nameFor(bytes.byteLength),
+      lastOffset: 4n,
+      minTimestamp: 500n,
+      maxTimestamp: 100n,
+      nextNonce: 14n,
+    };
+    assert.deepEqual(
+      decodeRecords("o", name, bytes).map((i) => i.timestamp),
+      [500n, 900n, 50n, 100n],
+    );
+    const skipped = Uint8Array.from(bytes);
+    new DataView(skipped.buffer).setBigUint64(skipped.byteLength / 2, 9n, true); // offset of the third
+    assert.throws(() => decodeRecords("o", name, skipped), /expected offset 3, found 9/);
+    const repeatedNonce = Uint8Array.from(bytes);
+    new DataView(repeatedNonce.buffer).setBigUint64(repeatedNonce.byteLength / 2 + 16, 11n, true);
+    assert.throws(() => decodeRecords("o", name, repeatedNonce), /nonce 11 outside the name's range or order/);
+    assert.throws(() => decodeRecords("o", { ...name, sizeBytes: name.sizeBytes + 1n }, bytes), CorruptObject);
+    assert.throws(() => decodeRecords("o", { ...name, lastOffset: 5n }, bytes), /its name says 5/);
+  });
+
   it("compresses with zstd and checks the stored size", () => {
     const stored = encodeDataObject(items, "zstd");
     const name = { ...nameFor(stored.byteLength), compression: "zstd" as const };

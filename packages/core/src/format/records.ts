@@ -65,8 +65,11 @@ export function writeRecords(out: Uint8Array, start: number, records: readonly R
 
 /**
  * Decodes every record of an object and checks it against what the object's name promises
- * (size, dense offsets, timestamp and nonce ranges). Values are views into `bytes`.
+ * (size, dense offsets, nonce range and order). Values are views into `bytes`.
  * A mismatch is data loss: it is reported naming the object, never returned as items.
+ * Timestamps are not checked against the name: the reference names a merged object by its
+ * first input's minimum and its last input's maximum, so items it wrote with timestamps
+ * out of order lie outside that range (or the name says min > max) in intact objects.
  */
 export function decodeRecords(
   objectKey: string,
@@ -98,9 +101,6 @@ export function decodeRecords(
       throw corrupt(`record at byte ${pos} has a bad trailing length`);
     }
     if (offset !== expectedOffset) throw corrupt(`expected offset ${expectedOffset}, found ${offset}`);
-    if (timestamp < name.minTimestamp || timestamp > name.maxTimestamp) {
-      throw corrupt(`offset ${offset} has timestamp ${timestamp} outside the name's range`);
-    }
     const nonce = nonceRaw === NO_NONCE ? undefined : nonceRaw;
     if (nonce !== undefined) {
       if (nonce < name.firstNonce || nonce >= name.nextNonce || nonce <= lastNonce) {

@@ -9,6 +9,13 @@ import type { ObjectStore } from "../storage/object-store.ts";
 
 export type ObjectPredicate = (o: DataObject) => boolean;
 
+/**
+ * Whether a window's objects, in offset order, keep what bisection assumes of a predicate
+ * (that it changes value once along the key). Objects a search lists that break it make
+ * the search scan the key's names in order instead: exact, at one LIST per window.
+ */
+export type WindowOrder = (objects: readonly DataObject[]) => boolean;
+
 export interface Window {
   /** Chain-resolved objects with first offset >= the window's start, ascending. */
   readonly objects: DataObject[];
@@ -62,27 +69,49 @@ export class ObjectIndex {
    * The first object for which `pred` holds, where `pred` is monotone along the list
    * (false...false true...true). `hint` is a first offset believed to be at or before the
    * answer (a continuation's object): an object starting exactly there that holds is the
-   * answer; one that does not starts a forward scan.
+   * answer; one that does not starts a forward scan. With `order`, `pred` need not be
+   * monotone where the listed objects break `order`: then the answer is the first object
+   * in offset order for which it holds, found by a scan.
    */
-  async findFirst(pred: ObjectPredicate, hint?: bigint): Promise<Located | undefined> {
+  async findFirst(pred: ObjectPredicate, hint?: bigint, order?: WindowOrder): Promise<Located | undefined> {
     if (hint !== undefined) {
       const w = await this.windowFrom(hint);
       const head = w.objects[0];
       if (head && !pred(head)) return this.scanForward(w, pred);
       if (head && head.name.firstOffset === hint) return { window: w, index: 0 };
     }
-    // Invariants: every object starting before `lo` is false; the first object starting
-    // at or after `hi` is true (or there is none), and `hiWindow` starts with it.
     const w = await this.windowFrom(0n);
     const index = w.objects.findIndex(pred);
     if (index >= 0) return { window: w, index };
     if (!w.truncated) return undefined;
+    if (!order) return this.bisectFirst(pred, w);
+    // No object of the first window holds: the answer, wherever it is, comes after it.
+    if (!order(w.objects)) return this.scanForward(await this.nextWindow(w), pred);
+    const disorder = { seen: false };
+    const found = await this.bisectFirst(pred, w, (objects) => {
+      if (!order(objects)) disorder.seen = true;
+    });
+    return disorder.seen ? this.scanForward(await this.nextWindow(w), pred) : found;
+  }
+
+  /**
+   * findFirst past the first window `w` (truncated, no object of it holding), by bisection;
+   * `seen` is shown every window the bisection lists.
+   */
+  private async bisectFirst(
+    pred: ObjectPredicate,
+    w: Window,
+    seen: (objects: readonly DataObject[]) => void = () => {},
+  ): Promise<Located | undefined> {
+    // Invariants: every object starting before `lo` is false; the first object starting
+    // at or after `hi` is true (or there is none), and `hiWindow` starts with it.
     let lo = (w.objects.at(-1) as DataObject).name.firstOffset + 1n;
     let hi = (await this.upperBound()) + 1n;
     let hiWindow: Window | undefined;
     while (lo < hi) {
       const mid = lo + (hi - lo) / 2n;
       let probe = await this.windowFrom(mid);
+      seen(probe.objects);
       let head = probe.objects[0];
       if (head && pred(head)) {
         hi = mid;
@@ -91,6 +120,7 @@ export class ObjectIndex {
         // the object holding `mid`; the head's name says where that object starts.
         const holder = await this.holderOf(head, lo, mid);
         if (!holder) continue;
+        seen(holder.objects);
         if (pred(holder.objects[0] as DataObject)) {
           hi = (holder.objects[0] as DataObject).name.firstOffset;
           hiWindow = holder;
@@ -110,19 +140,39 @@ export class ObjectIndex {
       lo = (probe.objects.at(-1) as DataObject).name.firstOffset + 1n;
     }
     const answer = hiWindow ?? (await this.windowFrom(lo));
+    seen(answer.objects);
     return answer.objects[0] && pred(answer.objects[0]) ? { window: answer, index: 0 } : undefined;
   }
 
-  /** The last object for which `pred` holds, where `pred` is true...true false...false. */
-  async findLast(pred: ObjectPredicate, hint?: bigint): Promise<Located | undefined> {
+  /**
+   * The last object for which `pred` holds, where `pred` is true...true false...false. With
+   * `order`, as in findFirst: where the listed objects break it, the last object in offset
+   * order for which `pred` holds, found by a scan of every window.
+   */
+  async findLast(pred: ObjectPredicate, hint?: bigint, order?: WindowOrder): Promise<Located | undefined> {
     if (hint !== undefined) {
       const w = await this.windowFrom(hint);
       const head = w.objects[0];
       if (head && pred(head)) return this.scanLast(w, pred);
     }
+    const w = await this.windowFrom(0n);
+    if (!order) return this.bisectLast(pred, w);
+    if (!order(w.objects)) return this.scanAllLast(w, pred);
+    const disorder = { seen: false };
+    const found = await this.bisectLast(pred, w, (objects) => {
+      if (!order(objects)) disorder.seen = true;
+    });
+    return disorder.seen ? this.scanAllLast(w, pred) : found;
+  }
+
+  /** findLast from the first window `w`, by bisection; `seen` is shown every window listed after it. */
+  private async bisectLast(
+    pred: ObjectPredicate,
+    w: Window,
+    seen: (objects: readonly DataObject[]) => void = () => {},
+  ): Promise<Located | undefined> {
     // Invariants: `best` is the last object starting before `lo`, and it is true; the first
     // object starting at or after `hi` is false (or there is none).
-    const w = await this.windowFrom(0n);
     const index = w.objects.findIndex((o) => !pred(o));
     if (index > 0) return { window: w, index: index - 1 };
     if (index === 0) return undefined;
@@ -133,12 +183,14 @@ export class ObjectIndex {
     while (lo < hi) {
       const mid = lo + (hi - lo) / 2n;
       let probe = await this.windowFrom(mid);
+      seen(probe.objects);
       let head = probe.objects[0];
       if (head && !pred(head)) {
         hi = mid;
         // As in findFirst: look at the object holding `mid` instead of bisecting it.
         const holder = await this.holderOf(head, lo, mid);
         if (!holder) continue;
+        seen(holder.objects);
         if (!pred(holder.objects[0] as DataObject)) {
           hi = (holder.objects[0] as DataObject).name.firstOffset;
           continue;
@@ -193,6 +245,22 @@ export class ObjectIndex {
       for (let i = 0; i < window.objects.length; i++) {
         if (pred(window.objects[i] as DataObject)) best = { window, index: i };
         else return best;
+      }
+      if (!window.truncated) return best;
+      window = await this.nextWindow(window);
+    }
+  }
+
+  /** The last object satisfying pred in `w` or any window after it, whatever pred's shape. */
+  private async scanAllLast(w: Window, pred: ObjectPredicate): Promise<Located | undefined> {
+    let window = w;
+    let best: Located | undefined;
+    for (;;) {
+      for (let i = window.objects.length - 1; i >= 0; i--) {
+        if (pred(window.objects[i] as DataObject)) {
+          best = { window, index: i };
+          break;
+        }
       }
       if (!window.truncated) return best;
       window = await this.nextWindow(window);

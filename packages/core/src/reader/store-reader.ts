@@ -11,12 +11,20 @@ import { InvalidArgument, KeyspaceNotFound, StorageUnavailable, Trimmed } from "
 import { decodeContinuation, encodeContinuation, type IterationOrder } from "../format/continuation.ts";
 import { decodeDataObject } from "../format/data-object.ts";
 import { decodeKeyspaceConfig, type KeyspaceSettings } from "../format/keyspace-config.ts";
-import { I64_MAX, I64_MIN, type KeyLayout, KeyspaceLayout, U64_MAX, U128_MAX } from "../format/layout.ts";
+import {
+  I64_MAX,
+  I64_MIN,
+  type KeyLayout,
+  KeyspaceLayout,
+  timestampsOrdered,
+  U64_MAX,
+  U128_MAX,
+} from "../format/layout.ts";
 import type { DataObject } from "../format/object-chain.ts";
 import type { Item } from "../format/records.ts";
 import { countingStore, type ObjectStore, StorageStats, type StoredObject } from "../storage/object-store.ts";
 import { readTail } from "../writer/key-state.ts";
-import { type Located, ObjectIndex, type ObjectPredicate, type Window } from "./object-index.ts";
+import { type Located, ObjectIndex, type ObjectPredicate, type Window, type WindowOrder } from "./object-index.ts";
 
 export type { IterationOrder };
 
@@ -130,7 +138,24 @@ interface StartRule {
   readonly unfiltered: boolean;
   /** The offset a continuation resumes at; a forward read must find it still stored. */
   readonly resumeAt?: bigint;
+  /** What the object search may assume of the names (a timestamp search: their order). */
+  readonly order?: WindowOrder;
 }
+
+/**
+ * Whether objects' timestamp ranges follow one another along the key: each name ordered
+ * (minTs <= maxTs) and starting no earlier than the one before ends. True of every key
+ * klstore writes (it keeps a key's timestamps non-decreasing); a key the reference wrote
+ * with timestamps out of order breaks it, and a timestamp search then scans names in order.
+ */
+const timestampsInOrder: WindowOrder = (objects) => {
+  let before: bigint | undefined;
+  for (const o of objects) {
+    if (!timestampsOrdered(o.name) || (before !== undefined && o.name.minTimestamp < before)) return false;
+    before = o.name.maxTimestamp;
+  }
+  return true;
+};
 
 export class StoreReader {
   readonly store: ObjectStore;
@@ -176,10 +201,13 @@ export class StoreReader {
       await this.requireKeyspace(keyspace);
       return undefined;
     }
-    const oldest =
+    // Objects that hold no items (an end marker, seals) may come first: a LIST of one name
+    // could show only those.
+    const located =
       tail.watermark === undefined
-        ? tail.chain[0]
-        : (await new ObjectIndex(this.store, layout, 1).windowFrom(0n)).objects[0];
+        ? undefined
+        : await new ObjectIndex(this.store, layout, this.config.listPageSize).findFirst(() => true);
+    const oldest = located ? located.window.objects[located.index] : tail.chain[0];
     const first = (oldest ?? newest).name;
     return {
       firstOffset: first.firstOffset,
@@ -276,7 +304,8 @@ function startRule(layout: KeyLayout, order: IterationOrder, request: ReadPageRe
     }
     if (f.startTimestamp !== undefined) {
       const t = f.startTimestamp;
-      objectTests.push((d) => d.name.maxTimestamp >= t);
+      // An out-of-order name (minTs > maxTs) bounds nothing: it may hold any timestamp.
+      objectTests.push((d) => d.name.maxTimestamp >= t || !timestampsOrdered(d.name));
       itemTests.push((i) => i.timestamp >= t);
     }
     if (f.startNonce !== undefined) {
@@ -292,7 +321,7 @@ function startRule(layout: KeyLayout, order: IterationOrder, request: ReadPageRe
     }
     if (f.startTimestamp !== undefined) {
       const t = f.startTimestamp;
-      objectTests.push((d) => d.name.minTimestamp <= t);
+      objectTests.push((d) => d.name.minTimestamp <= t || !timestampsOrdered(d.name));
       itemTests.push((i) => i.timestamp <= t);
     }
     if (f.startNonce !== undefined) {
@@ -305,6 +334,7 @@ function startRule(layout: KeyLayout, order: IterationOrder, request: ReadPageRe
     object: (d) => objectTests.every((t) => t(d)),
     item: (i) => itemTests.every((t) => t(i)),
     unfiltered: objectTests.length === 0,
+    ...(f.startTimestamp !== undefined ? { order: timestampsInOrder } : {}),
   };
 }
 
@@ -429,7 +459,7 @@ class PageRead {
     // A stream's next page usually starts in an object of the listing its last page used.
     let located = rule.resumeAt !== undefined ? this.recent.holderOf(rule.resumeAt) : undefined;
     let kept = located !== undefined;
-    located ??= await this.index.findFirst(rule.object, rule.hint);
+    located ??= await this.index.findFirst(rule.object, rule.hint, rule.order);
     if (located === undefined && rule.hint !== undefined) located = await this.index.findFirst(rule.object);
     checkResumable(rule, located);
     let window = located?.window;
@@ -471,7 +501,7 @@ class PageRead {
         const again =
           from >= 0n
             ? await this.index.findFirst((o) => o.name.lastOffset >= from)
-            : await this.index.findFirst(rule.object);
+            : await this.index.findFirst(rule.object, undefined, rule.order);
         if (from < 0n) checkResumable(rule, again);
         window = again?.window;
         kept = false;
@@ -513,7 +543,7 @@ class PageRead {
     else {
       // As forwards: a stream's next page usually starts in its last page's listing.
       located = rule.resumeAt !== undefined ? this.recent.holderOf(rule.resumeAt) : undefined;
-      located ??= await this.index.findLast(rule.object, rule.hint);
+      located ??= await this.index.findLast(rule.object, rule.hint, rule.order);
     }
     if (!located && rule.hint !== undefined) located = await this.index.findLast(rule.object);
     let current: DataObject | undefined;

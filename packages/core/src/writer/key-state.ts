@@ -4,7 +4,7 @@
 // LIST of the key's folder does both for a key without a watermark).
 
 import { CorruptObject } from "../errors.ts";
-import type { KeyLayout } from "../format/layout.ts";
+import { type KeyLayout, timestampsOrdered } from "../format/layout.ts";
 import { type DataObject, parseListing, resolveChain } from "../format/object-chain.ts";
 import { decodeTrimRecord, type TrimRecord } from "../format/trim-record.ts";
 import type { ListedObject, ObjectStore } from "../storage/object-store.ts";
@@ -128,6 +128,18 @@ async function tailOf(
   const { chain, leftovers } = resolveChain(parseListing(layout, listed));
   // A key that never had items has no watermark, so only emptied keys pay this GET.
   const trimmed = chain.length === 0 && watermark !== undefined ? await readTrimRecord(store, layout) : undefined;
+  if (trimmed && watermark !== undefined && watermark > 0n) {
+    // A trim that empties a key points the watermark at its end marker, at offset 1, above
+    // an object starting at 0 that another process's compaction may have written during
+    // the trim (docs/format.md, "Trim"). Such an object, if it ends at or past the trim
+    // point, holds the key's end; below an emptied key's watermark lie only the trim's
+    // undeleted leftovers otherwise, so this LIST is short.
+    const below = listAll(store, layout.dataPrefix, layout.startAfterForFirstOffset(0n));
+    const hidden = resolveChain(parseListing(layout, await below)).chain.filter(
+      (o) => o.name.lastOffset >= trimmed.firstOffset,
+    );
+    if (hidden.length > 0) return { watermark, chain: hidden, leftovers: [] };
+  }
   return { watermark, chain, leftovers, trimmed };
 }
 
@@ -145,7 +157,8 @@ export function stateFromTail(tail: RecoveredTail, claimGeneration: number): Key
       ? {
           nextOffset: newest.name.lastOffset + 1n,
           nextNonce: newest.name.nextNonce,
-          lastTimestamp: newest.name.maxTimestamp,
+          // An out-of-order name (minTs > maxTs, written by the reference) holds both.
+          lastTimestamp: timestampsOrdered(newest.name) ? newest.name.maxTimestamp : newest.name.minTimestamp,
           newestStartOffset: newest.name.firstOffset,
         }
       : emptied

@@ -34,7 +34,9 @@ export type ItemFilter = Message<"klstore.v1.ItemFilter"> & {
 
   /**
    * Forwards: the first item with a timestamp at or after this; backwards: the last at
-   * or before it. ms since the epoch.
+   * or before it. ms since the epoch. Exact for keys klstore writes (their timestamps never
+   * decrease); for keys the reference wrote out of order, docs/format.md ("Timestamps")
+   * says where such a read starts.
    *
    * @generated from field: optional int64 start_timestamp_millis = 2;
    */
