@@ -30,6 +30,11 @@ describe("grpcurl through reflection", {
       /rpc AppendSession \( stream/,
     );
     assert.match(await grpcurl("-plaintext", writer, "describe", "klstore.v1.Uint128"), /uint64 high = 1/);
+    // A map field (the reflection files are served as generated, not through protobufjs).
+    assert.match(
+      await grpcurl("-plaintext", writer, "describe", "klstore.v1.RequestError"),
+      /map<string, string> metadata = 5/,
+    );
     for (const served of [...cluster().writers, cluster().reader]) {
       const health = JSON.parse(await grpcurl("-plaintext", served.address, "grpc.health.v1.Health/Check"));
       assert.deepEqual(health, { status: "SERVING" });

@@ -1,3 +1,4 @@
 // The klstore TypeScript client.
 
+export { type StatusDetails, statusDetails } from "@klstore/proto";
 export * from "./klstore-client.ts";

@@ -20,6 +20,7 @@ import { createLogger } from "@klstore/service-runtime";
 import { type RunningWriterShard, startWriterShard } from "@klstore/writer-service";
 import { freePort } from "../../../e2e/support/processes.ts";
 import { backends } from "../../core/test/backends.ts";
+import { statusDetails } from "../src/index.ts";
 import { type ClientKeyChange, KlstoreClient } from "../src/klstore-client.ts";
 
 const logger = createLogger("test", "silent");
@@ -340,6 +341,40 @@ describe(`watch, trim and retention through the services (${backend?.name})`, ()
     // A cursor sealed by hand with sane values is as good as an issued one: the seal is a
     // check against damage, not a signature (docs/watch.md).
     assert.equal(await opened(sealedCursor(folder, now, [[writer, 0n]])), "accepted");
+    client.close();
+  });
+
+  it("refuses a read resumed below a trim with OUT_OF_RANGE whose details name the first offset", async () => {
+    const reader = await startReaderHere();
+    const client = clientOf(reader);
+    await client.createKeyspace("cut");
+    await client.append(
+      "cut",
+      "k",
+      Array.from({ length: 10 }, (_, i) => ({ value: `v${i}` })),
+    );
+    const page = await client.readPage("cut", "k", { maxItems: 3 });
+    assert.ok(page.continuation, "the page resumes at offset 3");
+    assert.equal(await client.trim("cut", "k", 6n), 6n);
+    const refused = (err: unknown) => {
+      assert.equal((err as ServiceError).code, status.OUT_OF_RANGE);
+      const details = statusDetails(err);
+      assert.equal(details?.reason, "TRIMMED");
+      assert.deepEqual(details?.metadata, { resume_offset: "3", first_offset: "6" });
+      assert.equal(details?.firstOffset, 6n);
+      return true;
+    };
+    await assert.rejects(client.readPage("cut", "k", { continuation: page.continuation }), refused);
+    const drain = async () => {
+      for await (const _ of client.items("cut", "k", { continuation: page.continuation }));
+    };
+    await assert.rejects(drain(), refused);
+    // Where the details say the list goes on.
+    const resumed = await client.readPage("cut", "k", { startOffset: 6n });
+    assert.deepEqual(
+      resumed.items.map((i) => i.offset),
+      [6n, 7n, 8n, 9n],
+    );
     client.close();
   });
 

@@ -12,4 +12,5 @@ export * from "./grpc.ts";
 export * from "./packed-appends.ts";
 export * from "./packed-items.ts";
 export * from "./request-decoding.ts";
+export * from "./status-details.ts";
 export * from "./uint128.ts";

@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import type { DescFile } from "@bufbuild/protobuf";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
+import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { type ChannelCredentials, credentials, Server, ServerCredentials, type ServerInterceptor } from "@grpc/grpc-js";
 import { loadFileDescriptorSetFromBuffer } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
@@ -55,7 +55,15 @@ export interface RunningServer {
 
 function reflectionDescriptors(files: readonly DescFile[]) {
   const set = create(FileDescriptorSetSchema, { file: files.map((f) => f.proto) });
-  return loadFileDescriptorSetFromBuffer(Buffer.from(toBinary(FileDescriptorSetSchema, set)));
+  const definition = loadFileDescriptorSetFromBuffer(Buffer.from(toBinary(FileDescriptorSetSchema, set)));
+  // proto-loader re-encodes the files through protobufjs, which marks a message holding a
+  // map field as a map entry itself (RequestError.metadata), and grpcurl and Go then refuse
+  // the whole file (fullstorydev/grpcurl#519). Reflection serves the files as generated.
+  const generated = files.map((f) => Buffer.from(toBinary(FileDescriptorProtoSchema, f.proto)));
+  for (const type of Object.values(definition)) {
+    if ("fileDescriptorProtos" in type) type.fileDescriptorProtos = generated;
+  }
+  return definition;
 }
 
 export function serverCredentials(config: ServerConfig): ServerCredentials {

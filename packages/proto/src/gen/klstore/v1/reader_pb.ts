@@ -4,6 +4,10 @@
 
 // The reader: stateless, any number of replicas; every replica answers every request the
 // same way. Pages are deterministic: the same request gives the same items.
+//
+// Errors carry google.rpc details as described in writer.proto and docs/errors.md. Clients
+// must accept messages up to the servers' max_message_bytes (64 MiB by default, above
+// gRPC's usual 4 MiB receive limit): a page holds up to max_page_bytes (16 MiB) of values.
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
@@ -667,8 +671,10 @@ export const ReaderService: GenService<{
   },
   /**
    * One page of items. A key never written is an empty page; NOT_FOUND if the keyspace
-   * does not exist; INVALID_ARGUMENT for a bad name, filter or continuation; DATA_LOSS
-   * if an object the page needs is damaged (the error names it).
+   * does not exist; INVALID_ARGUMENT for a bad name, filter or continuation; OUT_OF_RANGE
+   * (reason TRIMMED) when a forward continuation resumes below a trim, with the key's new
+   * first offset in ErrorInfo.metadata["first_offset"]; DATA_LOSS if an object the page
+   * needs is damaged (ResourceInfo names it).
    *
    * @generated from rpc klstore.v1.ReaderService.ReadPage
    */
@@ -682,6 +688,7 @@ export const ReaderService: GenService<{
    * then keeps delivering new items as they are committed until the client cancels or
    * the deadline passes. The server reads ahead at most one page beyond what the client
    * has taken (gRPC flow control), so a slow client never makes it buffer without bound.
+   * Errors as ReadPage, ending the stream after the messages already sent.
    *
    * @generated from rpc klstore.v1.ReaderService.ReadStream
    */
@@ -698,8 +705,9 @@ export const ReaderService: GenService<{
    * changes come in commit order; each carries the key's new end. The stream runs until
    * the client cancels or the deadline passes. NOT_FOUND if the keyspace does not exist;
    * INVALID_ARGUMENT (field `cursor`) for a cursor that is damaged, edited, another
-   * keyspace's, from an earlier klstore version or from the future; OUT_OF_RANGE when the
-   * cursor is older than the change log's retention (docs/watch.md).
+   * keyspace's, from an earlier klstore version or from the future; OUT_OF_RANGE (reason
+   * CURSOR_EXPIRED) when the cursor is older than the change log's retention
+   * (docs/watch.md).
    *
    * @generated from rpc klstore.v1.ReaderService.WatchKeyspace
    */

@@ -27,7 +27,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file klstore/v1/types.proto.
  */
 export const file_klstore_v1_types: GenFile = /*@__PURE__*/
-  fileDesc("ChZrbHN0b3JlL3YxL3R5cGVzLnByb3RvEgprbHN0b3JlLnYxIiQKB1VpbnQxMjgSDAoEaGlnaBgBIAEoBBILCgNsb3cYAiABKAQiYQoJUmV0ZW50aW9uEhsKDm1heF9hZ2VfbWlsbGlzGAEgASgESACIAQESFgoJbWF4X2l0ZW1zGAIgASgESAGIAQFCEQoPX21heF9hZ2VfbWlsbGlzQgwKCl9tYXhfaXRlbXMilAEKEEtleXNwYWNlTWV0YWRhdGESEAoIa2V5c3BhY2UYASABKAkSFgoOY3JlYXRlZF9taWxsaXMYAiABKAMSLAoLY29tcHJlc3Npb24YAyABKA4yFy5rbHN0b3JlLnYxLkNvbXByZXNzaW9uEigKCXJldGVudGlvbhgEIAEoCzIVLmtsc3RvcmUudjEuUmV0ZW50aW9uImMKBEl0ZW0SDgoGb2Zmc2V0GAEgASgEEhgKEHRpbWVzdGFtcF9taWxsaXMYAiABKAMSIgoFbm9uY2UYAyABKAsyEy5rbHN0b3JlLnYxLlVpbnQxMjgSDQoFdmFsdWUYBCABKAwicgoJSW5zZXJ0aW9uEg0KBXZhbHVlGAEgASgMEiIKBW5vbmNlGAIgASgLMhMua2xzdG9yZS52MS5VaW50MTI4Eh0KEHRpbWVzdGFtcF9taWxsaXMYAyABKANIAIgBAUITChFfdGltZXN0YW1wX21pbGxpcyLJAQoLSXRlbU91dGNvbWUSNAoIYXBwZW5kZWQYASABKAsyIC5rbHN0b3JlLnYxLkl0ZW1PdXRjb21lLkFwcGVuZGVkSAASNgoJZHVwbGljYXRlGAIgASgLMiEua2xzdG9yZS52MS5JdGVtT3V0Y29tZS5EdXBsaWNhdGVIABo0CghBcHBlbmRlZBIOCgZvZmZzZXQYASABKAQSGAoQdGltZXN0YW1wX21pbGxpcxgCIAEoAxoLCglEdXBsaWNhdGVCCQoHb3V0Y29tZSJACgxSZXF1ZXN0RXJyb3ISDAoEY29kZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJEhEKCXJldHJ5YWJsZRgDIAEoCCpWCgtDb21wcmVzc2lvbhIbChdDT01QUkVTU0lPTl9VTlNQRUNJRklFRBAAEhQKEENPTVBSRVNTSU9OX05PTkUQARIUChBDT01QUkVTU0lPTl9aU1REEAJCdQoOZGV2Lmtsc3RvcmUudjFCClR5cGVzUHJvdG9QAVona2xzdG9yZS5kZXYvZ2VuL2dvL2tsc3RvcmUvdjE7a2xzdG9yZXYxogIDS1hYqgIKS2xzdG9yZS5WMcoCCktsc3RvcmVcVjHqAgtLbHN0b3JlOjpWMWIGcHJvdG8z");
+  fileDesc("ChZrbHN0b3JlL3YxL3R5cGVzLnByb3RvEgprbHN0b3JlLnYxIiQKB1VpbnQxMjgSDAoEaGlnaBgBIAEoBBILCgNsb3cYAiABKAQiYQoJUmV0ZW50aW9uEhsKDm1heF9hZ2VfbWlsbGlzGAEgASgESACIAQESFgoJbWF4X2l0ZW1zGAIgASgESAGIAQFCEQoPX21heF9hZ2VfbWlsbGlzQgwKCl9tYXhfaXRlbXMilAEKEEtleXNwYWNlTWV0YWRhdGESEAoIa2V5c3BhY2UYASABKAkSFgoOY3JlYXRlZF9taWxsaXMYAiABKAMSLAoLY29tcHJlc3Npb24YAyABKA4yFy5rbHN0b3JlLnYxLkNvbXByZXNzaW9uEigKCXJldGVudGlvbhgEIAEoCzIVLmtsc3RvcmUudjEuUmV0ZW50aW9uImMKBEl0ZW0SDgoGb2Zmc2V0GAEgASgEEhgKEHRpbWVzdGFtcF9taWxsaXMYAiABKAMSIgoFbm9uY2UYAyABKAsyEy5rbHN0b3JlLnYxLlVpbnQxMjgSDQoFdmFsdWUYBCABKAwicgoJSW5zZXJ0aW9uEg0KBXZhbHVlGAEgASgMEiIKBW5vbmNlGAIgASgLMhMua2xzdG9yZS52MS5VaW50MTI4Eh0KEHRpbWVzdGFtcF9taWxsaXMYAyABKANIAIgBAUITChFfdGltZXN0YW1wX21pbGxpcyLJAQoLSXRlbU91dGNvbWUSNAoIYXBwZW5kZWQYASABKAsyIC5rbHN0b3JlLnYxLkl0ZW1PdXRjb21lLkFwcGVuZGVkSAASNgoJZHVwbGljYXRlGAIgASgLMiEua2xzdG9yZS52MS5JdGVtT3V0Y29tZS5EdXBsaWNhdGVIABo0CghBcHBlbmRlZBIOCgZvZmZzZXQYASABKAQSGAoQdGltZXN0YW1wX21pbGxpcxgCIAEoAxoLCglEdXBsaWNhdGVCCQoHb3V0Y29tZSK7AQoMUmVxdWVzdEVycm9yEgwKBGNvZGUYASABKAUSDwoHbWVzc2FnZRgCIAEoCRIRCglyZXRyeWFibGUYAyABKAgSDgoGcmVhc29uGAQgASgJEjgKCG1ldGFkYXRhGAUgAygLMiYua2xzdG9yZS52MS5SZXF1ZXN0RXJyb3IuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEqVgoLQ29tcHJlc3Npb24SGwoXQ09NUFJFU1NJT05fVU5TUEVDSUZJRUQQABIUChBDT01QUkVTU0lPTl9OT05FEAESFAoQQ09NUFJFU1NJT05fWlNURBACQnUKDmRldi5rbHN0b3JlLnYxQgpUeXBlc1Byb3RvUAFaJ2tsc3RvcmUuZGV2L2dlbi9nby9rbHN0b3JlL3YxO2tsc3RvcmV2MaICA0tYWKoCCktsc3RvcmUuVjHKAgpLbHN0b3JlXFYx6gILS2xzdG9yZTo6VjFiBnByb3RvMw");
 
 /**
  * An unsigned 128-bit integer: value = high * 2^64 + low. Unset means "none".
@@ -294,7 +294,8 @@ export const ItemOutcome_DuplicateSchema: GenMessage<ItemOutcome_Duplicate> = /*
 
 /**
  * A failed request inside a stream (AppendSession), where a gRPC status cannot be used
- * without ending the stream. Same meaning as the status of a unary call.
+ * without ending the stream. Same meaning as the status of a unary call, and the same
+ * facts as its google.rpc.ErrorInfo detail (docs/errors.md).
  *
  * @generated from message klstore.v1.RequestError
  */
@@ -320,6 +321,22 @@ export type RequestError = Message<"klstore.v1.RequestError"> & {
    * @generated from field: bool retryable = 3;
    */
   retryable: boolean;
+
+  /**
+   * ErrorInfo.reason of the same failure as a unary call, e.g. "KEYSPACE_NOT_FOUND",
+   * "FENCED" (docs/errors.md lists every reason); empty from servers before this field.
+   *
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+
+  /**
+   * ErrorInfo.metadata of the same failure: the facts the reason documents, e.g.
+   * "keyspace", "field"; numbers in decimal.
+   *
+   * @generated from field: map<string, string> metadata = 5;
+   */
+  metadata: { [key: string]: string };
 };
 
 /**

@@ -6,6 +6,12 @@
 // the consistent hash described in docs/sharding.md; clients may send to the owner directly
 // (the TypeScript client does) or to any shard, which forwards to the owner. Appends to
 // one key are applied in the order the owner receives them.
+//
+// Errors: a failed call's status carries google.rpc details in `grpc-status-details-bin`:
+// ErrorInfo (domain "klstore.dev", a reason such as "FENCED", its facts as metadata),
+// BadRequest (the refused field), ResourceInfo (the keyspace or object), RetryInfo (when a
+// retry may succeed). docs/errors.md lists every reason and the codes of each method;
+// docs/clients.md what a client in another language needs (message size, routing).
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
