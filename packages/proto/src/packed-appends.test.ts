@@ -1,9 +1,41 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { packInsertions, packOutcomes, unpackInsertions, unpackOutcomes } from "./packed-appends.ts";
 import { PackedFormatError } from "./packed-items.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+
+/** docs/format.md's test vector for `form`: the hex on the line after its caption. */
+function documentedVector(form: string): string {
+  const lines = readFileSync(new URL("../../../docs/format.md", import.meta.url), "utf8").split("\n");
+  const caption = lines.findIndex((l) => l.startsWith(`${form}`) && l.includes(":"));
+  assert.ok(caption >= 0, `docs/format.md has a ${form} vector`);
+  return (lines[caption + 1] as string).replace(/[ |]/g, "");
+}
+
+describe("packed appends' documented byte layout", () => {
+  it("packs insertions as docs/format.md's vector (u128 nonce: 16 bytes, least significant first)", () => {
+    const vector = documentedVector("packed_insertions");
+    const insertions = [
+      { value: bytes("hi"), timestamp: 1_700_000_000_000n, nonce: 0x0102030405060708090a0b0c0d0e0f10n },
+      { value: bytes("x") },
+    ];
+    assert.equal(hex(packInsertions(insertions)), vector);
+    assert.deepEqual(unpackInsertions(new Uint8Array(Buffer.from(vector, "hex"))), [
+      { value: bytes("hi"), timestamp: 1_700_000_000_000n, nonce: 0x0102030405060708090a0b0c0d0e0f10n },
+      { value: bytes("x"), timestamp: undefined, nonce: undefined },
+    ]);
+  });
+
+  it("packs outcomes as docs/format.md's vector", () => {
+    const vector = documentedVector("packed_outcomes");
+    const outcomes = [{ offset: 5n, timestamp: 1_700_000_000_000n }, undefined];
+    assert.equal(hex(packOutcomes(outcomes)), vector);
+    assert.deepEqual(unpackOutcomes(Buffer.from(vector, "hex")), outcomes);
+  });
+});
 
 describe("packed insertions", () => {
   it("carry values, nonces and timestamps, set or unset, through a round trip", () => {

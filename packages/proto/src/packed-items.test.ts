@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { PackedFormatError, unpackItems } from "./packed-items.ts";
 
@@ -20,6 +21,27 @@ function record(offset: bigint, timestamp: bigint, nonce: bigint | undefined, va
 
 const concat = (parts: Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
 const text = (v: Uint8Array) => new TextDecoder().decode(v);
+
+/** docs/format.md's test vector for `form`: the hex on the line after its caption. */
+function documentedVector(form: string): string {
+  const lines = readFileSync(new URL("../../../docs/format.md", import.meta.url), "utf8").split("\n");
+  const caption = lines.findIndex((l) => l.startsWith(`${form}`) && l.includes(":"));
+  assert.ok(caption >= 0, `docs/format.md has a ${form} vector`);
+  return (lines[caption + 1] as string).replace(/[ |]/g, "");
+}
+
+describe("packed items' documented byte layout", () => {
+  it("reads docs/format.md's vector (u128 nonce: 16 bytes, least significant first)", () => {
+    const items = unpackItems(Buffer.from(documentedVector("packed_items"), "hex"));
+    assert.deepEqual(
+      items.map((i) => [i.offset, i.timestamp, i.nonce, text(i.value)]),
+      [
+        [5n, 1_700_000_000_000n, 0x0102030405060708090a0b0c0d0e0f10n, "hi"],
+        [6n, 1_700_000_000_000n, undefined, ""],
+      ],
+    );
+  });
+});
 
 describe("unpackItems", () => {
   it("reads every record in order, nonces set and unset, values as views", () => {

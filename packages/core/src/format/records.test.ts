@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { CorruptObject } from "../errors.ts";
 import { decodeDataObject, encodeDataObject } from "./data-object.ts";
@@ -10,6 +11,14 @@ const items: Item[] = [
   { offset: 2n, timestamp: 1700000000001n, nonce: undefined, value: new Uint8Array(0) },
   { offset: 3n, timestamp: 1700000000002n, nonce: 50n, value: Buffer.from("x") },
 ];
+
+/** docs/format.md's test vector for `form`: the hex on the line after its caption. */
+function documentedVector(form: string): string {
+  const lines = readFileSync(new URL("../../../../docs/format.md", import.meta.url), "utf8").split("\n");
+  const caption = lines.findIndex((l) => l.startsWith(`${form}`) && l.includes(":"));
+  assert.ok(caption >= 0, `docs/format.md has a ${form} vector`);
+  return (lines[caption + 1] as string).replace(/[ |]/g, "");
+}
 
 function nameFor(bytes: number): DataObjectName {
   return {
@@ -26,6 +35,19 @@ function nameFor(bytes: number): DataObjectName {
 }
 
 describe("record codec", () => {
+  it("encodes docs/format.md's packed_items vector: the records of a data object's body", () => {
+    const records: Item[] = [
+      {
+        offset: 5n,
+        timestamp: 1_700_000_000_000n,
+        nonce: 0x0102030405060708090a0b0c0d0e0f10n,
+        value: Buffer.from("hi"),
+      },
+      { offset: 6n, timestamp: 1_700_000_000_000n, nonce: undefined, value: new Uint8Array(0) },
+    ];
+    assert.equal(Buffer.from(encodeRecords(records)).toString("hex"), documentedVector("packed_items"));
+  });
+
   it("lays a record out as the reference does", () => {
     const bytes = encodeRecords([items[0] as Item]);
     const view = new DataView(bytes.buffer);

@@ -363,7 +363,8 @@ export type ReadPageResponse = Message<"klstore.v1.ReadPageResponse"> & {
    * Only when the request asked for packed items, and then items is empty: the same
    * items as one byte string, one record each, laid out as the store keeps them
    * (docs/format.md): offset u64 | timestamp_millis i64 | nonce u128 (all ones when
-   * unset) | length u32 | value | 36 + length u32, little-endian. Records ascend by
+   * unset) | length u32 | value | 36 + length u32, little-endian (the u128 as 16 bytes,
+   * least significant first; test vectors in docs/format.md). Records ascend by
    * offset whichever the order: walk a backwards page from its end (each record ends
    * with its length). Far cheaper to produce and to parse than an Item message per item:
    * a page within one stored object is sent as the object's own bytes.

@@ -8,7 +8,9 @@
 // - Timestamps are int64 milliseconds since the Unix epoch (negative before 1970).
 // - Nonces are unsigned 128-bit integers (Uint128); 2^128-1 is reserved ("no nonce") and
 //   never valid, so an insertion's nonce is at most 2^128-3 (a key's next nonce is its
-//   last nonce + 1, which must not become the reserved value).
+//   last nonce + 1, which must not become the reserved value). In the packed byte forms a
+//   u128 is 16 bytes, least significant first (low 64 bits as a little-endian u64, then
+//   the high 64 bits); docs/format.md has test vectors.
 // - Keyspace and key names are any non-empty, well-formed UTF-8 string whose encoded form
 //   (docs/format.md) fits in 255 bytes for keys, 244 for keyspaces (their config object
 //   adds "_config.ini"); values are bytes, at most the server's

@@ -119,9 +119,10 @@ export type AppendRequest = Message<"klstore.v1.AppendRequest"> & {
   /**
    * The items packed, instead of insertions (both set: INVALID_ARGUMENT): one byte string,
    * per insertion length u32 | flags u8 | timestamp_millis i64 (only with flag 1) | nonce
-   * u128 (only with flag 2) | value[length], little-endian; other flags are refused. The
-   * answer then carries packed_outcomes. Far cheaper than a message per item for small
-   * items, on both sides.
+   * u128 (only with flag 2) | value[length], little-endian (the u128 as 16 bytes, least
+   * significant first); other flags are refused. The answer then carries packed_outcomes.
+   * Far cheaper than a message per item for small items, on both sides. docs/format.md has
+   * test vectors.
    *
    * @generated from field: bytes packed_insertions = 5;
    */
