@@ -5,8 +5,9 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
+import { ShardRing } from "@klstore/sharding";
 import { clusterForSuite } from "./support/cluster.ts";
-import { S3_ENDPOINT } from "./support/processes.ts";
+import { runCli, S3_ENDPOINT, scrape } from "./support/processes.ts";
 
 const GRPCURL = process.env.KLSTORE_TEST_GRPCURL;
 
@@ -18,7 +19,7 @@ async function grpcurl(...args: string[]): Promise<string> {
 describe("grpcurl through reflection", {
   skip: (!S3_ENDPOINT || !GRPCURL) && "needs S3 and KLSTORE_TEST_GRPCURL (scripts/test.sh sets both)",
 }, () => {
-  const cluster = clusterForSuite(2);
+  const cluster = clusterForSuite(2, { metrics: true });
 
   it("lists and describes the services and reports health", async () => {
     const writer = cluster().writers[0]?.address as string;
@@ -69,5 +70,43 @@ describe("grpcurl through reflection", {
       grpcurl("-plaintext", "-d", '{"keyspace":"nope","key":"k"}', reader, "klstore.v1.ReaderService/ReadPage"),
       (err: Error & { stderr?: string }) => /Code: NotFound/.test(err.stderr ?? ""),
     );
+  });
+
+  it("answers GetShards with the configured list (grpcurl, `klstore shards`), and the CLI routes by it", async () => {
+    const { shards, writers, reader } = cluster();
+    for (const [i, writer] of writers.entries()) {
+      const answer = JSON.parse(await grpcurl("-plaintext", writer.address, "klstore.v1.WriterService/GetShards"));
+      assert.deepEqual(answer, { shards, thisShard: `writer-${i}` });
+    }
+    const listed = await runCli(["--writer", writers[1]?.address as string, "shards"]);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.deepEqual(
+      listed.stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l)),
+      shards.map((s, i) => ({ name: s.name, address: s.address, this_shard: i === 1 })),
+    );
+
+    // Given one shard's address, --discover-shards sends every append to its key's owner.
+    const remote = ["--writer", writers[0]?.address as string, "--reader", reader.address, "--discover-shards"];
+    assert.equal((await runCli([...remote, "keyspace", "create", "routed"])).code, 0);
+    const ring = new ShardRing(shards);
+    const keys = ["a", "b", "c", "d", "e", "f"];
+    assert.ok(
+      keys.some((k) => ring.ownerOf("routed", k).name === "writer-1"),
+      "some keys are another shard's",
+    );
+    const forwarded = () => scrape(writers[0]?.metrics as string, "klstore_forwarded_requests_total");
+    const before = await forwarded();
+    for (const key of keys) {
+      const appended = await runCli([...remote, "append", "routed", key, "v"]);
+      assert.equal(appended.code, 0, appended.stderr);
+    }
+    assert.equal(await forwarded(), before, "the shard given forwarded nothing");
+    for (const [i, writer] of writers.entries()) {
+      const owned = keys.filter((k) => ring.ownerOf("routed", k).name === `writer-${i}`).length;
+      assert.ok((await scrape(writer.metrics as string, "klstore_appended_items_total")) >= owned, `writer-${i}`);
+    }
   });
 });

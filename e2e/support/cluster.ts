@@ -51,11 +51,11 @@ export async function startCluster(
 }
 
 /** Starts a cluster on SeaweedFS before the suite's tests and stops it after; call inside describe(). */
-export function clusterForSuite(writerCount: number): () => Cluster {
+export function clusterForSuite(writerCount: number, options: { metrics?: boolean } = {}): () => Cluster {
   let cluster: Cluster | undefined;
   before(async () => {
     await ensureBucket();
-    cluster = await startCluster(writeConfig().file, writerCount);
+    cluster = await startCluster(writeConfig().file, writerCount, options);
   });
   after(() => cluster?.stop());
   return () => {

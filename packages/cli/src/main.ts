@@ -54,6 +54,7 @@ interface GlobalOptions {
   tlsCert?: string;
   tlsKey?: string;
   timeout: number;
+  discoverShards?: boolean;
 }
 
 function tlsCredentials(opts: GlobalOptions) {
@@ -78,6 +79,7 @@ function backendOf(command: Command): Backend {
     reader: opts.reader,
     credentials: tlsCredentials(opts),
     deadlineMillis: opts.timeout,
+    discoverShards: opts.discoverShards,
   });
 }
 
@@ -176,6 +178,10 @@ const program = new Command("klstore")
   .option("--tls-cert <file>", "remote mode with mutual TLS: this client's certificate (PEM)")
   .option("--tls-key <file>", "remote mode with mutual TLS: this client's private key (PEM)")
   .option("--timeout <ms>", "remote mode: deadline of each call", positiveIntArg("--timeout"), 30_000)
+  .option(
+    "--discover-shards",
+    "remote mode: ask the --writer shard for the shard list (GetShards) and send each write to its owner",
+  )
   .showHelpAfterError();
 
 const keyspace = program.command("keyspace").description("create and inspect keyspaces");
@@ -331,6 +337,15 @@ program
         }
       }
     });
+  });
+
+program
+  .command("shards")
+  .description("print the writer shards as the --writer shard is configured, one JSON line each")
+  .action(async (_opts: unknown, command: Command) => {
+    const { shards, thisShard } = await withBackend(command, (b) => b.shards());
+    for (const s of shards)
+      await print(JSON.stringify({ name: s.name, address: s.address, this_shard: s.name === thisShard }));
   });
 
 program

@@ -1,5 +1,6 @@
 // The TypeScript client. Appends go straight to the shard that owns the key (the same
-// rendezvous hash the shards use), reads go to any reader, and `items()` is an async
+// rendezvous hash the shards use; `discover` learns the shard list from one shard), reads
+// go to any reader, and `items()` is an async
 // iterator over a ReadStream that resumes from its last continuation if the stream breaks.
 // Retries happen only where they are safe: nothing stored (ABORTED, RESOURCE_EXHAUSTED),
 // or every insertion carries a nonce (a resend is deduplicated).
@@ -28,6 +29,7 @@ import {
   fromUint128,
   GetKeyMetadataRequestSchema,
   GetKeyspaceMetadataRequestSchema,
+  GetShardsRequestSchema,
   ItemFilterSchema,
   type Item as ItemMessage,
   type KeyChange as KeyChangeMessage,
@@ -88,7 +90,11 @@ export interface ReadOptions {
 }
 
 export interface KlstoreClientOptions {
-  /** Writer shards: a list, or "name=host:port,..." as the shards are configured. */
+  /**
+   * Writer shards: a list, or "name=host:port,..." as the shards are configured. With a
+   * single bare host:port the client sends everything there and that shard forwards; use
+   * KlstoreClient.discover to learn the list from it instead.
+   */
   readonly writers: readonly Shard[] | string;
   /** host:port of a reader (or a load balancer in front of readers). */
   readonly reader: string;
@@ -99,7 +105,14 @@ export interface KlstoreClientOptions {
   readonly maxAttempts?: number;
 }
 
+/** Every writer shard as one shard is configured (GetShards), and that shard's name. */
+export interface ShardList {
+  readonly shards: Shard[];
+  readonly thisShard: string;
+}
+
 const RETRY_BASE_MILLIS = 50;
+const DEFAULT_DEADLINE_MILLIS = 30_000;
 /** The shard that owns the key, by the client's shard list. */
 export const ROUTING_SHARD_HEADER = "klstore-shard";
 /** keyspace/key, percent-encoded; hash on it for key affinity without knowing the shards. */
@@ -118,8 +131,29 @@ export class KlstoreClient {
     const creds = options.credentials ?? credentials.createInsecure();
     for (const shard of shards) this.writers.set(shard.name, new Client(shard.address, creds, CHANNEL_OPTIONS));
     this.reader = new Client(options.reader, creds, CHANNEL_OPTIONS);
-    this.deadlineMillis = options.deadlineMillis ?? 30_000;
+    this.deadlineMillis = options.deadlineMillis ?? DEFAULT_DEADLINE_MILLIS;
     this.maxAttempts = options.maxAttempts ?? 5;
+  }
+
+  /**
+   * A client that learns the shard list from the writer shard at `writer` (host:port;
+   * GetShards), so that it routes every append to its owner from one address. Rejects with
+   * the call's status if that shard cannot answer (UNIMPLEMENTED before GetShards existed).
+   */
+  static async discover(options: Omit<KlstoreClientOptions, "writers"> & { readonly writer: string }) {
+    const seed = new Client(options.writer, options.credentials ?? credentials.createInsecure(), CHANNEL_OPTIONS);
+    try {
+      const deadline = Date.now() + (options.deadlineMillis ?? DEFAULT_DEADLINE_MILLIS);
+      const { shards } = await getShards(seed, { deadline });
+      return new KlstoreClient({ ...options, writers: shards });
+    } finally {
+      seed.close();
+    }
+  }
+
+  /** The shard list as the first writer shard of this client's list is configured. */
+  shards(): Promise<ShardList> {
+    return getShards(this.anyWriter(), this.options());
   }
 
   private options(): CallOptions {
@@ -381,6 +415,11 @@ export class KlstoreClient {
     for (const w of this.writers.values()) w.close();
     this.reader.close();
   }
+}
+
+async function getShards(writer: Client, options: CallOptions): Promise<ShardList> {
+  const res = await callUnary(writer, WriterService, "getShards", create(GetShardsRequestSchema), options);
+  return { shards: res.shards.map((s) => ({ name: s.name, address: s.address })), thisShard: res.thisShard };
 }
 
 function retentionOf(retention: ClientRetention | undefined) {

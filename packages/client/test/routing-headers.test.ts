@@ -34,6 +34,7 @@ describe("routing headers", () => {
           setRetention: unimplemented,
           appendSession: unimplemented,
           flushAll: unimplemented,
+          getShards: unimplemented,
         },
         malformedRequestStatus,
       ),

@@ -21,6 +21,7 @@ import {
   callServerStream,
   callUnary,
   fromUint128,
+  GetShardsRequestSchema,
   type Insertion,
   InsertionSchema,
   Order,
@@ -36,6 +37,7 @@ import {
 } from "@klstore/proto";
 import { type RunningReader, startReader } from "@klstore/reader-service";
 import { createLogger } from "@klstore/service-runtime";
+import type { Shard } from "@klstore/sharding";
 import { type RunningWriterShard, startWriterShard } from "@klstore/writer-service";
 import type { Registry } from "prom-client";
 import { freePort } from "../../../e2e/support/processes.ts";
@@ -71,6 +73,7 @@ for (const backend of backends()) {
     let writers: RunningWriterShard[] = [];
     let readers: RunningReader[] = [];
     let client: KlstoreClient;
+    let shards: Shard[];
     let cleanup: () => Promise<void>;
 
     before(async () => {
@@ -79,7 +82,7 @@ for (const backend of backends()) {
       // Ports are picked by the OS; the shard list needs them up front, so bind in two steps.
       const names = ["writer-0", "writer-1", "writer-2"];
       const ports = await Promise.all(names.map(() => freePort()));
-      const shards = names.map((name, i) => ({ name, address: `127.0.0.1:${ports[i]}` }));
+      shards = names.map((name, i) => ({ name, address: `127.0.0.1:${ports[i]}` }));
       writers = await Promise.all(
         shards.map((s) =>
           startWriterShard(
@@ -227,6 +230,50 @@ for (const backend of backends()) {
         shard.close();
         reader.close();
       }
+    });
+
+    it("learns every shard from any one of them (GetShards) and routes appends to their owners", async () => {
+      const forwarded = async () =>
+        (
+          await Promise.all(writers.map((w) => metricValue(w.metrics.registry, "klstore_forwarded_requests_total")))
+        ).reduce((a, b) => a + b, 0);
+      for (const [i, seed] of shards.entries()) {
+        // Each shard answers with the whole configured list and names itself.
+        const shard = new Client(seed.address, credentials.createInsecure());
+        try {
+          const answer = await callUnary(shard, WriterService, "getShards", create(GetShardsRequestSchema));
+          assert.deepEqual(
+            answer.shards.map((s) => ({ name: s.name, address: s.address })),
+            shards,
+          );
+          assert.equal(answer.thisShard, seed.name);
+        } finally {
+          shard.close();
+        }
+
+        const discovered = await KlstoreClient.discover({
+          writer: seed.address,
+          reader: readers[0]?.address as string,
+        });
+        try {
+          assert.deepEqual(discovered.ring.shards, shards);
+          assert.deepEqual(await discovered.shards(), { shards, thisShard: "writer-0" });
+          const keys = Array.from({ length: 12 }, (_, k) => `discovered/${i}/${k}`);
+          assert.equal(new Set(keys.map((k) => discovered.ring.ownerOf("ks", k).name)).size, 3, "keys on every shard");
+          const before = await forwarded();
+          for (const key of keys) await discovered.append("ks", key, [{ value: "d" }]);
+          assert.equal(await forwarded(), before, "every append went straight to its owner");
+          const page = await discovered.readPage("ks", keys[0] as string);
+          assert.deepEqual(text(page.items), ["d"]);
+        } finally {
+          discovered.close();
+        }
+      }
+      // A process that is no writer shard: the status says so.
+      await assert.rejects(
+        KlstoreClient.discover({ writer: readers[0]?.address as string, reader: readers[0]?.address as string }),
+        (e) => statusOf(e).code === status.UNIMPLEMENTED,
+      );
     });
 
     it("takes insertions packed or as messages, here or forwarded, and answers in the form they came in", async () => {

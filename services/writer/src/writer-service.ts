@@ -16,11 +16,13 @@ import {
   CreateKeyspaceResponseSchema,
   FlushAllResponseSchema,
   FlushKeyResponseSchema,
+  GetShardsResponseSchema,
   type HandlersOf,
   MalformedRequest,
   SetRetentionResponseSchema,
   TrimResponseSchema,
   type WriterService,
+  WriterShardSchema,
 } from "@klstore/proto";
 import {
   type Logger,
@@ -151,6 +153,15 @@ export function writerHandlers(deps: WriterServiceDeps): Handlers {
       await writer.flushAll();
       return create(FlushAllResponseSchema);
     }),
+
+    // The configured list's addresses, not this process's listen address (which may be
+    // 0.0.0.0): they are what the shards themselves reach each other at.
+    getShards: unary(logger, async () =>
+      create(GetShardsResponseSchema, {
+        shards: ring.shards.map((s) => create(WriterShardSchema, { name: s.name, address: s.address })),
+        thisShard: self,
+      }),
+    ),
 
     appendSession: (call) => serveSession(call, deps, startAppend),
   };

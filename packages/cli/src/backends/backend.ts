@@ -49,5 +49,7 @@ export interface Backend {
   items(keyspace: string, key: string, options: ReadItemsOptions): AsyncIterable<Item>;
   /** Every key of the keyspace, in byte order (export). */
   keys(keyspace: string): Promise<string[]>;
+  /** The writer shards as the --writer shard is configured (GetShards), and its own name. */
+  shards(): Promise<{ shards: readonly { name: string; address: string }[]; thisShard: string }>;
   close(): Promise<void>;
 }

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import {
   changesFolder,
   encodeWatchCursor,
+  InvalidArgument,
   type Item,
   listKeys,
   openStore,
@@ -100,6 +101,12 @@ export function directBackend(url: string): Backend {
     keyMetadata: (keyspace, key) => reader.readKeyMetadata(keyspace, key),
     items,
     keys: (keyspace) => listKeys(store, prefix, keyspace),
+    async shards() {
+      throw new InvalidArgument(
+        "--writer",
+        "the shard list comes from a running writer shard: give --writer HOST:PORT",
+      );
+    },
     async close() {
       await writer?.close();
       await store.close();

@@ -1,6 +1,7 @@
 // Remote mode: the commands go through running services, appends to the writer shards
 // (`--writer`: one address, which forwards to the owner, or the whole "name=host:port,..."
-// list, which lets the client route itself) and reads to a reader (`--reader`).
+// list, which lets the client route itself; with --discover-shards the list is asked of
+// the one address) and reads to a reader (`--reader`).
 
 import type { ChannelCredentials } from "@grpc/grpc-js";
 import { KlstoreClient } from "@klstore/client";
@@ -13,6 +14,8 @@ export interface RemoteOptions {
   readonly reader?: string | undefined;
   readonly credentials?: ChannelCredentials | undefined;
   readonly deadlineMillis?: number | undefined;
+  /** Learn the shard list from the --writer shard (GetShards) before the first write. */
+  readonly discoverShards?: boolean | undefined;
 }
 
 function keyspaceInfo(message: KeyspaceMetadata | undefined): KeyspaceInfo {
@@ -31,28 +34,33 @@ export function remoteBackend(options: RemoteOptions): Backend {
   const missing = (flag: string) => () => {
     throw new InvalidArgument(flag, "this command needs it in remote mode (or give --store instead)");
   };
-  const client = new KlstoreClient({
+  const settings = {
     // A client needs both ends; a command that uses only one never calls the placeholder.
-    writers: options.writer ?? "unset=127.0.0.1:1",
     reader: options.reader ?? "127.0.0.1:1",
     credentials: options.credentials,
     deadlineMillis: options.deadlineMillis,
-  });
+  };
+  const client = new KlstoreClient({ ...settings, writers: options.writer ?? "unset=127.0.0.1:1" });
   const needWriter = options.writer ? () => {} : missing("--writer");
   const needReader = options.reader ? () => {} : missing("--reader");
+  // Only a write waits for discovery, and only once; reads go through `client`.
+  let discovered: Promise<KlstoreClient> | undefined;
+  const writing = async (): Promise<KlstoreClient> => {
+    needWriter();
+    if (!options.discoverShards) return client;
+    discovered ??= KlstoreClient.discover({ ...settings, writer: client.ring.shards[0]?.address as string });
+    return discovered;
+  };
 
   return {
     async createKeyspace(keyspace, compression, retention) {
-      needWriter();
-      return keyspaceInfo(await client.createKeyspace(keyspace, { compression, retention }));
+      return keyspaceInfo(await (await writing()).createKeyspace(keyspace, { compression, retention }));
     },
     async setRetention(keyspace, retention) {
-      needWriter();
-      return keyspaceInfo(await client.setRetention(keyspace, retention));
+      return keyspaceInfo(await (await writing()).setRetention(keyspace, retention));
     },
     async trim(keyspace, key, beforeOffset) {
-      needWriter();
-      return client.trim(keyspace, key, beforeOffset);
+      return (await writing()).trim(keyspace, key, beforeOffset);
     },
     async *watch(keyspace, cursor, signal) {
       needReader();
@@ -63,8 +71,7 @@ export function remoteBackend(options: RemoteOptions): Backend {
       return keyspaceInfo(await client.keyspaceMetadata(keyspace));
     },
     async append(keyspace, key, insertions) {
-      needWriter();
-      return client.append(keyspace, key, insertions);
+      return (await writing()).append(keyspace, key, insertions);
     },
     async keyMetadata(keyspace, key) {
       needReader();
@@ -99,8 +106,13 @@ export function remoteBackend(options: RemoteOptions): Backend {
         "the reader service has no key listing: name the keys to export, or export with --store (direct mode), which lists them from storage",
       );
     },
+    async shards() {
+      needWriter();
+      return client.shards();
+    },
     async close() {
       client.close();
+      (await discovered?.catch(() => undefined))?.close();
     },
   };
 }

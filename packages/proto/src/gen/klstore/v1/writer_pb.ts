@@ -23,7 +23,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file klstore/v1/writer.proto.
  */
 export const file_klstore_v1_writer: GenFile = /*@__PURE__*/
-  fileDesc("ChdrbHN0b3JlL3YxL3dyaXRlci5wcm90bxIKa2xzdG9yZS52MSKBAQoVQ3JlYXRlS2V5c3BhY2VSZXF1ZXN0EhAKCGtleXNwYWNlGAEgASgJEiwKC2NvbXByZXNzaW9uGAIgASgOMhcua2xzdG9yZS52MS5Db21wcmVzc2lvbhIoCglyZXRlbnRpb24YAyABKAsyFS5rbHN0b3JlLnYxLlJldGVudGlvbiJIChZDcmVhdGVLZXlzcGFjZVJlc3BvbnNlEi4KCGtleXNwYWNlGAEgASgLMhwua2xzdG9yZS52MS5LZXlzcGFjZU1ldGFkYXRhIpsBCg1BcHBlbmRSZXF1ZXN0EhAKCGtleXNwYWNlGAEgASgJEgsKA2tleRgCIAEoCRIpCgppbnNlcnRpb25zGAMgAygLMhUua2xzdG9yZS52MS5JbnNlcnRpb24SJQoIYWNrX21vZGUYBCABKA4yEy5rbHN0b3JlLnYxLkFja01vZGUSGQoRcGFja2VkX2luc2VydGlvbnMYBSABKAwiVAoOQXBwZW5kUmVzcG9uc2USKQoIb3V0Y29tZXMYASADKAsyFy5rbHN0b3JlLnYxLkl0ZW1PdXRjb21lEhcKD3BhY2tlZF9vdXRjb21lcxgCIAEoDCKNAQoUQXBwZW5kU2Vzc2lvblJlcXVlc3QSEAoIc2VxdWVuY2UYASABKAQSEAoIa2V5c3BhY2UYAiABKAkSCwoDa2V5GAMgASgJEikKCmluc2VydGlvbnMYBCADKAsyFS5rbHN0b3JlLnYxLkluc2VydGlvbhIZChFwYWNrZWRfaW5zZXJ0aW9ucxgFIAEoDCKWAQoVQXBwZW5kU2Vzc2lvblJlc3BvbnNlEhAKCHNlcXVlbmNlGAEgASgEEikKCG91dGNvbWVzGAIgAygLMhcua2xzdG9yZS52MS5JdGVtT3V0Y29tZRInCgVlcnJvchgDIAEoCzIYLmtsc3RvcmUudjEuUmVxdWVzdEVycm9yEhcKD3BhY2tlZF9vdXRjb21lcxgEIAEoDCIwCg9GbHVzaEtleVJlcXVlc3QSEAoIa2V5c3BhY2UYASABKAkSCwoDa2V5GAIgASgJIhIKEEZsdXNoS2V5UmVzcG9uc2UiEQoPRmx1c2hBbGxSZXF1ZXN0IhIKEEZsdXNoQWxsUmVzcG9uc2UiQwoLVHJpbVJlcXVlc3QSEAoIa2V5c3BhY2UYASABKAkSCwoDa2V5GAIgASgJEhUKDWJlZm9yZV9vZmZzZXQYAyABKAQiJAoMVHJpbVJlc3BvbnNlEhQKDGZpcnN0X29mZnNldBgBIAEoBCJRChNTZXRSZXRlbnRpb25SZXF1ZXN0EhAKCGtleXNwYWNlGAEgASgJEigKCXJldGVudGlvbhgCIAEoCzIVLmtsc3RvcmUudjEuUmV0ZW50aW9uIkYKFFNldFJldGVudGlvblJlc3BvbnNlEi4KCGtleXNwYWNlGAEgASgLMhwua2xzdG9yZS52MS5LZXlzcGFjZU1ldGFkYXRhKlAKB0Fja01vZGUSGAoUQUNLX01PREVfVU5TUEVDSUZJRUQQABIUChBBQ0tfTU9ERV9EVVJBQkxFEAESFQoRQUNLX01PREVfQUNDRVBURUQQAjKfBAoNV3JpdGVyU2VydmljZRJXCg5DcmVhdGVLZXlzcGFjZRIhLmtsc3RvcmUudjEuQ3JlYXRlS2V5c3BhY2VSZXF1ZXN0GiIua2xzdG9yZS52MS5DcmVhdGVLZXlzcGFjZVJlc3BvbnNlEj8KBkFwcGVuZBIZLmtsc3RvcmUudjEuQXBwZW5kUmVxdWVzdBoaLmtsc3RvcmUudjEuQXBwZW5kUmVzcG9uc2USWAoNQXBwZW5kU2Vzc2lvbhIgLmtsc3RvcmUudjEuQXBwZW5kU2Vzc2lvblJlcXVlc3QaIS5rbHN0b3JlLnYxLkFwcGVuZFNlc3Npb25SZXNwb25zZSgBMAESRQoIRmx1c2hLZXkSGy5rbHN0b3JlLnYxLkZsdXNoS2V5UmVxdWVzdBocLmtsc3RvcmUudjEuRmx1c2hLZXlSZXNwb25zZRJFCghGbHVzaEFsbBIbLmtsc3RvcmUudjEuRmx1c2hBbGxSZXF1ZXN0Ghwua2xzdG9yZS52MS5GbHVzaEFsbFJlc3BvbnNlEjkKBFRyaW0SFy5rbHN0b3JlLnYxLlRyaW1SZXF1ZXN0Ghgua2xzdG9yZS52MS5UcmltUmVzcG9uc2USUQoMU2V0UmV0ZW50aW9uEh8ua2xzdG9yZS52MS5TZXRSZXRlbnRpb25SZXF1ZXN0GiAua2xzdG9yZS52MS5TZXRSZXRlbnRpb25SZXNwb25zZUJ2Cg5kZXYua2xzdG9yZS52MUILV3JpdGVyUHJvdG9QAVona2xzdG9yZS5kZXYvZ2VuL2dvL2tsc3RvcmUvdjE7a2xzdG9yZXYxogIDS1hYqgIKS2xzdG9yZS5WMcoCCktsc3RvcmVcVjHqAgtLbHN0b3JlOjpWMWIGcHJvdG8z", [file_klstore_v1_types]);
+  fileDesc("ChdrbHN0b3JlL3YxL3dyaXRlci5wcm90bxIKa2xzdG9yZS52MSKBAQoVQ3JlYXRlS2V5c3BhY2VSZXF1ZXN0EhAKCGtleXNwYWNlGAEgASgJEiwKC2NvbXByZXNzaW9uGAIgASgOMhcua2xzdG9yZS52MS5Db21wcmVzc2lvbhIoCglyZXRlbnRpb24YAyABKAsyFS5rbHN0b3JlLnYxLlJldGVudGlvbiJIChZDcmVhdGVLZXlzcGFjZVJlc3BvbnNlEi4KCGtleXNwYWNlGAEgASgLMhwua2xzdG9yZS52MS5LZXlzcGFjZU1ldGFkYXRhIpsBCg1BcHBlbmRSZXF1ZXN0EhAKCGtleXNwYWNlGAEgASgJEgsKA2tleRgCIAEoCRIpCgppbnNlcnRpb25zGAMgAygLMhUua2xzdG9yZS52MS5JbnNlcnRpb24SJQoIYWNrX21vZGUYBCABKA4yEy5rbHN0b3JlLnYxLkFja01vZGUSGQoRcGFja2VkX2luc2VydGlvbnMYBSABKAwiVAoOQXBwZW5kUmVzcG9uc2USKQoIb3V0Y29tZXMYASADKAsyFy5rbHN0b3JlLnYxLkl0ZW1PdXRjb21lEhcKD3BhY2tlZF9vdXRjb21lcxgCIAEoDCKNAQoUQXBwZW5kU2Vzc2lvblJlcXVlc3QSEAoIc2VxdWVuY2UYASABKAQSEAoIa2V5c3BhY2UYAiABKAkSCwoDa2V5GAMgASgJEikKCmluc2VydGlvbnMYBCADKAsyFS5rbHN0b3JlLnYxLkluc2VydGlvbhIZChFwYWNrZWRfaW5zZXJ0aW9ucxgFIAEoDCKWAQoVQXBwZW5kU2Vzc2lvblJlc3BvbnNlEhAKCHNlcXVlbmNlGAEgASgEEikKCG91dGNvbWVzGAIgAygLMhcua2xzdG9yZS52MS5JdGVtT3V0Y29tZRInCgVlcnJvchgDIAEoCzIYLmtsc3RvcmUudjEuUmVxdWVzdEVycm9yEhcKD3BhY2tlZF9vdXRjb21lcxgEIAEoDCIwCg9GbHVzaEtleVJlcXVlc3QSEAoIa2V5c3BhY2UYASABKAkSCwoDa2V5GAIgASgJIhIKEEZsdXNoS2V5UmVzcG9uc2UiEQoPRmx1c2hBbGxSZXF1ZXN0IhIKEEZsdXNoQWxsUmVzcG9uc2UiQwoLVHJpbVJlcXVlc3QSEAoIa2V5c3BhY2UYASABKAkSCwoDa2V5GAIgASgJEhUKDWJlZm9yZV9vZmZzZXQYAyABKAQiJAoMVHJpbVJlc3BvbnNlEhQKDGZpcnN0X29mZnNldBgBIAEoBCJRChNTZXRSZXRlbnRpb25SZXF1ZXN0EhAKCGtleXNwYWNlGAEgASgJEigKCXJldGVudGlvbhgCIAEoCzIVLmtsc3RvcmUudjEuUmV0ZW50aW9uIkYKFFNldFJldGVudGlvblJlc3BvbnNlEi4KCGtleXNwYWNlGAEgASgLMhwua2xzdG9yZS52MS5LZXlzcGFjZU1ldGFkYXRhIhIKEEdldFNoYXJkc1JlcXVlc3QiLAoLV3JpdGVyU2hhcmQSDAoEbmFtZRgBIAEoCRIPCgdhZGRyZXNzGAIgASgJIlAKEUdldFNoYXJkc1Jlc3BvbnNlEicKBnNoYXJkcxgBIAMoCzIXLmtsc3RvcmUudjEuV3JpdGVyU2hhcmQSEgoKdGhpc19zaGFyZBgCIAEoCSpQCgdBY2tNb2RlEhgKFEFDS19NT0RFX1VOU1BFQ0lGSUVEEAASFAoQQUNLX01PREVfRFVSQUJMRRABEhUKEUFDS19NT0RFX0FDQ0VQVEVEEAIy6QQKDVdyaXRlclNlcnZpY2USVwoOQ3JlYXRlS2V5c3BhY2USIS5rbHN0b3JlLnYxLkNyZWF0ZUtleXNwYWNlUmVxdWVzdBoiLmtsc3RvcmUudjEuQ3JlYXRlS2V5c3BhY2VSZXNwb25zZRI/CgZBcHBlbmQSGS5rbHN0b3JlLnYxLkFwcGVuZFJlcXVlc3QaGi5rbHN0b3JlLnYxLkFwcGVuZFJlc3BvbnNlElgKDUFwcGVuZFNlc3Npb24SIC5rbHN0b3JlLnYxLkFwcGVuZFNlc3Npb25SZXF1ZXN0GiEua2xzdG9yZS52MS5BcHBlbmRTZXNzaW9uUmVzcG9uc2UoATABEkUKCEZsdXNoS2V5Ehsua2xzdG9yZS52MS5GbHVzaEtleVJlcXVlc3QaHC5rbHN0b3JlLnYxLkZsdXNoS2V5UmVzcG9uc2USRQoIRmx1c2hBbGwSGy5rbHN0b3JlLnYxLkZsdXNoQWxsUmVxdWVzdBocLmtsc3RvcmUudjEuRmx1c2hBbGxSZXNwb25zZRI5CgRUcmltEhcua2xzdG9yZS52MS5UcmltUmVxdWVzdBoYLmtsc3RvcmUudjEuVHJpbVJlc3BvbnNlElEKDFNldFJldGVudGlvbhIfLmtsc3RvcmUudjEuU2V0UmV0ZW50aW9uUmVxdWVzdBogLmtsc3RvcmUudjEuU2V0UmV0ZW50aW9uUmVzcG9uc2USSAoJR2V0U2hhcmRzEhwua2xzdG9yZS52MS5HZXRTaGFyZHNSZXF1ZXN0Gh0ua2xzdG9yZS52MS5HZXRTaGFyZHNSZXNwb25zZUJ2Cg5kZXYua2xzdG9yZS52MUILV3JpdGVyUHJvdG9QAVona2xzdG9yZS5kZXYvZ2VuL2dvL2tsc3RvcmUvdjE7a2xzdG9yZXYxogIDS1hYqgIKS2xzdG9yZS5WMcoCCktsc3RvcmVcVjHqAgtLbHN0b3JlOjpWMWIGcHJvdG8z", [file_klstore_v1_types]);
 
 /**
  * CreateKeyspace's request.
@@ -439,6 +439,78 @@ export const SetRetentionResponseSchema: GenMessage<SetRetentionResponse> = /*@_
   messageDesc(file_klstore_v1_writer, 13);
 
 /**
+ * GetShards' request.
+ *
+ * @generated from message klstore.v1.GetShardsRequest
+ */
+export type GetShardsRequest = Message<"klstore.v1.GetShardsRequest"> & {
+};
+
+/**
+ * Describes the message klstore.v1.GetShardsRequest.
+ * Use `create(GetShardsRequestSchema)` to create a new message.
+ */
+export const GetShardsRequestSchema: GenMessage<GetShardsRequest> = /*@__PURE__*/
+  messageDesc(file_klstore_v1_writer, 14);
+
+/**
+ * One writer shard.
+ *
+ * @generated from message klstore.v1.WriterShard
+ */
+export type WriterShard = Message<"klstore.v1.WriterShard"> & {
+  /**
+   * Its identity in the hash (docs/sharding.md), e.g. the StatefulSet pod name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * host:port to reach it, as the shards reach each other.
+   *
+   * @generated from field: string address = 2;
+   */
+  address: string;
+};
+
+/**
+ * Describes the message klstore.v1.WriterShard.
+ * Use `create(WriterShardSchema)` to create a new message.
+ */
+export const WriterShardSchema: GenMessage<WriterShard> = /*@__PURE__*/
+  messageDesc(file_klstore_v1_writer, 15);
+
+/**
+ * GetShards' response.
+ *
+ * @generated from message klstore.v1.GetShardsResponse
+ */
+export type GetShardsResponse = Message<"klstore.v1.GetShardsResponse"> & {
+  /**
+   * Every shard, this one included, in the configured order (which does not matter to
+   * the hash).
+   *
+   * @generated from field: repeated klstore.v1.WriterShard shards = 1;
+   */
+  shards: WriterShard[];
+
+  /**
+   * The name of the shard that answered.
+   *
+   * @generated from field: string this_shard = 2;
+   */
+  thisShard: string;
+};
+
+/**
+ * Describes the message klstore.v1.GetShardsResponse.
+ * Use `create(GetShardsResponseSchema)` to create a new message.
+ */
+export const GetShardsResponseSchema: GenMessage<GetShardsResponse> = /*@__PURE__*/
+  messageDesc(file_klstore_v1_writer, 16);
+
+/**
  * When an append is answered. Values the server does not know are INVALID_ARGUMENT.
  *
  * @generated from enum klstore.v1.AckMode
@@ -575,6 +647,21 @@ export const WriterService: GenService<{
     methodKind: "unary";
     input: typeof SetRetentionRequestSchema;
     output: typeof SetRetentionResponseSchema;
+  },
+  /**
+   * The writer shards as this shard is configured: every shard's name (its identity in the
+   * hash of docs/sharding.md) and the address to reach it, and which one answered. A
+   * client that knows one shard's address learns from it where every key's owner is
+   * (the TypeScript client's KlstoreClient.discover). Shards being restarted with a new
+   * list (a rollout) may answer differently for a while; sending to a shard that does not
+   * own the key is still correct (it forwards), only one hop slower.
+   *
+   * @generated from rpc klstore.v1.WriterService.GetShards
+   */
+  getShards: {
+    methodKind: "unary";
+    input: typeof GetShardsRequestSchema;
+    output: typeof GetShardsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_klstore_v1_writer, 0);
