@@ -4,10 +4,12 @@
 
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { realpathSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
 import { KlstoreClient } from "@klstore/client";
+import { ShardRing } from "@klstore/sharding";
 import { clusterForSuite } from "./support/cluster.ts";
 import { ROOT, S3_ENDPOINT } from "./support/processes.ts";
 
@@ -18,7 +20,7 @@ describe("a Python client generated from the proto", {
 }, () => {
   const cluster = clusterForSuite(2);
 
-  it("appends, reads a page and a stream, and gets the right status codes", async () => {
+  it("routes by GetShards, appends, reads a page and a stream, and reads the error details", async () => {
     const { stdout } = await promisify(execFile)(PYTHON as string, [
       join(ROOT, "e2e/python/klstore_check.py"),
       "--writer",
@@ -27,6 +29,8 @@ describe("a Python client generated from the proto", {
       cluster().reader.address,
       "--proto-root",
       join(ROOT, "proto"),
+      "--rpc-proto-root",
+      realpathSync(join(ROOT, "node_modules/google-proto-files")),
       "--keyspace",
       "python",
     ]);
@@ -54,6 +58,25 @@ describe("a Python client generated from the proto", {
     assert.equal(report.page[1].ts, 1_700_000_000_000);
     assert.deepEqual(report.stream, ["two"]);
     assert.equal(report.missing_keyspace, "NOT_FOUND");
+    assert.deepEqual(report.missing_keyspace_details, {
+      reason: "KEYSPACE_NOT_FOUND",
+      domain: "klstore.dev",
+      metadata: { keyspace: "no-such-keyspace" },
+      resource: ["keyspace", "no-such-keyspace"],
+    });
+    assert.deepEqual(report.session_errors, [
+      { reason: "KEYSPACE_NOT_FOUND", metadata: { keyspace: "no-such-keyspace" } },
+    ]);
+
+    // The shard list as configured, from the one shard Python was given, and the owners
+    // Python computed from docs/sharding.md are the shards' own.
+    assert.deepEqual(report.shards, cluster().shards);
+    assert.equal(report.this_shard, "writer-1");
+    const ring = new ShardRing(cluster().shards);
+    const owners = Object.entries(report.owners as Record<string, string>);
+    assert.equal(owners.length, 8);
+    for (const [key, owner] of owners) assert.equal(owner, ring.ownerOf("python", key).name, key);
+    assert.equal(new Set(owners.map(([, o]) => o)).size, 2, "the keys are spread over both shards");
 
     // The TypeScript client sees exactly what Python stored, 128-bit nonces intact.
     const client = new KlstoreClient({ writers: cluster().shardList, reader: cluster().reader.address });

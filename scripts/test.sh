@@ -35,10 +35,12 @@ trap '[ -n "$started" ] && scripts/services.sh stop $started' EXIT
 services_env="$(scripts/services.sh env s3 kafka redis)"
 eval "$services_env"
 
-# Clients the end-to-end tests drive klstore with, besides its own: grpcurl and Python grpcio.
+# Clients the end-to-end tests drive klstore with, besides its own: grpcurl, Python grpcio,
+# and Go code generated from the protos (protoc-gen-go, protoc-gen-go-grpc).
 KLSTORE_TEST_GRPCURL="$(scripts/test-tools.sh grpcurl)"
 KLSTORE_TEST_PYTHON="$(scripts/test-tools.sh python)"
-export KLSTORE_TEST_GRPCURL KLSTORE_TEST_PYTHON
+KLSTORE_TEST_GO_TOOLS="$(scripts/test-tools.sh go)"
+export KLSTORE_TEST_GRPCURL KLSTORE_TEST_PYTHON KLSTORE_TEST_GO_TOOLS
 
 echo "== tests"
 # A hung test fails after 2 minutes instead of eating the CI budget. No --test-force-exit:
