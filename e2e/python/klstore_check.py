@@ -15,6 +15,7 @@ import os
 import struct
 import sys
 import tempfile
+import types
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -121,6 +122,9 @@ def main() -> None:
             timeout=10,
         )
     report["owners"] = owners
+    # docs/sharding.md's tie: equal scores, broken by the names' UTF-8 bytes.
+    tie = [types.SimpleNamespace(name=n) for n in ("tie-\U00010000d7a701a65665bdef", "tie-\uff610682ad0d38118070")]
+    report["tie_owner"] = owner_of(tie, "ks", "tie").name
 
     big = (1 << 100) + 7  # needs all 128 bits of the wire type
     appended = writer.Append(

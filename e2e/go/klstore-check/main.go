@@ -203,6 +203,9 @@ func main() {
 		writers[s.Name] = klstorev1.NewWriterServiceClient(dial(s.Address, maxMessageBytes))
 	}
 	report["shards"], report["this_shard"] = shardList, listed.ThisShard
+	// docs/sharding.md's tie: equal scores, broken by the names' UTF-8 bytes.
+	tie := []*klstorev1.WriterShard{{Name: "tie-\U00010000d7a701a65665bdef"}, {Name: "tie-\uff610682ad0d38118070"}, {Name: "klstore-writer-0"}}
+	report["tie_owner"] = ownerOf(tie, "ks", "tie").Name
 
 	_, err = seed.CreateKeyspace(ctx, &klstorev1.CreateKeyspaceRequest{Keyspace: *keyspace})
 	check(err)

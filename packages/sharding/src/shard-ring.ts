@@ -32,6 +32,15 @@ export function shardScore(shardName: string, keyspace: string, key: string): bi
   return hash.digest().readBigUInt64BE(0);
 }
 
+/**
+ * Byte order of the UTF-8 forms, as Go, Rust and C compare strings. JavaScript's `<` (and
+ * Java's compareTo) compares UTF-16 code units, which orders U+E000..U+FFFF after the
+ * characters above U+FFFF: the other way round.
+ */
+function utf8Before(a: string, b: string): boolean {
+  return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8")) < 0;
+}
+
 export class ShardRing {
   readonly shards: readonly Shard[];
 
@@ -42,13 +51,16 @@ export class ShardRing {
     this.shards = [...shards];
   }
 
-  /** The owner: highest score; a tie (practically impossible) goes to the smaller name. */
+  /**
+   * The owner: highest score; a tie (about one key in 2^64 per pair of shards) goes to the
+   * name whose UTF-8 bytes sort first.
+   */
   ownerOf(keyspace: string, key: string): Shard {
     let best: Shard | undefined;
     let bestScore = -1n;
     for (const shard of this.shards) {
       const score = shardScore(shard.name, keyspace, key);
-      if (score > bestScore || (score === bestScore && best !== undefined && shard.name < best.name)) {
+      if (score > bestScore || (score === bestScore && best !== undefined && utf8Before(shard.name, best.name))) {
         best = shard;
         bestScore = score;
       }
