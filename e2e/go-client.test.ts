@@ -95,8 +95,8 @@ describe("a Go client generated from the proto with no flags", {
       resource: ["keyspace", "no-such-keyspace"],
     });
     assert.equal(report.bad_nonce.code, "InvalidArgument");
-    assert.equal(report.bad_nonce.field, "items[0].nonce");
-    assert.equal(report.bad_nonce.metadata.field, "items[0].nonce");
+    assert.equal(report.bad_nonce.field, "packed_insertions");
+    assert.equal(report.bad_nonce.metadata.field, "packed_insertions");
     assert.deepEqual(report.resumed_below_trim, {
       code: "OutOfRange",
       reason: "TRIMMED",

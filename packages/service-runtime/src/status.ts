@@ -24,8 +24,8 @@ import {
 export const ERROR_DOMAIN = "klstore.dev";
 /** How long a client should wait before retrying a retryable error (RetryInfo.retry_delay). */
 export const RETRY_DELAY_MILLIS = 100;
-/** Error properties that are not facts about the failure. */
-const NOT_FACTS = new Set(["code", "retryable", "name"]);
+/** Error properties that are not facts about the failure (an InvalidArgument's `reason` is in its message). */
+const NOT_FACTS = new Set(["code", "retryable", "name", "reason"]);
 
 const CODES: Record<KlstoreError["code"], Status> = {
   INVALID_ARGUMENT: Status.INVALID_ARGUMENT,
