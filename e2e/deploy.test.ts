@@ -58,9 +58,15 @@ describe("deploy/kubernetes and the Dockerfile", () => {
     const port = (name: string) => pod.ports.find((p: Manifest) => p.name === name).containerPort;
     const config = loadKlstoreConfig({
       file: writeTemp(configText(all)),
-      env: { HOSTNAME: "klstore-writer-1", KLSTORE_S3_ACCESS_KEY: "k", KLSTORE_S3_SECRET_KEY: "s" },
+      env: {
+        HOSTNAME: "klstore-writer-1",
+        KLSTORE_S3_ACCESS_KEY: "k",
+        KLSTORE_S3_SECRET_KEY: "s",
+        KLSTORE_WRITER_FORWARDING_SECRET: "a-secret-of-32-characters-at-least",
+      },
     });
     assert.equal(config.writer.name, "klstore-writer-1");
+    assert.equal(config.writer.forwardingSecret, "a-secret-of-32-characters-at-least");
     assert.deepEqual(
       config.writer.shards,
       Array.from({ length: statefulSet.spec.replicas }, (_, i) => ({
@@ -79,6 +85,9 @@ describe("deploy/kubernetes and the Dockerfile", () => {
     assert.equal(config.reader.metricsListen, `0.0.0.0:${readerPort("metrics")}`);
     assert.equal(reader.readinessProbe.grpc.port, readerPort("grpc"));
     assert.deepEqual(pod.args.slice(0, 2), ["serve", "writer"]);
+    // Shards trust each other's forwarded calls only with the shared secret, kept in a Secret.
+    const secretEnv = pod.env.find((e: Manifest) => e.name === "KLSTORE_WRITER_FORWARDING_SECRET");
+    assert.equal(secretEnv?.valueFrom?.secretKeyRef?.name, "klstore-forwarding");
     assert.deepEqual(reader.args.slice(0, 2), ["serve", "reader"]);
   });
 

@@ -1,6 +1,6 @@
 // TLS and mutual TLS on every gRPC port, configured from the config file: clients must
 // present a certificate the configured CA signed, and shards forward to each other over
-// the same mutual TLS.
+// the same mutual TLS, trusting a forwarded call only from a peer shard's certificate.
 
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -9,12 +9,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { credentials, type ServiceError, status } from "@grpc/grpc-js";
+import { create } from "@bufbuild/protobuf";
+import { Client, credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import { KlstoreClient } from "@klstore/client";
+import { AppendRequestSchema, CHANNEL_OPTIONS, callUnary, InsertionSchema, WriterService } from "@klstore/proto";
 import { ShardRing } from "@klstore/sharding";
 import { makeCertificates, type TestCertificates } from "./support/certificates.ts";
 import { type Cluster, startCluster } from "./support/cluster.ts";
-import { runCli } from "./support/processes.ts";
+import { runCli, scrape } from "./support/processes.ts";
 
 const GRPCURL = process.env.KLSTORE_TEST_GRPCURL;
 
@@ -35,9 +37,11 @@ log_level=warn
 tls_cert_file="${certs.serverCert}"
 tls_key_file="${certs.serverKey}"
 tls_client_ca_file="${certs.ca}"
+[writer]
+forwarding_peer_names="localhost"
 `,
     );
-    cluster = await startCluster(config, 2);
+    cluster = await startCluster(config, 2, { metrics: true });
   });
   after(() => cluster?.stop());
 
@@ -74,6 +78,41 @@ tls_client_ca_file="${certs.ca}"
     } finally {
       viaOne.close();
     }
+  });
+
+  it("trusts a call marked as forwarded only from a peer shard's certificate", async () => {
+    const ring = new ShardRing(cluster.shards);
+    let key = "";
+    for (let i = 0; !key; i++) if (ring.ownerOf("tls-marked", `k${i}`).name === "writer-1") key = `k${i}`;
+    const appends = (shard: number) => scrape(cluster.writers[shard]?.metrics as string, "klstore_appends_total");
+    const marked = async (certificate: string, privateKey: string) => {
+      const creds = credentials.createSsl(readFileSync(certs.ca), readFileSync(privateKey), readFileSync(certificate));
+      const shard = new Client(cluster.writers[0]?.address as string, creds, CHANNEL_OPTIONS);
+      const metadata = new Metadata();
+      metadata.set("klstore-forwarded-by", "writer-1");
+      const before = [await appends(0), await appends(1)];
+      try {
+        const request = create(AppendRequestSchema, {
+          keyspace: "tls-marked",
+          key,
+          insertions: [create(InsertionSchema, { value: Buffer.from("x") })],
+        });
+        await callUnary(shard, WriterService, "append", request, { deadline: Date.now() + 10_000 }, metadata);
+      } finally {
+        shard.close();
+      }
+      return [(await appends(0)) - (before[0] as number), (await appends(1)) - (before[1] as number)];
+    };
+    const admin = client(trusted());
+    try {
+      await admin.createKeyspace("tls-marked");
+    } finally {
+      admin.close();
+    }
+    // A client's certificate (CN klstore-test-client): the marker is ignored, the owner serves it.
+    assert.deepEqual(await marked(certs.clientCert, certs.clientKey), [0, 1]);
+    // A shard's certificate (CN localhost, in forwarding_peer_names): served where it lands.
+    assert.deepEqual(await marked(certs.serverCert, certs.serverKey), [1, 0]);
   });
 
   it("refuses plaintext, clients without a certificate, and certificates from an unknown CA", async () => {

@@ -2,6 +2,7 @@
 // child processes from a config file, exactly as an operator would run them.
 
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -54,7 +55,8 @@ export async function serveAll(starts: readonly (() => Promise<ServedProcess>)[]
 
 /**
  * A config file for every process of one test: SeaweedFS under a fresh prefix, reached at
- * `endpoint` (a fault-injecting proxy in front of it, say) when given.
+ * `endpoint` (a fault-injecting proxy in front of it, say) when given, and a forwarding
+ * secret of its own, as a deployment has (its shards trust each other's forwards).
  */
 export function writeConfig(extra = "", endpoint = S3_ENDPOINT): { file: string; prefix: string } {
   const dir = mkdtempSync(join(tmpdir(), "klstore-e2e-"));
@@ -69,6 +71,8 @@ object_prefix="${prefix}"
 path_style=true
 access_key="${S3_ACCESS_KEY}"
 secret_key="${S3_SECRET_KEY}"
+[writer]
+forwarding_secret="${randomBytes(24).toString("base64url")}"
 [reader]
 follow_poll_millis=100
 [server]

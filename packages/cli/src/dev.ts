@@ -1,6 +1,7 @@
 // `klstore dev`: N writer shards and a reader in one process on a local folder store, for
 // trying klstore and for developing against it. Ctrl-C or SIGTERM flushes and exits.
 
+import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import { startReader } from "@klstore/reader-service";
@@ -25,11 +26,14 @@ export async function runDev(options: DevOptions, print: (line: string) => Promi
     name: `writer-${i}`,
     address: `${options.host}:${options.writerPort + i}`,
   }));
+  // Known only to this process's shards: a client that marks its call as forwarded by one
+  // of them is routed like any other call (docs/sharding.md).
+  const forwardingSecret = randomBytes(32).toString("base64url");
   const writers: RunningWriterShard[] = [];
   for (const shard of shards) {
     writers.push(
       await startWriterShard(
-        { store, name: shard.name, shards, server: { listen: shard.address } },
+        { store, name: shard.name, shards, server: { listen: shard.address }, forwardingSecret },
         logger.child({ shard: shard.name }),
       ),
     );

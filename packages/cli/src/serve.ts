@@ -46,6 +46,8 @@ export async function runServe(role: ServeRole, options: ServeOptions, print: (l
         shutdownGraceMillis: config.writer.shutdownGraceMillis,
         retentionIntervalMillis: config.writer.retentionIntervalMillis,
         metricsListen: config.writer.metricsListen,
+        forwardingSecret: config.writer.forwardingSecret,
+        forwardingPeerNames: config.writer.forwardingPeerNames,
       }),
       logger.child({ shard: name }),
     );

@@ -42,6 +42,10 @@ export interface WriterSettings {
   readonly sessionMaxInFlight?: number | undefined;
   readonly shutdownGraceMillis?: number | undefined;
   readonly retentionIntervalMillis?: number | undefined;
+  /** Proof that a forwarded call comes from a peer shard; the same on every shard. */
+  readonly forwardingSecret?: string | undefined;
+  /** Peer shards' client certificate names (CN, DNS or URI SAN), trusted with mutual TLS. */
+  readonly forwardingPeerNames?: readonly string[] | undefined;
 }
 
 export interface ReaderSettings {
@@ -75,6 +79,8 @@ export interface ConfigInputs {
 }
 
 const MAX_BYTES = Number.MAX_SAFE_INTEGER;
+/** Shortest `[writer] forwarding_secret`: a guessable secret would let any client pass for a shard. */
+export const FORWARDING_SECRET_MIN_LENGTH = 16;
 
 /** Drops undefined fields, so spreading the result over defaults keeps the defaults. */
 export function defined<T extends object>(o: T): T {
@@ -125,9 +131,24 @@ function readLimits(section: SectionReader) {
   };
 }
 
+function readForwardingSecret(writer: SectionReader): string | undefined {
+  const secret = writer.string("forwarding_secret");
+  if (secret !== undefined && secret.length < FORWARDING_SECRET_MIN_LENGTH) {
+    throw new ConfigError(
+      `[writer] forwarding_secret: shorter than ${FORWARDING_SECRET_MIN_LENGTH} characters (e.g. openssl rand -base64 32)`,
+    );
+  }
+  return secret;
+}
+
 function readWriter(writer: SectionReader, s3: SectionReader, env: NodeJS.ProcessEnv): WriterSettings {
   const fromStatefulSet = writer.has("statefulset");
   const shards = readShardList(writer);
+  const peerNames = writer
+    .string("forwarding_peer_names")
+    ?.split(",")
+    .map((name) => name.trim())
+    .filter((name) => name.length > 0);
   return {
     listen: writer.string("listen"),
     metricsListen: writer.string("metrics_listen"),
@@ -146,6 +167,8 @@ function readWriter(writer: SectionReader, s3: SectionReader, env: NodeJS.Proces
     sessionMaxInFlight: writer.integer("session_max_in_flight", 1, 1_000_000),
     shutdownGraceMillis: writer.integer("shutdown_grace_millis", 0, 3_600_000),
     retentionIntervalMillis: writer.integer("retention_interval_millis", 0, 7 * 24 * 3_600_000),
+    forwardingSecret: readForwardingSecret(writer),
+    forwardingPeerNames: peerNames,
   };
 }
 
@@ -237,6 +260,11 @@ export function parseKlstoreConfig(
     extra,
   };
   for (const reader of Object.values(sections)) reader.rejectUnknown();
+  if (config.writer.forwardingPeerNames !== undefined && config.server.tlsClientCaFile === undefined) {
+    throw new ConfigError(
+      "[writer] forwarding_peer_names needs mutual TLS ([server] tls_client_ca_file): without it no peer certificate is verified",
+    );
+  }
   return config;
 }
 

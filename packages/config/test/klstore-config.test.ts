@@ -145,6 +145,21 @@ describe("config file", () => {
     ]);
   });
 
+  it("reads the forwarding proof: a secret (from the environment on Kubernetes) and peer certificate names", () => {
+    const config = loadKlstoreConfig({
+      env: { KLSTORE_WRITER_FORWARDING_SECRET: "0123456789abcdef-from-env" },
+      overrides: [
+        "server.tls_cert_file=/c.pem",
+        "server.tls_key_file=/k.pem",
+        "server.tls_client_ca_file=/ca.pem",
+        "writer.forwarding_peer_names=klstore-writer, spiffe://cluster/ns/klstore/sa/writer",
+      ],
+    });
+    assert.equal(config.writer.forwardingSecret, "0123456789abcdef-from-env");
+    assert.deepEqual(config.writer.forwardingPeerNames, ["klstore-writer", "spiffe://cluster/ns/klstore/sa/writer"]);
+    assert.equal(loadKlstoreConfig({ env: {} }).writer.forwardingSecret, undefined);
+  });
+
   const refusals: [string, string, RegExp][] = [
     [
       "unknown key, with its origin",
@@ -180,6 +195,12 @@ describe("config file", () => {
     ["half a TLS key pair", "[server]\ntls_cert_file=/c.pem\n", /go together/],
     ["mutual TLS without a certificate", "[server]\ntls_client_ca_file=/ca.pem\n", /needs tls_cert_file/],
     ["a key outside any section", "name=a\n", /outside any \[section\]/],
+    ["a short forwarding secret", "[writer]\nforwarding_secret=hunter2\n", /forwarding_secret: shorter than 16/],
+    [
+      "peer certificate names without mutual TLS",
+      "[writer]\nforwarding_peer_names=klstore-writer\n",
+      /forwarding_peer_names needs mutual TLS/,
+    ],
     ["an unknown log level", "[server]\nlog_level=loud\n", /log_level: "loud" is not one of/],
   ];
   for (const [what, text, message] of refusals) {

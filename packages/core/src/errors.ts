@@ -132,3 +132,13 @@ export class ShuttingDown extends KlstoreError {
 export class InternalError extends KlstoreError {
   readonly code = "INTERNAL";
 }
+
+/**
+ * A request for a key another writer shard owns could not be settled there: the owner was
+ * unreachable, or the stream to it failed before it answered (the outcome is then unknown:
+ * resend, with nonces, to know), or the shards disagree about the shard list.
+ */
+export class OwnerUnavailable extends KlstoreError {
+  readonly code = "UNAVAILABLE";
+  override readonly retryable = true;
+}

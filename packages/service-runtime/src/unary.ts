@@ -9,11 +9,13 @@ export type UnaryHandler<Req, Res> = (
   request: Req,
   metadata: Metadata,
   deadline: Date | number | undefined,
+  /** The call itself, for what the arguments above do not carry (e.g. the peer's certificate). */
+  call: ServerUnaryCall<Req, Res>,
 ) => Promise<Res>;
 
 export function unary<Req, Res>(logger: Logger, handle: UnaryHandler<Req, Res>) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
-    handle(call.request, call.metadata, call.getDeadline()).then(
+    handle(call.request, call.metadata, call.getDeadline(), call).then(
       (res) => callback(null, res),
       (err: unknown) => {
         const error = toServiceError(err);

@@ -1,27 +1,26 @@
 // Sends a request for a key this shard does not own to the shard that does. Forwarded
-// calls carry a marker so a shard never forwards twice: if two shards disagree about the
-// shard list (mid-rollout), the second one serves the call itself and fencing keeps the
-// key consistent (docs/sharding.md).
+// calls carry the shards they passed through and this deployment's proof that they come
+// from a peer (forwarding-trust.ts): a peer serves a trusted forwarded call itself, so if
+// two shards disagree about the shard list (mid-rollout) a call is forwarded once, and
+// fencing keeps the key consistent (docs/sharding.md).
 
 import { type ChannelCredentials, Client, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import type { AppendRequest, AppendResponse, FlushKeyRequest, TrimRequest, TrimResponse } from "@klstore/proto";
-import { CHANNEL_OPTIONS, callUnary, WriterService } from "@klstore/proto";
+import { CHANNEL_OPTIONS, callBidiStream, callUnary, WriterService } from "@klstore/proto";
 import type { Shard } from "@klstore/sharding";
+import type { ForwardingTrust } from "./forwarding-trust.ts";
+import type { OwnerSessionStream } from "./owner-stream.ts";
 
-export const FORWARDED_HEADER = "klstore-forwarded-by";
+type Deadline = Date | number | undefined;
 
 export class Forwarder {
   private readonly clients = new Map<string, Client>();
-  private readonly self: string;
   private readonly credentials: ChannelCredentials;
+  private readonly trust: ForwardingTrust;
 
-  constructor(self: string, credentials: ChannelCredentials) {
-    this.self = self;
+  constructor(credentials: ChannelCredentials, trust: ForwardingTrust) {
     this.credentials = credentials;
-  }
-
-  static wasForwarded(metadata: Metadata): boolean {
-    return metadata.get(FORWARDED_HEADER).length > 0;
+    this.trust = trust;
   }
 
   private client(shard: Shard): Client {
@@ -33,34 +32,43 @@ export class Forwarder {
     return client;
   }
 
-  private metadata(): Metadata {
-    const metadata = new Metadata();
-    metadata.set(FORWARDED_HEADER, this.self);
-    return metadata;
+  /** `via`: the shards the call has passed through, this one last. */
+  private metadata(via: readonly string[]): Metadata {
+    return this.trust.forwardedMetadata(new Metadata(), via);
   }
 
-  async append(owner: Shard, request: AppendRequest, deadline: Date | number | undefined): Promise<AppendResponse> {
+  async append(
+    owner: Shard,
+    request: AppendRequest,
+    deadline: Deadline,
+    via: readonly string[],
+  ): Promise<AppendResponse> {
     try {
-      return await callUnary(this.client(owner), WriterService, "append", request, { deadline }, this.metadata());
+      return await callUnary(this.client(owner), WriterService, "append", request, { deadline }, this.metadata(via));
     } catch (err) {
       throw unreachable(owner, err);
     }
   }
 
-  async flushKey(owner: Shard, request: FlushKeyRequest, deadline: Date | number | undefined): Promise<void> {
+  async flushKey(owner: Shard, request: FlushKeyRequest, deadline: Deadline, via: readonly string[]): Promise<void> {
     try {
-      await callUnary(this.client(owner), WriterService, "flushKey", request, { deadline }, this.metadata());
+      await callUnary(this.client(owner), WriterService, "flushKey", request, { deadline }, this.metadata(via));
     } catch (err) {
       throw unreachable(owner, err);
     }
   }
 
-  async trim(owner: Shard, request: TrimRequest, deadline: Date | number | undefined): Promise<TrimResponse> {
+  async trim(owner: Shard, request: TrimRequest, deadline: Deadline, via: readonly string[]): Promise<TrimResponse> {
     try {
-      return await callUnary(this.client(owner), WriterService, "trim", request, { deadline }, this.metadata());
+      return await callUnary(this.client(owner), WriterService, "trim", request, { deadline }, this.metadata(via));
     } catch (err) {
       throw unreachable(owner, err);
     }
+  }
+
+  /** An AppendSession to the owner, for one client session's requests it owns (owner-stream.ts). */
+  openSession(owner: Shard, deadline: Deadline, via: readonly string[]): OwnerSessionStream {
+    return callBidiStream(this.client(owner), WriterService, "appendSession", { deadline }, this.metadata(via));
   }
 
   close(): void {

@@ -1,6 +1,7 @@
 // What a writer shard counts, on top of the calls and storage requests every process
 // counts (service-runtime/metrics.ts): appends, items, bytes, duplicates, batches,
-// compactions, forwards and the depth of the batching queue.
+// compactions, forwards, AppendSession requests in progress and the depth of the batching
+// queue.
 
 import type { BatchingStoreWriter, ItemOutcome, TrimOutcome } from "@klstore/core";
 import type { ServiceMetrics } from "@klstore/service-runtime";
@@ -12,6 +13,8 @@ export class WriterMetrics {
   private readonly bytes;
   private readonly duplicates;
   private readonly forwards;
+  private readonly untrustedForwards;
+  private readonly sessionRequests;
   private readonly batches;
   private readonly batchItems;
   private readonly compactions;
@@ -33,6 +36,10 @@ export class WriterMetrics {
       "klstore_forwarded_requests_total",
       "Requests forwarded to the shard owning the key",
     );
+    this.untrustedForwards = metrics.counter(
+      "klstore_untrusted_forwarded_calls_total",
+      "Calls marked as forwarded by a shard without proof of it (no or a wrong forwarding secret or peer certificate); routed like any client's call",
+    );
     this.batches = metrics.counter("klstore_batches_total", "Batches committed, each one data object");
     this.compactions = metrics.counter(
       "klstore_compactions_total",
@@ -51,6 +58,11 @@ export class WriterMetrics {
       name: "klstore_batch_items",
       help: "Items per committed batch (group commit at work when above the items per request)",
       buckets: [1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10_000, 100_000],
+      registers,
+    });
+    this.sessionRequests = new Gauge({
+      name: "klstore_session_requests",
+      help: "AppendSession requests read and not yet settled (committed, failed, or dropped by a cancel before they started)",
       registers,
     });
     new Gauge({
@@ -108,5 +120,17 @@ export class WriterMetrics {
 
   forwarded(): void {
     this.forwards.inc();
+  }
+
+  untrustedForwarding(): void {
+    this.untrustedForwards.inc();
+  }
+
+  sessionRequestRead(): void {
+    this.sessionRequests.inc();
+  }
+
+  sessionRequestSettled(): void {
+    this.sessionRequests.dec();
   }
 }

@@ -1,39 +1,29 @@
 // The WriterService handlers: gRPC in, batching writer out. Requests for keys another
-// shard owns are forwarded to it (forwarder.ts); everything else is served here.
+// shard owns are forwarded to it (forwarder.ts; AppendSession: append-session.ts);
+// everything else, and what a peer shard forwarded (forwarding-trust.ts), is served here.
 
-import { once } from "node:events";
 import { create } from "@bufbuild/protobuf";
-import type { Metadata, ServerDuplexStream } from "@grpc/grpc-js";
-import type { BatchingStoreWriter } from "@klstore/core";
+import { type BatchingStoreWriter, OwnerUnavailable } from "@klstore/core";
 import {
   AckMode,
   type AppendRequest,
   AppendRequestSchema,
   AppendResponseSchema,
-  type AppendSessionRequest,
-  type AppendSessionResponse,
-  AppendSessionResponseSchema,
   CreateKeyspaceResponseSchema,
   FlushAllResponseSchema,
   FlushKeyResponseSchema,
   GetShardsResponseSchema,
   type HandlersOf,
-  MalformedRequest,
   SetRetentionResponseSchema,
   TrimResponseSchema,
   type WriterService,
   WriterShardSchema,
 } from "@klstore/proto";
-import {
-  type Logger,
-  malformedRequestError,
-  toKeyspaceMessage,
-  toRequestError,
-  toRetention,
-  unary,
-} from "@klstore/service-runtime";
-import type { ShardRing } from "@klstore/sharding";
-import { Forwarder } from "./forwarder.ts";
+import { type Logger, toKeyspaceMessage, toRetention, unary } from "@klstore/service-runtime";
+import type { Shard, ShardRing } from "@klstore/sharding";
+import { serveSession } from "./append-session.ts";
+import type { Forwarder } from "./forwarder.ts";
+import type { CallIdentity, Forwarding, ForwardingTrust } from "./forwarding-trust.ts";
 import {
   checkAckMode,
   checkHasInsertions,
@@ -53,38 +43,64 @@ export interface WriterServiceDeps {
   /** This shard's name in the ring. */
   readonly self: string;
   readonly forwarder: Forwarder;
+  readonly trust: ForwardingTrust;
   readonly logger: Logger;
   /** Unanswered requests on one AppendSession before the server stops reading it. */
   readonly sessionMaxInFlight: number;
   readonly metrics: WriterMetrics;
 }
 
+type Deadline = Date | number | undefined;
+
+/** Where a call for a key goes: served here, or forwarded to its owner through `via`. */
+type Destination = { readonly here: true } | { readonly owner: Shard; readonly via: readonly string[] };
+
 export function writerHandlers(deps: WriterServiceDeps): Handlers {
-  const { writer, ring, self, forwarder, logger, metrics } = deps;
-  const owns = (keyspace: string, key: string) => ring.ownerOf(keyspace, key).name === self;
+  const { writer, ring, self, forwarder, trust, logger, metrics } = deps;
+
+  /** What a call says about forwarding; a marker without proof is counted and logged. */
+  function forwardingOf(call: CallIdentity): Forwarding {
+    const forwarding = trust.classify(call);
+    if (forwarding.kind === "untrusted") {
+      metrics.untrustedForwarding();
+      // Without proof configured every peer's call is untrusted; that is said once, at start.
+      logger[trust.configured ? "warn" : "debug"](
+        { via: forwarding.via },
+        "call marked as forwarded without proof of coming from a peer shard: routed as a client's call",
+      );
+    }
+    return forwarding;
+  }
 
   /**
-   * Starts an append here, or at the owner. `admitted` settles once the append holds its
-   * place in the key's order (here: accepted into the batching queue; forwarded: answered),
-   * `outcomes` once it is durable (or [] when only acceptance was asked for). Sessions order
-   * requests by admission only, so pipelined appends to a key share a commit.
+   * A call a peer shard forwarded is served here whatever our shard list says, so shards
+   * that disagree about the list forward a call once, not in a loop. Any other call goes
+   * to the key's owner by our list, a call marked as forwarded without proof included.
+   * That marker only stops a loop (shards without proof that disagree): a call that
+   * passed through this shard and then another comes back here to be refused. A lone name,
+   * even this shard's, is never a loop (a shard never forwards to itself), so a client
+   * that marks its call with any one name just has it routed.
    */
-  function startAppend(
-    request: AppendRequest,
-    metadata: Metadata,
-    deadline: Date | number | undefined,
-  ): { admitted: Promise<unknown>; outcomes: Promise<OutcomeFields> } {
-    checkAckMode(request.ackMode);
-    checkHasInsertions(request);
-    if (!owns(request.keyspace, request.key) && !Forwarder.wasForwarded(metadata)) {
-      const owner = ring.ownerOf(request.keyspace, request.key);
-      metrics.forwarded();
-      // Forwarded as it came: the owner answers in the form the insertions came in.
-      const outcomes = forwarder
-        .append(owner, request, deadline)
-        .then((r): OutcomeFields => ({ outcomes: r.outcomes, packedOutcomes: r.packedOutcomes }));
-      return { admitted: outcomes, outcomes };
+  function destinationOf(forwarding: Forwarding, keyspace: string, key: string): Destination {
+    if (forwarding.kind === "trusted") return { here: true };
+    const owner = ring.ownerOf(keyspace, key);
+    if (owner.name === self) return { here: true };
+    const via = forwarding.kind === "untrusted" ? forwarding.via : [];
+    if (via.length >= 2 && via.includes(self)) {
+      throw new OwnerUnavailable(
+        `shards ${[...via, self].join(" -> ")} forward ${keyspace}/${key} in a loop: their shard lists disagree ` +
+          "and they cannot prove to each other that they are peers ([writer] forwarding_secret)",
+      );
     }
+    return { owner, via: [...via, self] };
+  }
+
+  /**
+   * Starts an append served here. `admitted` settles once it is accepted into the batching
+   * queue (it then holds its place in the key's order), `outcomes` once it is durable (or []
+   * when only acceptance was asked for).
+   */
+  function appendHere(request: AppendRequest): { admitted: Promise<unknown>; outcomes: Promise<OutcomeFields> } {
     const insertions = toInsertions(request, writer.writer.config.maxItemsPerAppend);
     const packed = request.packedInsertions.byteLength > 0;
     const submitted = writer.submit(request.keyspace, request.key, insertions);
@@ -108,8 +124,16 @@ export function writerHandlers(deps: WriterServiceDeps): Handlers {
     };
   }
 
-  const append = (request: AppendRequest, metadata: Metadata, deadline: Date | number | undefined) =>
-    startAppend(request, metadata, deadline).outcomes;
+  async function append(request: AppendRequest, call: CallIdentity, deadline: Deadline): Promise<OutcomeFields> {
+    checkAckMode(request.ackMode);
+    checkHasInsertions(request);
+    const destination = destinationOf(forwardingOf(call), request.keyspace, request.key);
+    if ("here" in destination) return appendHere(request).outcomes;
+    metrics.forwarded();
+    // Forwarded as it came: the owner answers in the form the insertions came in.
+    const r = await forwarder.append(destination.owner, request, deadline, destination.via);
+    return { outcomes: r.outcomes, packedOutcomes: r.packedOutcomes };
+  }
 
   return {
     createKeyspace: unary(logger, async (request) => {
@@ -120,24 +144,26 @@ export function writerHandlers(deps: WriterServiceDeps): Handlers {
       return create(CreateKeyspaceResponseSchema, { keyspace: toKeyspaceMessage(request.keyspace, settings) });
     }),
 
-    append: unary(logger, async (request, metadata, deadline) =>
-      create(AppendResponseSchema, await append(request, metadata, deadline)),
+    append: unary(logger, async (request, _metadata, deadline, call) =>
+      create(AppendResponseSchema, await append(request, call, deadline)),
     ),
 
-    flushKey: unary(logger, async (request, metadata, deadline) => {
-      if (!owns(request.keyspace, request.key) && !Forwarder.wasForwarded(metadata)) {
-        metrics.forwarded();
-        await forwarder.flushKey(ring.ownerOf(request.keyspace, request.key), request, deadline);
-      } else {
+    flushKey: unary(logger, async (request, _metadata, deadline, call) => {
+      const destination = destinationOf(forwardingOf(call), request.keyspace, request.key);
+      if ("here" in destination) {
         await writer.flushKey(request.keyspace, request.key);
+      } else {
+        metrics.forwarded();
+        await forwarder.flushKey(destination.owner, request, deadline, destination.via);
       }
       return create(FlushKeyResponseSchema);
     }),
 
-    trim: unary(logger, async (request, metadata, deadline) => {
-      if (!owns(request.keyspace, request.key) && !Forwarder.wasForwarded(metadata)) {
+    trim: unary(logger, async (request, _metadata, deadline, call) => {
+      const destination = destinationOf(forwardingOf(call), request.keyspace, request.key);
+      if (!("here" in destination)) {
         metrics.forwarded();
-        return forwarder.trim(ring.ownerOf(request.keyspace, request.key), request, deadline);
+        return forwarder.trim(destination.owner, request, deadline, destination.via);
       }
       const outcome = await writer.trim(request.keyspace, request.key, request.beforeOffset);
       metrics.trimmed("api", outcome);
@@ -163,93 +189,23 @@ export function writerHandlers(deps: WriterServiceDeps): Handlers {
       }),
     ),
 
-    appendSession: (call) => serveSession(call, deps, startAppend),
+    appendSession: (call) => {
+      const forwarding = forwardingOf(call);
+      serveSession(call, deps, {
+        destination: (keyspace, key) => destinationOf(forwarding, keyspace, key),
+        serveHere: (request) => {
+          const { admitted, outcomes } = appendHere(
+            create(AppendRequestSchema, {
+              keyspace: request.keyspace,
+              key: request.key,
+              insertions: request.insertions,
+              packedInsertions: request.packedInsertions,
+            }),
+          );
+          return { admitted, answer: outcomes };
+        },
+        openOwnerStream: (owner, via) => forwarder.openSession(owner, call.getDeadline(), via),
+      });
+    },
   };
-}
-
-/** The in-band answer to a request that did not decode: its sequence when the rest did, else 0. */
-function malformedAnswer(request: MalformedRequest<AppendSessionRequest>): AppendSessionResponse {
-  return create(AppendSessionResponseSchema, {
-    sequence: request.partial?.sequence ?? 0n,
-    error: toRequestError(malformedRequestError(request)),
-  });
-}
-
-/**
- * One AppendSession: requests start in arrival order, responses go out in the same order
- * as each completes. Reading pauses while `sessionMaxInFlight` are unanswered, and writing
- * waits for `drain`, so neither side can make the server buffer without bound.
- */
-function serveSession(
-  call: ServerDuplexStream<AppendSessionRequest, AppendSessionResponse>,
-  deps: WriterServiceDeps,
-  startAppend: (
-    r: AppendRequest,
-    m: Metadata,
-    d: Date | number | undefined,
-  ) => { admitted: Promise<unknown>; outcomes: Promise<OutcomeFields> },
-): void {
-  const answers: Promise<AppendSessionResponse>[] = [];
-  // Each request is submitted only after the previous one was admitted (or, when
-  // forwarded, finished), so a key's requests reach the writer in stream order.
-  let previous: Promise<unknown> = Promise.resolve();
-  let writing = false;
-  let ended = false;
-
-  call.on("data", (request: AppendSessionRequest | MalformedRequest<AppendSessionRequest>) => {
-    if (request instanceof MalformedRequest) {
-      // Refused in its place in the stream's order, as any other bad request is.
-      answers.push(Promise.resolve(malformedAnswer(request)));
-      if (answers.length >= deps.sessionMaxInFlight) call.pause();
-      void writeAnswers();
-      return;
-    }
-    const started = previous.then(() =>
-      startAppend(
-        create(AppendRequestSchema, {
-          keyspace: request.keyspace,
-          key: request.key,
-          insertions: request.insertions,
-          packedInsertions: request.packedInsertions,
-        }),
-        call.metadata,
-        call.getDeadline(),
-      ),
-    );
-    // The next request starts once this one is admitted, not once it is durable: requests
-    // still reach the writer in stream order, and those to one key can share a commit.
-    previous = started.then((s) => s.admitted).catch(() => {});
-    answers.push(
-      started
-        .then((s) => s.outcomes)
-        .then(
-          (outcomes) => create(AppendSessionResponseSchema, { sequence: request.sequence, ...outcomes }),
-          (err) => create(AppendSessionResponseSchema, { sequence: request.sequence, error: toRequestError(err) }),
-        ),
-    );
-    if (answers.length >= deps.sessionMaxInFlight) call.pause();
-    void writeAnswers();
-  });
-  call.on("end", () => {
-    ended = true;
-    void writeAnswers();
-  });
-  call.on("error", (err) => deps.logger.debug({ err }, "append session ended by the client"));
-
-  async function writeAnswers(): Promise<void> {
-    if (writing) return;
-    writing = true;
-    try {
-      while (answers.length > 0) {
-        const answer = await (answers[0] as Promise<AppendSessionResponse>);
-        answers.shift();
-        if (call.cancelled || call.destroyed) return;
-        if (!call.write(answer)) await once(call, "drain");
-        if (answers.length < deps.sessionMaxInFlight) call.resume();
-      }
-      if (ended) call.end();
-    } finally {
-      writing = false;
-    }
-  }
 }

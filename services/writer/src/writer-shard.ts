@@ -27,6 +27,7 @@ import {
 } from "@klstore/service-runtime";
 import { type Shard, ShardRing } from "@klstore/sharding";
 import { Forwarder } from "./forwarder.ts";
+import { ForwardingTrust } from "./forwarding-trust.ts";
 import { RetentionSweeper } from "./retention-sweeper.ts";
 import { WriterMetrics } from "./writer-metrics.ts";
 import { writerHandlers } from "./writer-service.ts";
@@ -50,6 +51,14 @@ export interface WriterShardConfig {
   readonly metricsListen?: string | undefined;
   /** How often keyspaces' retention is applied to the keys this shard owns; 0 never. */
   readonly retentionIntervalMillis?: number;
+  /**
+   * Shared by every shard: forwarded calls carry it, and a call marked as forwarded is
+   * trusted (served here whatever this shard's list says) only with it or a peer
+   * certificate (`forwardingPeerNames`).
+   */
+  readonly forwardingSecret?: string | undefined;
+  /** Subject CN, DNS or URI names of peer shards' client certificates (with mutual TLS). */
+  readonly forwardingPeerNames?: readonly string[] | undefined;
 }
 
 export const WRITER_SHARD_DEFAULTS = {
@@ -90,7 +99,15 @@ export async function startWriterShard(config: WriterShardConfig, logger: Logger
   });
   writer.writer.onCompactionError = (layout, err) => logger.warn({ err, key: layout.folder }, "compaction failed");
   const serverConfig = { ...SERVER_DEFAULTS, ...config.server };
-  const forwarder = new Forwarder(config.name, peerCredentials(serverConfig));
+  const trust = new ForwardingTrust({ secret: config.forwardingSecret, peerNames: config.forwardingPeerNames });
+  if (config.shards.length > 1 && !trust.configured) {
+    logger.warn(
+      { shard: config.name },
+      "no [writer] forwarding_secret or forwarding_peer_names: no forwarded call is trusted, so while shards " +
+        "disagree about the shard list a call they forward in a loop fails with UNAVAILABLE",
+    );
+  }
+  const forwarder = new Forwarder(peerCredentials(serverConfig), trust);
   const { server, health } = createGrpcServer(serverConfig, [callObserver(metrics, logger)]);
   const writerMetrics = new WriterMetrics(metrics, writer);
   const retention = new RetentionSweeper({
@@ -110,6 +127,7 @@ export async function startWriterShard(config: WriterShardConfig, logger: Logger
         ring,
         self: config.name,
         forwarder,
+        trust,
         logger,
         sessionMaxInFlight: config.sessionMaxInFlight ?? WRITER_SHARD_DEFAULTS.sessionMaxInFlight,
         metrics: writerMetrics,

@@ -593,6 +593,10 @@ export const WriterService: GenService<{
    * gets one response per request, in request order. A failed request gets an in-band
    * error (the codes of Append) and the stream goes on. The server stops reading while too many requests are
    * unanswered (flow control), so a fast client cannot make it buffer without bound.
+   * Requests for keys another shard owns are pipelined to it; if that shard is lost, its
+   * unanswered requests get UNAVAILABLE (outcome unknown: resend with the same nonces).
+   * A cancelled session starts none of the requests the server has not yet started;
+   * those already started may still be stored (docs/sharding.md).
    *
    * @generated from rpc klstore.v1.WriterService.AppendSession
    */
