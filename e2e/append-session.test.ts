@@ -36,11 +36,12 @@ async function until(what: string, condition: () => Promise<boolean>, timeoutMil
 describe("AppendSession through a shard whose owner stalls or dies", { skip: !S3_ENDPOINT && "needs S3" }, () => {
   const run = async (
     test: (cluster: Cluster, client: KlstoreClient, ownedBy: (o: string, n: number) => string[]) => Promise<void>,
+    sets: readonly string[] = [],
   ) => {
     await ensureBucket();
     const cluster = await startCluster(writeConfig().file, 2, {
       metrics: true,
-      sets: [`writer.session_max_in_flight=${WINDOW}`],
+      sets: [`writer.session_max_in_flight=${WINDOW}`, ...sets],
     });
     const client = new KlstoreClient({ writers: cluster.shards, reader: cluster.reader.address, maxAttempts: 1 });
     const ring = new ShardRing(cluster.shards);
@@ -120,10 +121,11 @@ describe("AppendSession through a shard whose owner stalls or dies", { skip: !S3
       assert.deepEqual(answered, [], "writer-1 answered nothing while stopped");
 
       cluster.writers[1]?.child.kill("SIGCONT");
-      const sessionEnded = { method: "/klstore.v1.WriterService/AppendSession" };
+      // The cancel reached writer-1: its forwarded session ended CANCELLED.
+      const sessionCancelled = { method: "/klstore.v1.WriterService/AppendSession", code: "CANCELLED" };
       await until(
-        "writer-1 to see the forwarded session end",
-        async () => (await metric(cluster, 1, "klstore_grpc_calls_total", sessionEnded)) >= 1,
+        "writer-1 to see the forwarded session cancelled",
+        async () => (await metric(cluster, 1, "klstore_grpc_calls_total", sessionCancelled)) >= 1,
       );
       await until(
         "writer-1 to settle what it read",
@@ -206,5 +208,55 @@ describe("AppendSession through a shard whose owner stalls or dies", { skip: !S3
         Array.from({ length: 15 }, (_, j) => `v${2 * j + 1}`),
       );
     });
+  });
+
+  it("answers UNAVAILABLE for the requests of an owner that hangs, once it misses its keepalive pings", async () => {
+    await run(
+      async (cluster, _client, ownedBy) => {
+        const [theirs] = ownedBy("writer-1", 1);
+        const [ours] = ownedBy("writer-0", 1);
+        const viaZero = new KlstoreClient({
+          writers: `only=${cluster.writers[0]?.address}`,
+          reader: cluster.reader.address,
+        });
+        await viaZero.append(KEYSPACE, theirs as string, [{ value: "warm-up" }]);
+        viaZero.close();
+        cluster.writers[1]?.child.kill("SIGSTOP");
+        const connection = new Client(
+          cluster.writers[0]?.address as string,
+          credentials.createInsecure(),
+          CHANNEL_OPTIONS,
+        );
+        // No deadline: only writer-0's pings to writer-1 can end the wait.
+        const stream = callBidiStream(connection, WriterService, "appendSession");
+        const answers: AppendSessionResponse[] = [];
+        const reading = (async () => {
+          for await (const r of stream) answers.push(r);
+        })();
+        for (const [i, key] of [theirs, ours, theirs].entries()) {
+          stream.write(
+            create(AppendSessionRequestSchema, {
+              sequence: BigInt(i),
+              keyspace: KEYSPACE,
+              key: key as string,
+              packedInsertions: packInsertions([{ value: Buffer.from(`v${i}`) }]),
+            }),
+          );
+        }
+        stream.end();
+        await reading;
+        connection.close();
+        assert.deepEqual(
+          answers.map((a) => [a.sequence, a.error?.code ?? "ok"]),
+          [
+            [0n, status.UNAVAILABLE],
+            [1n, "ok"],
+            [2n, status.UNAVAILABLE],
+          ],
+        );
+        assert.match(answers[0]?.error?.message ?? "", /owner shard writer-1 .*outcome is unknown/);
+      },
+      ["server.keepalive_time_millis=500", "server.keepalive_timeout_millis=1000"],
+    );
   });
 });

@@ -13,20 +13,35 @@ import type { OwnerSessionStream } from "./owner-stream.ts";
 
 type Deadline = Date | number | undefined;
 
+export interface PeerKeepalive {
+  /** Ping a peer this often while calls to it are open. */
+  readonly keepaliveTimeMillis: number;
+  /** Drop the connection, failing its calls with UNAVAILABLE, when a ping is not answered within this. */
+  readonly keepaliveTimeoutMillis: number;
+}
+
 export class Forwarder {
   private readonly clients = new Map<string, Client>();
   private readonly credentials: ChannelCredentials;
   private readonly trust: ForwardingTrust;
+  private readonly channelOptions: Record<string, number>;
 
-  constructor(credentials: ChannelCredentials, trust: ForwardingTrust) {
+  constructor(credentials: ChannelCredentials, trust: ForwardingTrust, keepalive: PeerKeepalive) {
     this.credentials = credentials;
     this.trust = trust;
+    // A peer that hangs (stopped, partitioned) would otherwise hold a forwarded session's
+    // requests unanswered until the client's deadline, if it set one.
+    this.channelOptions = {
+      ...CHANNEL_OPTIONS,
+      "grpc.keepalive_time_ms": keepalive.keepaliveTimeMillis,
+      "grpc.keepalive_timeout_ms": keepalive.keepaliveTimeoutMillis,
+    };
   }
 
   private client(shard: Shard): Client {
     let client = this.clients.get(shard.address);
     if (!client) {
-      client = new Client(shard.address, this.credentials, CHANNEL_OPTIONS);
+      client = new Client(shard.address, this.credentials, this.channelOptions);
       this.clients.set(shard.address, client);
     }
     return client;

@@ -107,7 +107,7 @@ export async function startWriterShard(config: WriterShardConfig, logger: Logger
         "disagree about the shard list a call they forward in a loop fails with UNAVAILABLE",
     );
   }
-  const forwarder = new Forwarder(peerCredentials(serverConfig), trust);
+  const forwarder = new Forwarder(peerCredentials(serverConfig), trust, serverConfig);
   const { server, health } = createGrpcServer(serverConfig, [callObserver(metrics, logger)]);
   const writerMetrics = new WriterMetrics(metrics, writer);
   const retention = new RetentionSweeper({
