@@ -6,13 +6,13 @@
 
 import { once } from "node:events";
 import { create } from "@bufbuild/protobuf";
-import type { ServerDuplexStream } from "@grpc/grpc-js";
-import { OwnerUnavailable } from "@klstore/core";
+import { type ServerDuplexStream, status } from "@grpc/grpc-js";
 import {
   type AppendSessionRequest,
   type AppendSessionResponse,
   AppendSessionResponseSchema,
   MalformedRequest,
+  RequestErrorSchema,
 } from "@klstore/proto";
 import { type Logger, malformedRequestError, toRequestError } from "@klstore/service-runtime";
 import type { Shard } from "@klstore/sharding";
@@ -36,6 +36,12 @@ export interface SessionDeps {
   readonly sessionMaxInFlight: number;
   readonly metrics: WriterMetrics;
 }
+
+const NOT_STARTED = create(RequestErrorSchema, {
+  code: status.CANCELLED,
+  message: "the session was cancelled before this request started; nothing of it is stored",
+  retryable: true,
+});
 
 export function serveSession(
   call: ServerDuplexStream<AppendSessionRequest, AppendSessionResponse>,
@@ -63,8 +69,9 @@ export function serveSession(
   };
 
   const start = (request: AppendSessionRequest): StartedRequest => {
-    // Cancelled while this request waited its turn: it was never started, so nothing of it is stored.
-    if (stopped) throw new OwnerUnavailable("the session was cancelled before this request started");
+    // Cancelled while this request waited its turn: it is never started, nothing of it is
+    // stored, and its answer settles at once (no one is left to read it).
+    if (stopped) return { admitted: Promise.resolve(), answer: Promise.resolve({ error: NOT_STARTED }) };
     // Refused before it is forwarded, so an owner and a forwarder answer it alike.
     checkHasInsertions(request);
     const destination = routing.destination(request.keyspace, request.key);
