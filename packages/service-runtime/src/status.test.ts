@@ -15,6 +15,7 @@ const {
   KeyspaceAlreadyExists,
   KeyspaceNotFound,
   KlstoreError,
+  OwnerUnavailable,
   ResourceExhausted,
   ShuttingDown,
   StorageUnavailable,
@@ -33,6 +34,7 @@ const SAMPLES: readonly core.KlstoreError[] = [
   new CorruptObject("orders/user%2F42/data_o00000000000000000000-o0", "holds 3 bytes"),
   new StorageUnavailable("s3 GET failed"),
   new ShuttingDown("the writer is closing"),
+  new OwnerUnavailable("owner shard writer-1 unreachable"),
   new InternalError("a bug"),
 ];
 
