@@ -1,0 +1,511 @@
+// The log writer (docs/log.md): appends of every key go into the lane of the key's slot, and
+// each lane writes one segment at a time holding every key's batch that arrived meanwhile
+// (group commit across keys: one PUT per flush). Calls are acknowledged once their segment
+// is stored. A lane takes a slot over before it plans the slot's first append (takeover.ts)
+// and plans each key against its state: its per-key objects continued by its entries in the
+// logs (slot-index.ts). Planning happens when a segment is built, after the previous one's
+// outcome is known, so no planned batch is ever built on one that may not exist.
+
+import { LRUCache } from "lru-cache";
+import { WRITER_DEFAULTS, type WriterConfig } from "../config.ts";
+import { Fenced, ResourceExhausted, ShuttingDown } from "../errors.ts";
+import type { KeyspaceSettings } from "../format/keyspace-config.ts";
+import { type KeyLayout, KeyspaceLayout } from "../format/layout.ts";
+import type { EntryInput, FencedSlot, LogId, SegmentIndex } from "../format/log-segment.ts";
+import type { ObjectStore } from "../storage/object-store.ts";
+import {
+  type Insertion,
+  type ItemOutcome,
+  type KeyTail,
+  planAppend,
+  validateInsertions,
+} from "../writer/append-plan.ts";
+import { KeyQueue } from "../writer/key-queue.ts";
+import { readTailAndClaims, stateFromTail } from "../writer/key-state.ts";
+import { type CreateKeyspaceOptions, StoreWriter } from "../writer/store-writer.ts";
+import { LaneStale, type LaneWrite, LogLane } from "./log-lane.ts";
+import { continueTail, SlotIndex } from "./slot-index.ts";
+import { rangesOf, type SlotRecord, slotOf } from "./slot-records.ts";
+import { slotEntries, takeSlots } from "./takeover.ts";
+
+export interface LogConfig {
+  /** Logs this writer writes, each with one segment PUT in flight (docs/log.md). */
+  logLanes: number;
+  /** How long a lane waits for more appends before it flushes (0: at once). */
+  logFlushIntervalMillis: number;
+  /** A lane flushes once this many value bytes are pending; larger groups take several segments. */
+  logSegmentMaxBytes: number;
+  /** Value bytes accepted but not yet stored across lanes before appends are refused. */
+  logQueueMaxBytes: number;
+}
+
+export const LOG_DEFAULTS: LogConfig = {
+  logLanes: 2,
+  logFlushIntervalMillis: 0,
+  logSegmentMaxBytes: 8 * 1024 * 1024,
+  logQueueMaxBytes: 256 * 1024 * 1024,
+};
+
+export interface LogWriterOptions {
+  readonly store: ObjectStore;
+  readonly prefix?: string;
+  /** This writer's name: its logs are `.logs/{name}/{lane}/` (a shard name, or `cli-{uuid}`). */
+  readonly name: string;
+  readonly config?: Partial<WriterConfig>;
+  readonly log?: Partial<LogConfig>;
+}
+
+interface Waiter {
+  readonly count: number;
+  readonly resolve: (outcomes: ItemOutcome[]) => void;
+  readonly reject: (err: unknown) => void;
+}
+
+/** One key's calls waiting for the same segment. */
+interface Group {
+  readonly keyspace: string;
+  readonly key: string;
+  readonly folder: string;
+  readonly slot: number;
+  readonly insertions: Insertion[];
+  readonly waiters: Waiter[];
+  bytes: number;
+}
+
+/** A segment as built: its groups, and what each key's state becomes once it is stored. */
+interface Plan {
+  readonly groups: Group[];
+  readonly outcomes: ItemOutcome[][];
+  readonly tails: (KeyTail | undefined)[];
+  readonly entries: EntryInput[];
+}
+
+export class LogWriter {
+  /** Keyspace configs and their settings (the per-key protocol's writer, for those alone). */
+  readonly keyspaces: StoreWriter;
+  readonly store: ObjectStore;
+  readonly prefix: string;
+  readonly name: string;
+  readonly config: WriterConfig;
+  readonly logConfig: LogConfig;
+  private readonly lanes: LaneRunner[];
+  /** Admissions run one at a time per key, so a key's calls join segments in call order. */
+  private readonly admissions = new KeyQueue();
+  private queuedBytes = 0;
+  private closed = false;
+  private stale: LaneStale | undefined;
+
+  constructor(options: LogWriterOptions) {
+    this.store = options.store;
+    this.prefix = options.prefix ?? "";
+    this.name = options.name;
+    this.config = { ...WRITER_DEFAULTS, ...options.config };
+    this.logConfig = { ...LOG_DEFAULTS, ...options.log };
+    this.keyspaces = new StoreWriter({ store: this.store, prefix: this.prefix, config: this.config });
+    this.lanes = Array.from(
+      { length: this.logConfig.logLanes },
+      (_, lane) => new LaneRunner(this, { writer: this.name, lane }),
+    );
+  }
+
+  /** Opens every lane after any older instance of this writer (restart fences). */
+  async open(): Promise<void> {
+    await Promise.all(this.lanes.map((l) => l.lane.open()));
+  }
+
+  createKeyspace(keyspace: string, options?: CreateKeyspaceOptions): Promise<KeyspaceSettings> {
+    return this.keyspaces.createKeyspace(keyspace, options);
+  }
+
+  keyspaceSettings(keyspace: string): Promise<KeyspaceSettings> {
+    return this.keyspaces.keyspaceSettings(keyspace);
+  }
+
+  /** Appends to one key; resolves with each insertion's outcome once its segment is stored. */
+  async appendList(keyspace: string, key: string, insertions: readonly Insertion[]): Promise<ItemOutcome[]> {
+    return (await this.submit(keyspace, key, insertions)).outcome;
+  }
+
+  /**
+   * Validates and queues a call; resolves once it holds its place in the key's order, with
+   * the promise of its outcomes (rejected when its segment fails).
+   */
+  async submit(
+    keyspace: string,
+    key: string,
+    insertions: readonly Insertion[],
+  ): Promise<{ outcome: Promise<ItemOutcome[]> }> {
+    if (this.stale) throw new Fenced(keyspace, key, -1n);
+    if (this.closed) throw new ShuttingDown("the writer is closing and accepts no more appends");
+    const now = this.config.clock();
+    validateInsertions(insertions, this.config, now);
+    await this.keyspaces.keyspaceSettings(keyspace);
+    if (insertions.length === 0) return { outcome: Promise.resolve([]) };
+    const layout = new KeyspaceLayout(this.prefix, keyspace).key(key);
+    const slot = slotOf(keyspace, key);
+    const runner = this.lanes[slot % this.lanes.length] as LaneRunner;
+    const bytes = insertions.reduce((n, i) => n + i.value.byteLength, 0);
+    if (this.queuedBytes > 0 && this.queuedBytes + bytes > this.logConfig.logQueueMaxBytes) {
+      throw new ResourceExhausted(
+        `writer queue is full (${this.queuedBytes} bytes waiting, limit ${this.logConfig.logQueueMaxBytes}); retry later`,
+      );
+    }
+    this.queuedBytes += bytes;
+    try {
+      return await this.admissions.run(layout.folder, async () => {
+        await runner.ensureKey(slot, layout);
+        // Missing timestamps are the arrival time, not the (later) flush time.
+        const stamped = insertions.map((i) => (i.timestamp === undefined ? { ...i, timestamp: now } : i));
+        const outcome = runner.enqueue({ keyspace, key, folder: layout.folder, slot }, stamped, bytes);
+        void outcome.then(
+          () => (this.queuedBytes -= bytes),
+          () => (this.queuedBytes -= bytes),
+        );
+        return { outcome };
+      });
+    } catch (err) {
+      this.queuedBytes -= bytes;
+      throw err;
+    }
+  }
+
+  /** Resolves once everything accepted so far is stored (or failed). */
+  async flushAll(): Promise<void> {
+    await this.admissions.idle();
+    await Promise.all(this.lanes.map((l) => l.idle()));
+  }
+
+  /** The log writer has no per-key queue to flush: a key's calls are in its lane. */
+  async flushKey(_keyspace: string, _key: string): Promise<void> {
+    await this.flushAll();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.flushAll();
+    await this.keyspaces.close();
+  }
+
+  /** A newer instance of this writer has taken its logs over: every later call is refused. */
+  markStale(err: LaneStale): void {
+    this.stale ??= err;
+  }
+
+  get isStale(): boolean {
+    return this.stale !== undefined;
+  }
+}
+
+/** One lane: its log, the slots it owns and their entries, and its flush loop. */
+class LaneRunner {
+  readonly lane: LogLane;
+  private readonly writer: LogWriter;
+  private readonly owned = new Map<number, SlotRecord>();
+  /** Per slot, the newest record version a fence of this log named: owning older is void. */
+  private readonly fencedAt = new Map<number, bigint>();
+  private readonly taking = new Map<number, Promise<boolean>>();
+  private readonly index = new SlotIndex();
+  /** Key states of keys with calls pending or in flight (never evicted meanwhile). */
+  private readonly active = new Map<string, { tail: KeyTail; slot: number; calls: number }>();
+  private readonly idleTails: LRUCache<string, { tail: KeyTail; slot: number }>;
+  private pending = new Map<string, Group>();
+  private pendingBytes = 0;
+  private running: Promise<void> | undefined;
+  /** The plan of a segment whose outcome is unknown (lane.resolve() settles it). */
+  private unresolved: Plan | undefined;
+
+  constructor(writer: LogWriter, log: LogId) {
+    this.writer = writer;
+    this.lane = new LogLane({ store: writer.store, prefix: writer.prefix, log, clock: writer.config.clock });
+    this.idleTails = new LRUCache({ max: writer.config.maxCachedKeys });
+  }
+
+  /** Takes the key's slot if needed and makes its state known, before its call is queued. */
+  async ensureKey(slot: number, layout: KeyLayout): Promise<void> {
+    await this.ensureSlot(slot, layout);
+    const active = this.active.get(layout.folder);
+    if (active) {
+      active.calls++;
+      return;
+    }
+    const tail = this.idleTails.get(layout.folder)?.tail ?? (await this.recoverTail(slot, layout));
+    // The slot may have been fenced away while the key was read: its entries are unknown now.
+    if (!this.owned.has(slot)) throw new Fenced(layout.keyspaceLayout.keyspace, layout.key, tail.nextOffset);
+    this.idleTails.delete(layout.folder);
+    this.active.set(layout.folder, { tail, slot, calls: 1 });
+  }
+
+  private async recoverTail(slot: number, layout: KeyLayout): Promise<KeyTail> {
+    const { tail } = await readTailAndClaims(this.writer.store, layout);
+    return continueTail(stateFromTail(tail, 0).tail, this.index.entriesOf(slot, layout.folder), layout.folder);
+  }
+
+  private async ensureSlot(slot: number, layout: KeyLayout): Promise<void> {
+    if (this.owned.has(slot)) return;
+    let taking = this.taking.get(slot);
+    if (!taking) {
+      taking = this.take(slot).finally(() => this.taking.delete(slot));
+      this.taking.set(slot, taking);
+    }
+    // Other writers kept taking the slot first, or fenced it away at once: nothing is stored.
+    if (!(await taking)) throw new Fenced(layout.keyspaceLayout.keyspace, layout.key, -1n);
+  }
+
+  /** Takes a slot and reads its entries; false when it is another writer's after all. */
+  private async take(slot: number): Promise<boolean> {
+    const { store, prefix } = this.writer;
+    const options = {
+      store,
+      prefix,
+      by: this.lane.log,
+      nextSeq: () => this.lane.nextSeq,
+      clock: this.writer.config.clock,
+    };
+    const record = (await takeSlots(options, [slot])).taken[0];
+    if (!record) return false;
+    const entries = await slotEntries(store, prefix, slot, rangesOf(record));
+    // A fence naming this version or a newer one came meanwhile: the slot is another's already.
+    if ((this.fencedAt.get(slot) ?? -1n) >= record.version) return false;
+    this.index.set(slot, (ks, key) => new KeyspaceLayout(prefix, ks).key(key).folder, entries);
+    this.owned.set(slot, record);
+    return true;
+  }
+
+  /** Queues a call into the key's group for the next segment; starts the flush loop. */
+  enqueue(
+    where: { keyspace: string; key: string; folder: string; slot: number },
+    insertions: readonly Insertion[],
+    bytes: number,
+  ): Promise<ItemOutcome[]> {
+    let group = this.pending.get(where.folder);
+    if (!group) {
+      group = { ...where, insertions: [], waiters: [], bytes: 0 };
+      this.pending.set(where.folder, group);
+    }
+    group.insertions.push(...insertions);
+    group.bytes += bytes;
+    this.pendingBytes += bytes;
+    const outcome = new Promise<ItemOutcome[]>((resolve, reject) => {
+      (group as Group).waiters.push({ count: insertions.length, resolve, reject });
+    });
+    this.kick();
+    return outcome;
+  }
+
+  idle(): Promise<void> {
+    return this.running ?? Promise.resolve();
+  }
+
+  private kick(): void {
+    this.running ??= this.run().finally(() => {
+      this.running = undefined;
+      // Calls queued while the loop was ending its last turn.
+      if (this.pending.size > 0 && !this.writer.isStale) this.kick();
+    });
+  }
+
+  private async run(): Promise<void> {
+    const { logFlushIntervalMillis } = this.writer.logConfig;
+    while (this.pending.size > 0 || this.unresolved) {
+      if (this.unresolved) {
+        // A segment's outcome is unknown: nothing is built on it until it is known.
+        const plan = this.unresolved;
+        let settled: LaneWrite | undefined;
+        try {
+          settled = await this.lane.resolve();
+        } catch (err) {
+          if (err instanceof LaneStale) return this.failEverything(err);
+          this.failPending(err); // storage is still down; the next call tries again
+          return;
+        }
+        this.unresolved = undefined;
+        if (settled?.kind === "stored") this.applyStored(plan, settled.index, false);
+        if (settled?.kind === "fenced") this.giveUp(settled.fenced);
+        continue;
+      }
+      if (logFlushIntervalMillis > 0 && this.pendingBytes < this.writer.logConfig.logSegmentMaxBytes) {
+        await new Promise((resolve) => setTimeout(resolve, logFlushIntervalMillis));
+      }
+      const plan = this.build();
+      if (plan.entries.length === 0) {
+        // Every item a duplicate: nothing to store, the answers are known now.
+        plan.groups.forEach((group, i) => {
+          this.answer(group, plan.outcomes[i] as ItemOutcome[]);
+          this.release(group);
+        });
+        continue;
+      }
+      let written: LaneWrite;
+      try {
+        written = await this.lane.write({ kind: "data", entries: plan.entries });
+      } catch (err) {
+        if (err instanceof LaneStale) {
+          for (const group of plan.groups) this.settle({ groups: [group] }, fencedError(group));
+          return this.failEverything(err);
+        }
+        // Unknown outcome: the calls are told so (UNAVAILABLE: a retry with nonces is safe),
+        // and the segment is written again before anything else.
+        this.unresolved = plan;
+        this.settle(plan, err);
+        continue;
+      }
+      if (written.kind === "stored") this.applyStored(plan, written.index, true);
+      else {
+        // Nothing was stored: calls of the slots kept go into the next segment, planned anew;
+        // those of the slots given up are told (ABORTED: retry, at the slot's new owner).
+        const lost = this.giveUp(written.fenced);
+        for (const group of plan.groups.toReversed()) {
+          if (lost.has(group.slot)) this.settle({ groups: [group] }, fencedError(group));
+          else this.requeue(group);
+        }
+      }
+    }
+  }
+
+  /** Takes the pending groups, up to a segment's worth, and plans each against its key's state. */
+  private build(): Plan {
+    const maxBytes = this.writer.logConfig.logSegmentMaxBytes;
+    const groups: Group[] = [];
+    let bytes = 0;
+    for (const [folder, group] of this.pending) {
+      if (groups.length > 0 && bytes + group.bytes > maxBytes) break;
+      groups.push(group);
+      bytes += group.bytes;
+      this.pending.delete(folder);
+    }
+    this.pendingBytes -= bytes;
+    const now = this.writer.config.clock();
+    const plan: Plan = { groups, outcomes: [], tails: [], entries: [] };
+    for (const group of groups) {
+      const tail = this.tailOf(group) as KeyTail;
+      const planned = planAppend(tail, group.insertions, now);
+      plan.outcomes.push(planned.outcomes);
+      if (!planned.objectName) {
+        plan.tails.push(undefined);
+        continue;
+      }
+      plan.tails.push(planned.tailAfter);
+      plan.entries.push({
+        slot: group.slot,
+        keyspace: group.keyspace,
+        key: group.key,
+        name: planned.objectName,
+        records: planned.records,
+      });
+    }
+    return plan;
+  }
+
+  private tailOf(group: Group): KeyTail | undefined {
+    return this.active.get(group.folder)?.tail;
+  }
+
+  /** A stored segment: key states move on, entries join the slots' index, calls are answered. */
+  private applyStored(plan: Plan, index: SegmentIndex, answer: boolean): void {
+    let e = 0;
+    plan.groups.forEach((group, i) => {
+      const tail = plan.tails[i];
+      if (tail) {
+        const entry = index.entries[e++];
+        if (entry && this.owned.has(group.slot)) {
+          this.index.add(group.slot, group.folder, {
+            log: this.lane.log,
+            seq: index.seq,
+            bodyStart: index.bodyStart,
+            entry,
+          });
+        }
+        const active = this.active.get(group.folder);
+        if (active) active.tail = tail;
+      }
+      if (answer) this.answer(group, plan.outcomes[i] as ItemOutcome[]);
+      this.release(group);
+    });
+  }
+
+  private answer(group: Group, outcomes: ItemOutcome[]): void {
+    let start = 0;
+    for (const waiter of group.waiters) {
+      waiter.resolve(outcomes.slice(start, start + waiter.count));
+      start += waiter.count;
+    }
+  }
+
+  /** Fails a plan's calls (they were told nothing else); their keys keep their states. */
+  private settle(plan: Pick<Plan, "groups">, err: unknown): void {
+    for (const group of plan.groups) {
+      for (const waiter of group.waiters) waiter.reject(err);
+      if (!this.unresolved?.groups.includes(group)) this.release(group);
+    }
+  }
+
+  /** Puts a group back at the front of the next segment, ahead of its key's later calls. */
+  private requeue(group: Group): void {
+    const later = this.pending.get(group.folder);
+    if (later) {
+      group.insertions.push(...later.insertions);
+      group.waiters.push(...later.waiters);
+      group.bytes += later.bytes;
+      this.pendingBytes -= later.bytes;
+    }
+    this.pending = new Map([[group.folder, group], ...[...this.pending].filter(([f]) => f !== group.folder)]);
+    this.pendingBytes += group.bytes;
+  }
+
+  /** One call fewer on the key; an idle key's state moves to the bounded cache. */
+  private release(group: Group): void {
+    const active = this.active.get(group.folder);
+    if (!active) return;
+    active.calls -= group.waiters.length;
+    if (active.calls <= 0) {
+      this.active.delete(group.folder);
+      if (this.owned.has(group.slot)) this.idleTails.set(group.folder, { tail: active.tail, slot: group.slot });
+    }
+  }
+
+  /**
+   * Slots a fence took, under a newer record version than this lane's: forgets them, their
+   * entries, their keys' states, and fails their pending calls. Returns the slots lost.
+   */
+  private giveUp(fenced: readonly FencedSlot[]): Set<number> {
+    const lost = new Set<number>();
+    for (const { slot, recordVersion } of fenced) {
+      if ((this.fencedAt.get(slot) ?? -1n) < recordVersion) this.fencedAt.set(slot, recordVersion);
+      const record = this.owned.get(slot);
+      if (record && record.version < recordVersion) {
+        this.owned.delete(slot);
+        this.index.drop(slot);
+        lost.add(slot);
+      }
+    }
+    if (lost.size === 0) return lost;
+    for (const [folder, group] of this.pending) {
+      if (!lost.has(group.slot)) continue;
+      this.pending.delete(folder);
+      this.pendingBytes -= group.bytes;
+      this.settle({ groups: [group] }, fencedError(group));
+    }
+    for (const [folder, active] of this.active) if (lost.has(active.slot)) this.active.delete(folder);
+    for (const [folder, idle] of this.idleTails.entries()) if (lost.has(idle.slot)) this.idleTails.delete(folder);
+    return lost;
+  }
+
+  private failPending(err: unknown): void {
+    const groups = [...this.pending.values()];
+    this.pending.clear();
+    this.pendingBytes = 0;
+    this.settle({ groups }, err);
+  }
+
+  /** A newer instance of this writer took the log over: nothing pending was stored. */
+  private failEverything(err: LaneStale): void {
+    this.writer.markStale(err);
+    for (const group of this.pending.values()) this.settle({ groups: [group] }, fencedError(group));
+    this.pending.clear();
+    this.pendingBytes = 0;
+  }
+}
+
+function fencedError(group: Group): Fenced {
+  return new Fenced(group.keyspace, group.key, -1n);
+}

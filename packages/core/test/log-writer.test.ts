@@ -1,0 +1,190 @@
+// The log writer (docs/log.md, build step 5): appends of many keys share one segment per
+// flush; keys continue across restarts and takeovers; a stale instance stores nothing; an
+// unknown outcome is told as such and settled before the lane goes on. What a key holds is
+// read here from its slot's record ranges (readers do not read logs yet: step 6).
+// Needs: the filesystem, and SeaweedFS when KLSTORE_TEST_S3_ENDPOINT is set.
+
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { Fenced, StorageUnavailable } from "../src/errors.ts";
+import { LogLayout } from "../src/format/log-layout.ts";
+import { decodeRecords } from "../src/format/records.ts";
+import { findLogEnd } from "../src/log/log-lane.ts";
+import { LogWriter } from "../src/log/log-writer.ts";
+import { rangesOf, readSlotRecord, slotOf } from "../src/log/slot-records.ts";
+import { slotEntries } from "../src/log/takeover.ts";
+import { countingStore, type ObjectStore, StorageStats } from "../src/storage/object-store.ts";
+import { backends } from "./backends.ts";
+
+const clock = () => 1_700_000_000_000n;
+
+/** Every item of a key in the logs, in offset order: `offset:value`. */
+async function logItems(store: ObjectStore, prefix: string, keyspace: string, key: string): Promise<string[]> {
+  const slot = slotOf(keyspace, key);
+  const record = await readSlotRecord(store, prefix, slot);
+  if (!record) return [];
+  const found = (await slotEntries(store, prefix, slot, rangesOf(record))).filter(
+    (e) => e.entry.keyspace === keyspace && e.entry.key === key,
+  );
+  const items: string[] = [];
+  for (const f of found) {
+    const segment = await store.get(new LogLayout(prefix, f.log).segmentKey(f.seq));
+    assert.ok(segment, "an entry's segment exists");
+    const start = f.bodyStart + f.entry.bodyOffset;
+    const body = segment.body.subarray(start, start + f.entry.bodyBytes);
+    for (const item of decodeRecords("entry", { ...f.entry.name, compression: "none" }, body)) {
+      items.push(`${item.offset}:${Buffer.from(item.value)}`);
+    }
+  }
+  return items;
+}
+
+const values = (...vs: string[]) => vs.map((v) => ({ value: Buffer.from(v) }));
+const offsets = (outcomes: readonly { kind: string; offset?: bigint }[]) =>
+  outcomes.map((o) => (o.kind === "appended" ? o.offset : "duplicate"));
+
+for (const backend of backends()) {
+  describe(`log writer (${backend.name})`, () => {
+    it("commits the calls of many keys that arrive together in one segment PUT per lane", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        const stats = new StorageStats();
+        const writer = new LogWriter({
+          store: countingStore(store, stats),
+          prefix,
+          name: "writer-0",
+          log: { logLanes: 1 },
+        });
+        await writer.open();
+        await writer.createKeyspace("ks");
+        // Take the slots first (their one-time cost), then measure the appends alone.
+        const keys = Array.from({ length: 40 }, (_, i) => `user/${i}`);
+        await Promise.all(keys.map((k) => writer.appendList("ks", k, values("warm"))));
+        const before = stats.putRequests;
+        const outcomes = await Promise.all(keys.map((k) => writer.appendList("ks", k, values("a", "b"))));
+        for (const o of outcomes) assert.deepEqual(offsets(o), [1n, 2n]);
+        const segmentPuts = stats.putRequests - before;
+        // The first call flushes alone (the lane was idle); the 39 others share the next PUT.
+        assert.ok(segmentPuts <= 3, `${segmentPuts} PUTs for 40 keys' appends`);
+        for (const k of keys.slice(0, 3))
+          assert.deepEqual(await logItems(store, prefix, "ks", k), ["0:warm", "1:a", "2:b"]);
+        await writer.close();
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it("keeps offsets dense and nonces exactly once across a restart of the writer", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        const first = new LogWriter({ store, prefix, name: "writer-0", config: { clock } });
+        await first.open();
+        await first.createKeyspace("ks");
+        assert.deepEqual(offsets(await first.appendList("ks", "k", [{ value: Buffer.from("a"), nonce: 1n }])), [0n]);
+        assert.deepEqual(offsets(await first.appendList("ks", "k", values("b"))), [1n]);
+        // A restarted instance (kill -9: nothing closed) fences the old one and goes on.
+        const restarted = new LogWriter({ store, prefix, name: "writer-0", config: { clock } });
+        await restarted.open();
+        const again = await restarted.appendList("ks", "k", [
+          { value: Buffer.from("a"), nonce: 1n },
+          { value: Buffer.from("c"), nonce: 2n },
+        ]);
+        assert.deepEqual(offsets(again), ["duplicate", 2n]);
+        // A call of duplicates only stores nothing: no segment is written for it.
+        const lane = new LogLayout(prefix, { writer: "writer-0", lane: slotOf("ks", "k") % 2 });
+        const end = await findLogEnd(store, lane, 0n);
+        const dup = await restarted.appendList("ks", "k", [{ value: Buffer.from("c"), nonce: 2n }]);
+        assert.deepEqual(offsets(dup), ["duplicate"]);
+        assert.equal(await findLogEnd(store, lane, 0n), end);
+        // The old instance's next append meets the restart fence: nothing of it is stored.
+        await assert.rejects(first.appendList("ks", "k", values("stale")), Fenced);
+        await assert.rejects(first.appendList("ks", "k", values("stale again")), Fenced);
+        assert.deepEqual(await logItems(store, prefix, "ks", "k"), ["0:a", "1:b", "2:c"]);
+        await restarted.close();
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it("two writers appending to one key take its slot from each other, and every acknowledged item is there once", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        const writers = ["writer-a", "writer-b"].map(
+          (name) => new LogWriter({ store, prefix, name, config: { clock } }),
+        );
+        for (const w of writers) await w.open();
+        await writers[0]?.createKeyspace("ks");
+        const acked: string[] = [];
+        let fenced = 0;
+        for (let i = 0; i < 12; i++) {
+          const writer = writers[Math.floor(i / 2) % 2] as LogWriter;
+          for (;;) {
+            try {
+              const [o] = await writer.appendList("ks", "k", values(`v${i}`));
+              assert.equal(o?.kind, "appended");
+              acked.push(`${o?.kind === "appended" && o.offset}:v${i}`);
+              break;
+            } catch (err) {
+              // Its slot was taken by the other writer: nothing stored; the retry takes it back.
+              if (!(err instanceof Fenced)) throw err;
+              fenced++;
+            }
+          }
+        }
+        // Five hand-overs; each fenced the writer that lost the slot, which learnt it from its next
+        // append (the last one never appends again).
+        assert.equal(fenced, 4, "the writer that lost the slot was told, each time");
+        assert.deepEqual(await logItems(store, prefix, "ks", "k"), acked);
+        assert.deepEqual(
+          acked.map((a) => a.split(":")[0]),
+          acked.map((_, i) => String(i)),
+        );
+        for (const w of writers) await w.close();
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it("answers UNAVAILABLE for a segment whose write failed without an answer, and settles it before going on", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        let failNext = false;
+        const flaky: ObjectStore = {
+          description: store.description,
+          get: (k) => store.get(k),
+          list: (p, o) => store.list(p, o),
+          listFolders: (p) => store.listFolders(p),
+          delete: (k) => store.delete(k),
+          close: async () => {},
+          async put(key, body, options) {
+            if (failNext && key.includes(".logs/")) {
+              failNext = false;
+              await store.put(key, body, options); // stored, and the answer lost
+              throw new StorageUnavailable("lost answer");
+            }
+            return store.put(key, body, options);
+          },
+        };
+        const writer = new LogWriter({ store: flaky, prefix, name: "writer-0", config: { clock } });
+        await writer.open();
+        await writer.createKeyspace("ks");
+        await writer.appendList("ks", "k", [{ value: Buffer.from("a"), nonce: 0n }]);
+        failNext = true;
+        await assert.rejects(
+          writer.appendList("ks", "k", [{ value: Buffer.from("b"), nonce: 1n }]),
+          StorageUnavailable,
+        );
+        // The client resends with the same nonce: the writer learnt the segment was stored.
+        const resent = await writer.appendList("ks", "k", [
+          { value: Buffer.from("b"), nonce: 1n },
+          { value: Buffer.from("c"), nonce: 2n },
+        ]);
+        assert.deepEqual(offsets(resent), ["duplicate", 2n]);
+        assert.deepEqual(await logItems(store, prefix, "ks", "k"), ["0:a", "1:b", "2:c"]);
+        await writer.close();
+      } finally {
+        await cleanup();
+      }
+    });
+  });
+}
