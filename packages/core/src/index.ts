@@ -58,6 +58,7 @@ export {
   countingStore,
   type ObjectStore,
   PreconditionFailed,
+  readRange,
   StorageStats,
   type StoredObject,
 } from "./storage/object-store.ts";

@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { PreconditionFailed } from "../src/storage/object-store.ts";
+import { PreconditionFailed, readRange } from "../src/storage/object-store.ts";
 import { backends } from "./backends.ts";
 
 for (const backend of backends()) {
@@ -30,6 +30,28 @@ for (const backend of backends()) {
         assert.deepEqual(await store.listFolders(prefix), ["a", "b"]);
         await store.delete([keys[0] as string, `${prefix}a/never-existed`]);
         assert.equal(await store.get(keys[0] as string), undefined);
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it("reads byte ranges of an object, clipped at its end", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        assert.ok(store.getRange, "the backend reads ranges");
+        const key = `${prefix}r/segment`;
+        await store.put(key, Buffer.from("0123456789"));
+        const text = async (start: number, end?: number) => {
+          const got = await readRange(store, key, start, end);
+          return got && Buffer.from(got.body).toString();
+        };
+        assert.equal(await text(0, 4), "0123");
+        assert.equal(await text(3, 7), "3456");
+        assert.equal(await text(6), "6789");
+        assert.equal(await text(8, 100), "89");
+        assert.equal(await text(10, 20), "");
+        assert.equal(await text(4, 4), "");
+        assert.equal(await readRange(store, `${prefix}r/missing`, 0, 4), undefined);
       } finally {
         await cleanup();
       }

@@ -11,7 +11,7 @@ import {
   type ServerInterceptor,
   status,
 } from "@grpc/grpc-js";
-import type { ObjectStore } from "@klstore/core";
+import { type ObjectStore, readRange } from "@klstore/core";
 import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
 import type { Logger } from "./logger.ts";
 
@@ -125,6 +125,14 @@ export function measuredStore(store: ObjectStore, metrics: ServiceMetrics): Obje
         if (obj) metrics.storageBytes.inc({ direction: "read" }, obj.body.byteLength);
         return obj;
       }),
+    ...(store.getRange && {
+      getRange: (key: string, start: number, end?: number) =>
+        measured(metrics, "get", async () => {
+          const obj = await readRange(store, key, start, end);
+          if (obj) metrics.storageBytes.inc({ direction: "read" }, obj.body.byteLength);
+          return obj;
+        }),
+    }),
     put: (key, body, options) =>
       measured(metrics, "put", async () => {
         await store.put(key, body, options);

@@ -17,7 +17,7 @@ import {
   type SegmentInput,
   segmentIndexEnd,
 } from "../format/log-segment.ts";
-import { createAgain, type ObjectStore, PreconditionFailed } from "../storage/object-store.ts";
+import { createAgain, type ObjectStore, PreconditionFailed, readRange } from "../storage/object-store.ts";
 
 /** A newer instance of this lane's writer has written into the log: this one must stop. */
 export class LaneStale extends Error {
@@ -86,13 +86,22 @@ export async function findLogEnd(
   return known;
 }
 
-/** Reads a segment's header and index (a GET of the whole segment). */
+/**
+ * Bytes a segment's first ranged GET asks for: its header and, usually, its whole index (a
+ * segment of a few thousand entries); a longer index costs a second GET.
+ */
+export const SEGMENT_HEAD_READ_BYTES = 64 * 1024;
+
+/** Reads a segment's header and index: one ranged GET, two for a long index. */
 export async function readSegmentIndex(store: ObjectStore, layout: LogLayout, seq: bigint): Promise<SegmentIndex> {
   const key = layout.segmentKey(seq);
-  const obj = await store.get(key);
-  if (!obj) throw new StorageUnavailable(`log segment ${key} was listed but is gone`);
-  segmentIndexEnd(key, obj.body);
-  return decodeSegmentIndex(key, obj.body, obj.body.byteLength);
+  const head = await readRange(store, key, 0, SEGMENT_HEAD_READ_BYTES);
+  if (!head) throw new StorageUnavailable(`log segment ${key} was listed but is gone`);
+  const end = segmentIndexEnd(key, head.body);
+  if (end <= head.body.byteLength) return decodeSegmentIndex(key, head.body);
+  const rest = await readRange(store, key, head.body.byteLength, end);
+  if (!rest) throw new StorageUnavailable(`log segment ${key} was listed but is gone`);
+  return decodeSegmentIndex(key, Buffer.concat([head.body, rest.body]));
 }
 
 /**

@@ -22,6 +22,8 @@ import {
 } from "../format/layout.ts";
 import type { DataObject } from "../format/object-chain.ts";
 import type { Item } from "../format/records.ts";
+import type { LogTail } from "../log/log-tail.ts";
+import { withLogTail } from "../log/log-view.ts";
 import { countingStore, type ObjectStore, StorageStats, type StoredObject } from "../storage/object-store.ts";
 import { readTail } from "../writer/key-state.ts";
 import { type Located, ObjectIndex, type ObjectPredicate, type Window, type WindowOrder } from "./object-index.ts";
@@ -127,6 +129,11 @@ export interface StoreReaderOptions {
   readonly store: ObjectStore;
   readonly prefix?: string;
   readonly config?: Partial<ReaderConfig>;
+  /**
+   * The shared log's tail (docs/log.md, "Reading"): keys are read from their per-key
+   * objects and their entries in the logs. Without it, per-key objects alone.
+   */
+  readonly logTail?: LogTail;
 }
 
 /** Which items a read starts at: an object-level search and an item-level test. */
@@ -162,10 +169,18 @@ export class StoreReader {
   readonly prefix: string;
   readonly config: ReaderConfig;
 
+  private readonly logTail: LogTail | undefined;
+
   constructor(options: StoreReaderOptions) {
     this.store = options.store;
     this.prefix = options.prefix ?? "";
     this.config = { ...READER_DEFAULTS, ...options.config };
+    this.logTail = options.logTail;
+  }
+
+  /** The store one read sees: per-key objects, and the log tail when there is one. */
+  private keyView(store: ObjectStore): ObjectStore {
+    return this.logTail ? withLogTail(store, this.prefix, this.logTail) : store;
   }
 
   async readKeyspaceMetadata(keyspace: string): Promise<KeyspaceMetadata> {
@@ -183,7 +198,8 @@ export class StoreReader {
   /** Undefined when the key holds no items. Costs one GET and two LISTs. */
   async readKeyMetadata(keyspace: string, key: string): Promise<KeyMetadata | undefined> {
     const layout = new KeyspaceLayout(this.prefix, keyspace).key(key);
-    const tail = await readTail(this.store, layout);
+    const store = this.keyView(this.store);
+    const tail = await readTail(store, layout);
     const newest = tail.chain.at(-1);
     if (!newest && tail.trimmed) {
       // Every item was trimmed: the list is empty, but it still starts and ends somewhere.
@@ -206,7 +222,7 @@ export class StoreReader {
     const located =
       tail.watermark === undefined
         ? undefined
-        : await new ObjectIndex(this.store, layout, this.config.listPageSize).findFirst(() => true);
+        : await new ObjectIndex(store, layout, this.config.listPageSize).findFirst(() => true);
     const oldest = located ? located.window.objects[located.index] : tail.chain[0];
     const first = (oldest ?? newest).name;
     return {
@@ -228,7 +244,8 @@ export class StoreReader {
     validateFilter(request.filter);
     const layout = new KeyspaceLayout(this.prefix, keyspace).key(key);
     const stats = new StorageStats();
-    const page = new PageRead(countingStore(this.store, stats), layout, this.config, maxSize, request.recent);
+    const store = this.keyView(countingStore(this.store, stats));
+    const page = new PageRead(store, layout, this.config, maxSize, request.recent);
     const rule = startRule(layout, order, request);
     const { items, next } = order === "forwards" ? await page.forwards(rule) : await page.backwards(rule);
     // Only an empty answer pays for telling a missing keyspace from an empty key.

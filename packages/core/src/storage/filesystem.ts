@@ -60,6 +60,23 @@ export class FilesystemStore implements ObjectStore {
     }
   }
 
+  async getRange(key: string, start: number, end?: number): Promise<StoredObject | undefined> {
+    let handle: Awaited<ReturnType<typeof open>> | undefined;
+    try {
+      handle = await open(this.pathOf(key), "r");
+      const size = (await handle.stat()).size;
+      const stop = Math.min(end ?? size, size);
+      const body = Buffer.alloc(Math.max(0, stop - start));
+      if (body.length > 0) await handle.read(body, 0, body.length, start);
+      return { body };
+    } catch (err) {
+      if (isMissing(err) || (err as NodeJS.ErrnoException).code === "EISDIR") return undefined;
+      throw this.unavailable("read", key, err);
+    } finally {
+      await handle?.close();
+    }
+  }
+
   async put(key: string, body: Uint8Array, options?: PutOptions): Promise<void> {
     const target = this.pathOf(key);
     const temp = join(this.tempDir, randomUUID());

@@ -32,6 +32,11 @@ export interface ObjectStore {
   /** A human-readable description, e.g. the URL it was opened from. */
   readonly description: string;
   get(key: string): Promise<StoredObject | undefined>;
+  /**
+   * Bytes `start` up to `end` (exclusive; undefined: to the end) of an object, fewer when it
+   * is shorter; undefined when it does not exist. Optional: `readRange` falls back to a GET.
+   */
+  getRange?(key: string, start: number, end?: number): Promise<StoredObject | undefined>;
   put(key: string, body: Uint8Array, options?: PutOptions): Promise<void>;
   /** Deleting a missing key is not an error. */
   delete(keys: readonly string[]): Promise<void>;
@@ -40,6 +45,18 @@ export interface ObjectStore {
   /** Names of the immediate sub-folders of `prefix` (which ends with '/'), in byte order. */
   listFolders(prefix: string): Promise<string[]>;
   close(): Promise<void>;
+}
+
+/** Part of an object: one ranged GET where the backend has them, else the whole object sliced. */
+export async function readRange(
+  store: ObjectStore,
+  key: string,
+  start: number,
+  end?: number,
+): Promise<StoredObject | undefined> {
+  if (store.getRange) return store.getRange(key, start, end);
+  const whole = await store.get(key);
+  return whole && { body: whole.body.subarray(start, end) };
 }
 
 /** A conditional put lost: the object already exists. */
@@ -98,6 +115,14 @@ export function countingStore(store: ObjectStore, stats: StorageStats): ObjectSt
       if (obj) stats.bytesRead += obj.body.byteLength;
       return obj;
     },
+    ...(store.getRange && {
+      async getRange(key: string, start: number, end?: number) {
+        stats.getRequests++;
+        const obj = await readRange(store, key, start, end);
+        if (obj) stats.bytesRead += obj.body.byteLength;
+        return obj;
+      },
+    }),
     async put(key, body, options) {
       stats.putRequests++;
       stats.bytesWritten += body.byteLength;
