@@ -62,6 +62,8 @@ class ListModel {
 type Op =
   | { kind: "append"; items: { value: string; nonce?: bigint; timestampDelta: number; withTimestamp: boolean }[] }
   | { kind: "restart" }
+  /** The log's background work, now: materialize everything, delete what nothing needs. */
+  | { kind: "maintain" }
   | {
       kind: "read";
       order: "forwards" | "backwards";
@@ -87,6 +89,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     }),
   },
   { weight: 1, arbitrary: fc.constant({ kind: "restart" as const }) },
+  { weight: 1, arbitrary: fc.constant({ kind: "maintain" as const }) },
   {
     weight: 3,
     arbitrary: fc.record({
@@ -133,7 +136,12 @@ type WritePath = "objects" | "log";
 interface ScenarioWriter {
   appendList(keyspace: string, key: string, insertions: readonly Insertion[]): Promise<ItemOutcome[]>;
   close(): Promise<void>;
+  materializeAll?(): Promise<void>;
+  collectGarbage?(): Promise<number>;
 }
+
+/** On the log, materialization and deletion whenever the scenario asks (nothing waits). */
+const LOG_MAINTENANCE = { logRetentionMillis: 0, logDeleteDelayMillis: 0, logDutyCycleMillis: 0 };
 
 async function runScenario(
   store: ObjectStore,
@@ -149,7 +157,8 @@ async function runScenario(
   // writer taking the key's slot over (a takeover fence).
   const newWriter = async (): Promise<ScenarioWriter> => {
     if (path === "objects") return new StoreWriter({ store, prefix, config });
-    const writer = new LogWriter({ store, prefix, name: `writer-${restarts++ % 2 === 0 ? 0 : 1}`, config });
+    const name = `writer-${restarts++ % 2 === 0 ? 0 : 1}`;
+    const writer = new LogWriter({ store, prefix, name, config, log: LOG_MAINTENANCE });
     await writer.open();
     return writer;
   };
@@ -193,6 +202,9 @@ async function runScenario(
         outcomes.map((o) => (o.kind === "appended" ? o.offset : "duplicate")),
         expected,
       );
+    } else if (op.kind === "maintain") {
+      await writer.materializeAll?.();
+      await writer.collectGarbage?.();
     } else if (op.kind === "restart") {
       await writer.close();
       writer = await newWriter();
@@ -225,7 +237,7 @@ for (const backend of backends()) {
       const what =
         path === "objects"
           ? "per-key objects: appends, compactions, restarts and reads"
-          : "the shared log: appends, restarts, takeovers by another writer and reads of log tails";
+          : "the shared log: appends, restarts, takeovers by another writer, materialization, deletion and reads of log tails";
       it(`agrees with the model on ${what}`, async () => {
         await fc.assert(
           fc.asyncProperty(

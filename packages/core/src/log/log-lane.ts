@@ -31,7 +31,7 @@ export class LaneStale extends Error {
 
 /** What became of one segment write. */
 export type LaneWrite =
-  | { readonly kind: "stored"; readonly seq: bigint; readonly index: SegmentIndex }
+  | { readonly kind: "stored"; readonly seq: bigint; readonly index: SegmentIndex; readonly body: Uint8Array }
   /** Others fenced the log first: these slots are given up, nothing of the segment stored. */
   | { readonly kind: "fenced"; readonly fenced: readonly FencedSlot[] };
 
@@ -223,7 +223,7 @@ export class LogLane {
       if (again) await createAgain(this.store, key, body);
       else await this.store.put(key, body, { ifNoneMatch: true });
       this.next = seq + 1n;
-      return { kind: "stored", seq, index: decodeSegmentIndex(key, body, body.byteLength) };
+      return { kind: "stored", seq, index: decodeSegmentIndex(key, body, body.byteLength), body };
     } catch (err) {
       if (!(err instanceof PreconditionFailed)) {
         this.unresolved = { seq, body };

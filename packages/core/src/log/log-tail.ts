@@ -74,6 +74,16 @@ export class LogTail {
     return found.sort((a, b) => (a.entry.name.firstOffset < b.entry.name.firstOffset ? -1 : 1));
   }
 
+  /** A segment found deleted (its entries materialized): its entries are never shown again. */
+  forgetSegment(log: LogId, seq: bigint): void {
+    const state = this.logs.get(logKey(log));
+    if (!state) return;
+    for (const [slot, entries] of state.bySlot) {
+      const kept = entries.filter((e) => e.seq !== seq);
+      if (kept.length !== entries.length) state.bySlot.set(slot, kept);
+    }
+  }
+
   private async recordOf(slot: number, refresh: boolean): Promise<SlotRecord | undefined> {
     const cached = this.records.get(slot);
     if (!refresh && cached && this.now() - cached.readAt < this.config.slotRecordCacheMillis) return cached.record;
@@ -114,7 +124,7 @@ export class LogTail {
         for (const entry of index.entries) {
           let list = state.bySlot.get(entry.slot);
           if (!list) state.bySlot.set(entry.slot, (list = []));
-          list.push({ log: layout.log, seq, bodyStart: index.bodyStart, entry });
+          list.push({ log: layout.log, seq, createdMillis: index.createdMillis, bodyStart: index.bodyStart, entry });
         }
         for (const f of index.fenced) {
           if ((state.fenced.get(f.slot) ?? -1n) < f.recordVersion) state.fenced.set(f.slot, f.recordVersion);

@@ -27,6 +27,8 @@ import type { SlotEntry } from "./takeover.ts";
  */
 export function withLogTail(store: ObjectStore, prefix: string, tail: LogTail): ObjectStore {
   const keys = new Map<string, Promise<Map<string, SlotEntry>>>();
+  /** The same maps, once looked up (so a gone entry can be taken out of them). */
+  const keyEntries = new Set<Map<string, SlotEntry>>();
   const virtual = new Map<string, SlotEntry>();
 
   /** The key a LIST prefix lists (its folder, or its data objects), if it is one. */
@@ -50,6 +52,7 @@ export function withLogTail(store: ObjectStore, prefix: string, tail: LogTail): 
           byName.set(name, e);
           virtual.set(name, e);
         }
+        keyEntries.add(byName);
         return byName;
       });
       keys.set(layout.folder, found);
@@ -86,8 +89,14 @@ export function withLogTail(store: ObjectStore, prefix: string, tail: LogTail): 
       const segment = new LogLayout(prefix, e.log).segmentKey(e.seq);
       const start = e.bodyStart + e.entry.bodyOffset;
       const read = await readRange(store, segment, start, start + e.entry.bodyBytes);
-      // Deleted since: materialized, so the key's folder holds it now; the read looks again.
-      if (!read) return undefined;
+      if (!read) {
+        // Deleted since: materialized, so the key's folder holds it now. The read looks its
+        // position up again, and must not meet this entry there again: segments never return.
+        virtual.delete(key);
+        for (const byName of keyEntries.values()) byName.delete(key);
+        tail.forgetSegment(e.log, e.seq);
+        return undefined;
+      }
       return { body: checkEntryBody(segment, e.entry, read.body) };
     },
     ...(store.getRange && { getRange: store.getRange.bind(store) }),

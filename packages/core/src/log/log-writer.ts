@@ -8,11 +8,18 @@
 
 import { LRUCache } from "lru-cache";
 import { WRITER_DEFAULTS, type WriterConfig } from "../config.ts";
-import { Fenced, ResourceExhausted, ShuttingDown } from "../errors.ts";
+import { Fenced, ResourceExhausted, ShuttingDown, StorageUnavailable } from "../errors.ts";
 import type { KeyspaceSettings } from "../format/keyspace-config.ts";
 import { type KeyLayout, KeyspaceLayout } from "../format/layout.ts";
-import type { EntryInput, FencedSlot, LogId, SegmentIndex } from "../format/log-segment.ts";
-import type { ObjectStore } from "../storage/object-store.ts";
+import { LogLayout } from "../format/log-layout.ts";
+import {
+  checkEntryBody,
+  type EntryInput,
+  type FencedSlot,
+  type LogId,
+  type SegmentIndex,
+} from "../format/log-segment.ts";
+import { type ObjectStore, readRange } from "../storage/object-store.ts";
 import {
   type Insertion,
   type ItemOutcome,
@@ -23,10 +30,11 @@ import {
 import { KeyQueue } from "../writer/key-queue.ts";
 import { readTailAndClaims, stateFromTail } from "../writer/key-state.ts";
 import { type CreateKeyspaceOptions, StoreWriter } from "../writer/store-writer.ts";
-import { LaneStale, type LaneWrite, LogLane } from "./log-lane.ts";
+import { findLogEnd, LaneStale, type LaneWrite, LogLane, listSegments, readSegmentIndex } from "./log-lane.ts";
+import { derivedWrite, type MaterializedTail, materializeKey } from "./materialize.ts";
 import { continueTail, SlotIndex } from "./slot-index.ts";
-import { rangesOf, type SlotRecord, slotOf } from "./slot-records.ts";
-import { slotEntries, takeSlots } from "./takeover.ts";
+import { createSlotRecord, rangesOf, readSlotRecord, type SlotRecord, slotOf } from "./slot-records.ts";
+import { type SlotEntry, slotEntries, takeSlots } from "./takeover.ts";
 
 export interface LogConfig {
   /** Logs this writer writes, each with one segment PUT in flight (docs/log.md). */
@@ -37,6 +45,16 @@ export interface LogConfig {
   logSegmentMaxBytes: number;
   /** Value bytes accepted but not yet stored across lanes before appends are refused. */
   logQueueMaxBytes: number;
+  /** A slot is materialized once its oldest entry has waited this long (docs/log.md). */
+  materializeIntervalMillis: number;
+  /** Segments are kept at least this long after they were written (watchers resume from them). */
+  logRetentionMillis: number;
+  /** A segment is deleted no sooner than this after its entries were materialized. */
+  logDeleteDelayMillis: number;
+  /** Bytes of this writer's recent segments kept for materialization (not read back). */
+  logCacheBytes: number;
+  /** How often due materializations and deletions are looked for (0: only when asked). */
+  logDutyCycleMillis: number;
 }
 
 export const LOG_DEFAULTS: LogConfig = {
@@ -44,6 +62,11 @@ export const LOG_DEFAULTS: LogConfig = {
   logFlushIntervalMillis: 0,
   logSegmentMaxBytes: 8 * 1024 * 1024,
   logQueueMaxBytes: 256 * 1024 * 1024,
+  materializeIntervalMillis: 60_000,
+  logRetentionMillis: 3_600_000,
+  logDeleteDelayMillis: 60_000,
+  logCacheBytes: 256 * 1024 * 1024,
+  logDutyCycleMillis: 1000,
 };
 
 export interface LogWriterOptions {
@@ -108,10 +131,46 @@ export class LogWriter {
     );
   }
 
+  private timer: NodeJS.Timeout | undefined;
+  private cycle: Promise<void> | undefined;
+
   /** Opens every lane after any older instance of this writer (restart fences). */
   async open(): Promise<void> {
     await Promise.all(this.lanes.map((l) => l.lane.open()));
+    if (this.logConfig.logDutyCycleMillis > 0) {
+      this.timer = setInterval(() => {
+        this.cycle ??= this.dutyCycle()
+          .catch((err: unknown) => this.onBackgroundError(err))
+          .finally(() => (this.cycle = undefined));
+      }, this.logConfig.logDutyCycleMillis);
+      // The timer alone never keeps a process alive; close() materializes nothing it must not.
+      this.timer.unref();
+    }
   }
+
+  /** Materializes the slots that are due and deletes the segments nothing needs any more. */
+  async dutyCycle(): Promise<void> {
+    for (const lane of this.lanes) await lane.materialize(false);
+    for (const lane of this.lanes) await lane.collectGarbage();
+  }
+
+  /** Materializes every entry of every owned slot now (a CLI run before it exits, tests). */
+  async materializeAll(): Promise<void> {
+    await this.flushAll();
+    for (const lane of this.lanes) await lane.materialize(true);
+  }
+
+  /** Deletes the segments of this writer's logs that nothing needs any more (docs/log.md). */
+  async collectGarbage(): Promise<number> {
+    let deleted = 0;
+    for (const lane of this.lanes) deleted += await lane.collectGarbage();
+    return deleted;
+  }
+
+  /** Background materialization and deletion never fail an append; they are reported here. */
+  onBackgroundError: (err: unknown) => void = (err) => {
+    process.emitWarning(`log maintenance failed: ${(err as Error).message}`, "KlstoreLogWarning");
+  };
 
   createKeyspace(keyspace: string, options?: CreateKeyspaceOptions): Promise<KeyspaceSettings> {
     return this.keyspaces.createKeyspace(keyspace, options);
@@ -182,7 +241,9 @@ export class LogWriter {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.timer);
     await this.flushAll();
+    await this.cycle;
     await this.keyspaces.close();
   }
 
@@ -213,11 +274,24 @@ class LaneRunner {
   private running: Promise<void> | undefined;
   /** The plan of a segment whose outcome is unknown (lane.resolve() settles it). */
   private unresolved: Plan | undefined;
+  /** This lane's recent segments' bytes, for materialization without reading them back. */
+  private readonly recentSegments: LRUCache<bigint, Uint8Array>;
+  /** Per segment of this lane's log: when it was written, the slots its entries are in. */
+  private readonly segments = new Map<bigint, { createdMillis: bigint; slots: Set<number> }>();
+  /** Per owned slot: every entry of it in this lane's log up to `through` is materialized, since `at`. */
+  private readonly progress = new Map<number, { through: bigint; at: bigint }>();
+  /** The last sequence number of this lane's log whose slots are known (earlier ones were read). */
+  private scannedBelow: bigint | undefined;
+  private materializing: Promise<void> | undefined;
 
   constructor(writer: LogWriter, log: LogId) {
     this.writer = writer;
     this.lane = new LogLane({ store: writer.store, prefix: writer.prefix, log, clock: writer.config.clock });
     this.idleTails = new LRUCache({ max: writer.config.maxCachedKeys });
+    this.recentSegments = new LRUCache({
+      maxSize: Math.max(1, writer.logConfig.logCacheBytes),
+      sizeCalculation: (b) => Math.max(1, b.byteLength),
+    });
   }
 
   /** Takes the key's slot if needed and makes its state known, before its call is queued. */
@@ -236,8 +310,198 @@ class LaneRunner {
   }
 
   private async recoverTail(slot: number, layout: KeyLayout): Promise<KeyTail> {
+    const objects = await this.materializedTail(layout);
+    this.index.knowMaterialized(slot, layout.folder, layout.keyspaceLayout.keyspace, layout.key, objects);
+    return continueTail(objects, this.index.entriesOf(slot, layout.folder), layout.folder);
+  }
+
+  /** Where the key's per-key objects end: one LIST of its folder (+ a GET with a watermark). */
+  private async materializedTail(layout: KeyLayout): Promise<KeyTail> {
     const { tail } = await readTailAndClaims(this.writer.store, layout);
-    return continueTail(stateFromTail(tail, 0).tail, this.index.entriesOf(slot, layout.folder), layout.folder);
+    return stateFromTail(tail, 0).tail;
+  }
+
+  /**
+   * Materializes the owned slots whose oldest entry has waited materialize_interval_millis
+   * (all of them when `all`): one object per key with entries (materialize.ts). Runs one
+   * round at a time, beside appends: a round covers the entries there when it starts.
+   */
+  materialize(all: boolean): Promise<void> {
+    this.materializing ??= this.materializeRound(all).finally(() => (this.materializing = undefined));
+    return this.materializing;
+  }
+
+  private async materializeRound(all: boolean): Promise<void> {
+    const { store, prefix, config, logConfig } = this.writer;
+    await this.adoptOwnSlots();
+    const now = config.clock();
+    for (const slot of this.index.owned) {
+      const { keys, oldestMillis } = this.index.keysOf(slot);
+      if (oldestMillis === undefined) continue;
+      if (!all && oldestMillis > now - BigInt(logConfig.materializeIntervalMillis)) continue;
+      // Every entry of the slot in this lane's log up to here is among `keys` now.
+      const through = this.lane.nextSeq - 1n;
+      for (const [folder, k] of keys) {
+        const layout = new KeyspaceLayout(prefix, k.keyspace).key(k.key);
+        const write = derivedWrite(store, layout);
+        let after: MaterializedTail;
+        try {
+          const tail = k.materialized ?? (await this.materializedTail(layout));
+          after = await materializeKey(layout, tail, [...k.entries], (e) => this.bodyOf(e), write);
+        } catch (err) {
+          if (!(err instanceof StorageUnavailable)) throw err;
+          // An entry's segment is gone: a writer that owned the slot before materialized it
+          // and deleted it. The key's per-key objects hold it now; go on from where they end.
+          const tail = await this.materializedTail(layout);
+          after = await materializeKey(layout, tail, [...k.entries], (e) => this.bodyOf(e), write);
+        }
+        this.index.materialized(slot, folder, after);
+      }
+      if (this.owned.has(slot)) this.progress.set(slot, { through, at: config.clock() });
+      await this.dropMaterializedRanges(slot);
+    }
+  }
+
+  /**
+   * Once a slot's entries in earlier owners' logs are all materialized, its next record
+   * version lists those ranges no more, so their segments can go (their writers check the
+   * record before deleting them). Losing the version race means the slot was taken meanwhile:
+   * this lane learns it from its next write.
+   */
+  private async dropMaterializedRanges(slot: number): Promise<void> {
+    const record = this.owned.get(slot);
+    if (!record || record.previous.length === 0) return;
+    const inPrevious = (e: SlotEntry) =>
+      record.previous.some(
+        (r) =>
+          r.log.writer === e.log.writer &&
+          r.log.lane === e.log.lane &&
+          e.seq >= r.from &&
+          (r.to === undefined || e.seq < r.to),
+      );
+    if (this.index.keysOf(slot).keys.some(([, k]) => k.entries.some(inPrevious))) return;
+    const next: SlotRecord = { ...record, version: record.version + 1n, previous: [] };
+    if (await createSlotRecord(this.writer.store, this.writer.prefix, next)) {
+      if (this.owned.get(slot) === record) this.owned.set(slot, next);
+    }
+  }
+
+  /**
+   * Takes again the slots an earlier instance of this lane owned and left entries of in its
+   * segments (their records still name this lane, so that costs no fence), so that they are
+   * materialized even if their keys see no more appends (docs/log.md, "Writer start").
+   */
+  private async adoptOwnSlots(): Promise<void> {
+    await this.scanOwnLog();
+    const slots = new Set<number>();
+    for (const { slots: inSegment } of this.segments.values()) for (const slot of inSegment) slots.add(slot);
+    const log = this.lane.log;
+    for (const slot of slots) {
+      if (this.owned.has(slot) || this.taking.has(slot)) continue;
+      const record = await readSlotRecord(this.writer.store, this.writer.prefix, slot);
+      if (record?.owner.writer !== log.writer || record.owner.lane !== log.lane) continue;
+      const taking = this.take(slot).finally(() => this.taking.delete(slot));
+      this.taking.set(slot, taking);
+      await taking;
+    }
+  }
+
+  /** An entry's records: from this lane's recent segments, else one ranged GET of its segment. */
+  private async bodyOf(e: SlotEntry): Promise<Uint8Array> {
+    const start = e.bodyStart + e.entry.bodyOffset;
+    const end = start + e.entry.bodyBytes;
+    const own = e.log.writer === this.lane.log.writer && e.log.lane === this.lane.log.lane;
+    const kept = own ? this.recentSegments.get(e.seq) : undefined;
+    if (kept) return kept.subarray(start, end);
+    const key = new LogLayout(this.writer.prefix, e.log).segmentKey(e.seq);
+    const read = await readRange(this.writer.store, key, start, end);
+    if (!read) throw new StorageUnavailable(`log segment ${key} is gone before its entries were materialized`);
+    return checkEntryBody(key, e.entry, read.body);
+  }
+
+  /**
+   * Deletes this lane's segments that nothing needs (docs/log.md, "Deleting segments"): older
+   * than log_retention_millis, every slot in them materialized past them at least
+   * log_delete_delay_millis ago (or given up, its record no longer listing them), neither a
+   * fence nor the log's newest segment. Returns how many were deleted.
+   */
+  async collectGarbage(): Promise<number> {
+    const { store, prefix, config, logConfig } = this.writer;
+    await this.scanOwnLog();
+    const now = config.clock();
+    // The log's real end: fences others wrote after this lane's last segment count too.
+    const newest = await findLogEnd(store, this.lane.layout, this.lane.nextSeq - 1n);
+    const gone: bigint[] = [];
+    const records = new Map<number, SlotRecord | undefined>();
+    const seqs = [...this.segments.keys()].sort((a, b) => (a < b ? -1 : 1));
+    for (const seq of seqs) {
+      const segment = this.segments.get(seq) as { createdMillis: bigint; slots: Set<number> };
+      if (seq >= newest || segment.createdMillis > now - BigInt(logConfig.logRetentionMillis)) break;
+      let needed = false;
+      for (const slot of segment.slots) {
+        const p = this.progress.get(slot);
+        const materialized =
+          p !== undefined && p.through >= seq && p.at <= now - BigInt(logConfig.logDeleteDelayMillis);
+        if (this.owned.has(slot) && materialized) continue;
+        // Owned but not materialized past it: needed, unless this lane lost the slot without
+        // knowing yet (it learns from its next write): then, after long enough, the record tells.
+        const suspectAfter = BigInt(logConfig.logRetentionMillis + 2 * logConfig.materializeIntervalMillis);
+        if (this.owned.has(slot) && segment.createdMillis > now - suspectAfter) {
+          needed = true;
+          break;
+        }
+        if (!records.has(slot)) records.set(slot, await readSlotRecord(store, prefix, slot));
+        const record = records.get(slot);
+        const log = this.lane.log;
+        const ownedHere = record !== undefined && record.owner.writer === log.writer && record.owner.lane === log.lane;
+        // Another owner's now: needed while its record lists this log's range holding it.
+        needed = ownedHere
+          ? !materialized
+          : record !== undefined &&
+            rangesOf(record).some(
+              (r) =>
+                r.log.writer === log.writer &&
+                r.log.lane === log.lane &&
+                r.from <= seq &&
+                (r.to === undefined || seq < r.to),
+            );
+        if (needed) break;
+      }
+      // Segments go in order: a later one is never deleted before an earlier one still needed.
+      if (needed) break;
+      gone.push(seq);
+    }
+    if (gone.length === 0) return 0;
+    await store.delete(gone.map((seq) => this.lane.layout.segmentKey(seq)));
+    for (const seq of gone) {
+      this.segments.delete(seq);
+      this.recentSegments.delete(seq);
+    }
+    return gone.length;
+  }
+
+  /** Learns the slots of this lane's segments written before this instance (their indexes). */
+  private async scanOwnLog(): Promise<void> {
+    const opened = this.lane.openFence;
+    if (this.scannedBelow === opened) return;
+    let from = 0n;
+    for (;;) {
+      const page = await listSegments(this.writer.store, this.lane.layout, from);
+      for (const seq of page.seqs) {
+        if (seq >= opened) break;
+        const index = await readSegmentIndex(this.writer.store, this.lane.layout, seq);
+        // Fences are kept (docs/log.md): a stale writer's next write must meet them.
+        if (index.kind !== "data") continue;
+        this.segments.set(seq, {
+          createdMillis: index.createdMillis,
+          slots: new Set(index.entries.map((e) => e.slot)),
+        });
+      }
+      const last = page.seqs.at(-1);
+      if (!page.truncated || last === undefined || last + 1n >= opened) break;
+      from = last + 1n;
+    }
+    this.scannedBelow = opened;
   }
 
   private async ensureSlot(slot: number, layout: KeyLayout): Promise<void> {
@@ -319,7 +583,7 @@ class LaneRunner {
           return;
         }
         this.unresolved = undefined;
-        if (settled?.kind === "stored") this.applyStored(plan, settled.index, false);
+        if (settled?.kind === "stored") this.applyStored(plan, settled.index, settled.body, false);
         if (settled?.kind === "fenced") this.giveUp(settled.fenced);
         continue;
       }
@@ -349,7 +613,7 @@ class LaneRunner {
         this.settle(plan, err);
         continue;
       }
-      if (written.kind === "stored") this.applyStored(plan, written.index, true);
+      if (written.kind === "stored") this.applyStored(plan, written.index, written.body, true);
       else {
         // Nothing was stored: calls of the slots kept go into the next segment, planned anew;
         // those of the slots given up are told (ABORTED: retry, at the slot's new owner).
@@ -401,7 +665,12 @@ class LaneRunner {
   }
 
   /** A stored segment: key states move on, entries join the slots' index, calls are answered. */
-  private applyStored(plan: Plan, index: SegmentIndex, answer: boolean): void {
+  private applyStored(plan: Plan, index: SegmentIndex, body: Uint8Array, answer: boolean): void {
+    this.segments.set(index.seq, {
+      createdMillis: index.createdMillis,
+      slots: new Set(index.entries.map((x) => x.slot)),
+    });
+    this.recentSegments.set(index.seq, body);
     let e = 0;
     plan.groups.forEach((group, i) => {
       const tail = plan.tails[i];
@@ -411,6 +680,7 @@ class LaneRunner {
           this.index.add(group.slot, group.folder, {
             log: this.lane.log,
             seq: index.seq,
+            createdMillis: index.createdMillis,
             bodyStart: index.bodyStart,
             entry,
           });

@@ -1,16 +1,24 @@
-// What a lane knows of the slots it owns: each key's entries in the logs (its own and the
-// ranges taken over), in offset order (docs/log.md, "Key state"). A key's state continues
-// its per-key objects with these entries; a reader of the lane's slots finds them here too.
+// What a lane knows of the slots it owns (docs/log.md, "Key state"): per key, its entries in
+// the logs (its own and the ranges taken over) in offset order, and where its per-key objects
+// end once known. A key's state continues its per-key objects with these entries; the
+// materializer turns entries into per-key objects and then forgets them.
 
 import { CorruptObject } from "../errors.ts";
 import type { KeyTail } from "../writer/append-plan.ts";
+import type { MaterializedTail } from "./materialize.ts";
 import type { SlotEntry } from "./takeover.ts";
 
-/** A key's entries, keyed by its folder (layout.ts). */
-export type KeyEntries = Map<string, SlotEntry[]>;
+export interface KeyEntries {
+  readonly keyspace: string;
+  readonly key: string;
+  /** Entries not known to be materialized, ascending by offset. */
+  entries: SlotEntry[];
+  /** Where the key's per-key objects end, once read (recovery) or written (materialization). */
+  materialized?: MaterializedTail | undefined;
+}
 
 export class SlotIndex {
-  private readonly slots = new Map<number, KeyEntries>();
+  private readonly slots = new Map<number, Map<string, KeyEntries>>();
 
   has(slot: number): boolean {
     return this.slots.has(slot);
@@ -18,15 +26,15 @@ export class SlotIndex {
 
   /** Starts a slot from the entries found in its ranges (takeover.ts `slotEntries`). */
   set(slot: number, folderOf: (keyspace: string, key: string) => string, entries: readonly SlotEntry[]): void {
-    const keys: KeyEntries = new Map();
+    const keys = new Map<string, KeyEntries>();
     for (const e of entries) {
       const folder = folderOf(e.entry.keyspace, e.entry.key);
-      let list = keys.get(folder);
-      if (!list) keys.set(folder, (list = []));
-      list.push(e);
+      let k = keys.get(folder);
+      if (!k) keys.set(folder, (k = { keyspace: e.entry.keyspace, key: e.entry.key, entries: [] }));
+      k.entries.push(e);
     }
-    for (const list of keys.values())
-      list.sort((a, b) => (a.entry.name.firstOffset < b.entry.name.firstOffset ? -1 : 1));
+    for (const k of keys.values())
+      k.entries.sort((a, b) => (a.entry.name.firstOffset < b.entry.name.firstOffset ? -1 : 1));
     this.slots.set(slot, keys);
   }
 
@@ -38,13 +46,46 @@ export class SlotIndex {
   add(slot: number, folder: string, entry: SlotEntry): void {
     const keys = this.slots.get(slot);
     if (!keys) throw new Error(`slot ${slot} is not owned`);
-    let list = keys.get(folder);
-    if (!list) keys.set(folder, (list = []));
-    list.push(entry);
+    let k = keys.get(folder);
+    if (!k) keys.set(folder, (k = { keyspace: entry.entry.keyspace, key: entry.entry.key, entries: [] }));
+    k.entries.push(entry);
   }
 
   entriesOf(slot: number, folder: string): readonly SlotEntry[] {
-    return this.slots.get(slot)?.get(folder) ?? [];
+    return this.slots.get(slot)?.get(folder)?.entries ?? [];
+  }
+
+  /** Records where the key's per-key objects end (recovery read them). */
+  knowMaterialized(slot: number, folder: string, keyspace: string, key: string, tail: MaterializedTail): void {
+    const keys = this.slots.get(slot);
+    if (!keys) return;
+    const k = keys.get(folder);
+    if (k) k.materialized = tail;
+    else keys.set(folder, { keyspace, key, entries: [], materialized: tail });
+  }
+
+  /** Keys of the slot with entries, and the slot's oldest entry's time (undefined: none). */
+  keysOf(slot: number): { keys: [string, KeyEntries][]; oldestMillis: bigint | undefined } {
+    const keys = [...(this.slots.get(slot) ?? new Map<string, KeyEntries>())].filter(([, k]) => k.entries.length > 0);
+    let oldestMillis: bigint | undefined;
+    for (const [, k] of keys) {
+      const t = k.entries[0]?.createdMillis;
+      if (t !== undefined && (oldestMillis === undefined || t < oldestMillis)) oldestMillis = t;
+    }
+    return { keys, oldestMillis };
+  }
+
+  /** Forgets the key's entries its per-key objects now hold. */
+  materialized(slot: number, folder: string, tail: MaterializedTail): void {
+    const k = this.slots.get(slot)?.get(folder);
+    if (!k) return;
+    k.materialized = tail;
+    k.entries = k.entries.filter((e) => e.entry.name.lastOffset >= tail.nextOffset);
+  }
+
+  /** Owned slots. */
+  get owned(): number[] {
+    return [...this.slots.keys()];
   }
 }
 

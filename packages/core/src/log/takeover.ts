@@ -87,6 +87,8 @@ export async function takeSlots(options: TakeoverOptions, slots: readonly number
 export interface SlotEntry {
   readonly log: LogId;
   readonly seq: bigint;
+  /** When its segment was written (the writer's clock): how long it has waited to be materialized. */
+  readonly createdMillis: bigint;
   readonly bodyStart: number;
   readonly entry: SegmentEntry;
 }
@@ -112,7 +114,9 @@ export async function slotEntries(
       for (const seq of seqs) {
         const index = await readSegmentIndex(store, layout, seq);
         for (const entry of index.entries) {
-          if (entry.slot === slot) found.push({ log: range.log, seq, bodyStart: index.bodyStart, entry });
+          if (entry.slot === slot) {
+            found.push({ log: range.log, seq, createdMillis: index.createdMillis, bodyStart: index.bodyStart, entry });
+          }
         }
       }
       const last = page.seqs.at(-1);

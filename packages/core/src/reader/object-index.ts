@@ -60,9 +60,18 @@ export class ObjectIndex {
   }
 
   private async windowAfterKey(startAfter: string, coveredTo = -1n): Promise<Window> {
-    const page = await this.store.list(this.layout.dataPrefix, { startAfter, maxKeys: this.listPageSize });
-    const { chain } = resolveChain(parseListing(this.layout, page.objects));
-    return { objects: chain.filter((o) => o.name.lastOffset > coveredTo), truncated: page.truncated };
+    let after = startAfter;
+    for (;;) {
+      const page = await this.store.list(this.layout.dataPrefix, { startAfter: after, maxKeys: this.listPageSize });
+      const { chain } = resolveChain(parseListing(this.layout, page.objects));
+      const objects = chain.filter((o) => o.name.lastOffset > coveredTo);
+      const last = page.objects.at(-1);
+      // A page of objects covered already (leftovers under a wider object, a log entry its
+      // materialized object holds) says nothing of what follows: look past it, or the window
+      // would be empty yet truncated, and a read would end there.
+      if (objects.length > 0 || !page.truncated || !last) return { objects, truncated: page.truncated };
+      after = last.key;
+    }
   }
 
   /**
