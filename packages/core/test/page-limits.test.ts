@@ -1,7 +1,7 @@
 // A page is bounded by bytes as well as items: large values must not make a page that no
 // gRPC message (64 MiB) or reader memory can hold. A full page by bytes still carries a
 // continuation, and reading on from it gives every item once, in order; a full page that
-// ends the list carries none.
+// ends the list carries none. A request may lower the byte bound for its own page.
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -57,6 +57,22 @@ describe("page limits", () => {
         [0n, 1n],
       );
       assert.ok(small.continuation);
+
+      // A request's max_bytes lowers the byte limit for its page (a stream bounding what it
+      // holds), never raises it, and is refused when it is not a positive integer.
+      const lowered = await reader.readPage("ks", "k", { maxSize: 100, maxBytes: 7000 });
+      assert.deepEqual(
+        lowered.items.map((i) => i.offset),
+        [0n, 1n],
+      );
+      const capped = await reader.readPage("ks", "k", { maxSize: 100, maxBytes: 1_000_000 });
+      assert.equal(capped.items.length, 3, "max_page_bytes still bounds the page");
+      const single = await reader.readPage("ks", "k", { maxSize: 100, maxBytes: 1 });
+      assert.equal(single.items.length, 1, "the first item is taken whatever its size");
+      await assert.rejects(reader.readPage("ks", "k", { maxBytes: 0 }), {
+        code: "INVALID_ARGUMENT",
+        field: "max_bytes",
+      });
     } finally {
       await cleanup();
     }

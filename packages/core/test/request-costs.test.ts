@@ -201,9 +201,9 @@ describe("request costs", () => {
       }
       for (const order of ["forwards", "backwards"] as const) {
         const costs: Record<string, { gets: number; lists: number; offsets: bigint[] }> = {};
-        for (const carry of [false, true]) {
+        for (const mode of ["alone", "carried", "dropped"] as const) {
           const { reader } = counted(store);
-          const recent = carry ? new RecentObject() : undefined;
+          const recent = mode === "alone" ? undefined : new RecentObject();
           const cost = { gets: 0, lists: 0, offsets: [] as bigint[] };
           let continuation: string | undefined;
           do {
@@ -212,11 +212,16 @@ describe("request costs", () => {
             cost.lists += page.stats.listRequests;
             cost.offsets.push(...page.items.map((i) => i.offset));
             continuation = page.continuation;
+            // A stream whose client is behind lets go of the object between pages.
+            if (mode === "dropped") recent?.dropObject();
           } while (continuation);
-          costs[carry ? "carried" : "alone"] = cost;
+          costs[mode] = cost;
         }
         type Cost = { gets: number; lists: number; offsets: bigint[] };
-        const { alone, carried } = costs as Record<"alone" | "carried", Cost>;
+        const { alone, carried, dropped } = costs as Record<"alone" | "carried" | "dropped", Cost>;
+        assert.deepEqual(dropped.offsets, carried.offsets, `${order}: the same after dropping the object`);
+        assert.equal(dropped.gets, alone.gets, `${order}: dropped, the object is fetched again for each page`);
+        assert.equal(dropped.lists, carried.lists, `${order}: dropped, the listing still serves the next page`);
         const all = Array.from({ length: 80 }, (_, i) => BigInt(order === "forwards" ? i : 79 - i));
         assert.deepEqual(carried.offsets, all, `${order}: every item once, in order`);
         assert.deepEqual(alone.offsets, all, `${order}: the same without carrying`);

@@ -41,6 +41,11 @@ export interface ReadPageRequest {
   readonly order?: IterationOrder;
   /** Most items in the page; the configured default_max_results when absent. */
   readonly maxSize?: number | undefined;
+  /**
+   * Most value bytes in the page, when fewer than the configured max_page_bytes (a stream
+   * bounds what it holds per page); the first item is always taken, whatever its size.
+   */
+  readonly maxBytes?: number | undefined;
   readonly filter?: ItemFilter | undefined;
   readonly continuation?: string | undefined;
   /**
@@ -81,6 +86,16 @@ export class RecentObject {
 
   keepWindow(window: Window): void {
     this.window = window;
+  }
+
+  /**
+   * Lets go of the kept object (its items are views of its whole body) but keeps the
+   * listing: a stream whose client is behind holds no stored object while it waits, and its
+   * next page GETs that object again (from the reader's cache, usually) without a LIST.
+   */
+  dropObject(): void {
+    this.key = undefined;
+    this.items = [];
   }
 
   /** The kept listing's object holding `offset`, if the listing has one. */
@@ -241,11 +256,16 @@ export class StoreReader {
       throw new InvalidArgument("order", `${String(order)} is not forwards or backwards`);
     const maxSize = request.maxSize ?? Math.min(this.config.defaultMaxResults, this.config.maxPageItems);
     this.checkPageSize(maxSize);
+    if (request.maxBytes !== undefined && !(Number.isSafeInteger(request.maxBytes) && request.maxBytes >= 1)) {
+      throw new InvalidArgument("max_bytes", `${request.maxBytes} is not a positive integer`);
+    }
+    const maxBytes = Math.min(this.config.maxPageBytes, request.maxBytes ?? this.config.maxPageBytes);
     validateFilter(request.filter);
     const layout = new KeyspaceLayout(this.prefix, keyspace).key(key);
     const stats = new StorageStats();
+    const limits = { maxItems: maxSize, maxBytes };
     const store = this.keyView(countingStore(this.store, stats));
-    const page = new PageRead(store, layout, this.config, maxSize, request.recent);
+    const page = new PageRead(store, layout, this.config, limits, request.recent);
     const rule = startRule(layout, order, request);
     const { items, next } = order === "forwards" ? await page.forwards(rule) : await page.backwards(rule);
     // Only an empty answer pays for telling a missing keyspace from an empty key.
@@ -408,13 +428,21 @@ class PageRead {
   private readonly layout: KeyLayout;
   private readonly config: ReaderConfig;
   private readonly maxSize: number;
+  private readonly maxBytes: number;
   private readonly recent: RecentObject;
 
-  constructor(store: ObjectStore, layout: KeyLayout, config: ReaderConfig, maxSize: number, recent?: RecentObject) {
+  constructor(
+    store: ObjectStore,
+    layout: KeyLayout,
+    config: ReaderConfig,
+    limits: { readonly maxItems: number; readonly maxBytes: number },
+    recent?: RecentObject,
+  ) {
     this.store = store;
     this.layout = layout;
     this.config = config;
-    this.maxSize = maxSize;
+    this.maxSize = limits.maxItems;
+    this.maxBytes = limits.maxBytes;
     this.recent = recent ?? new RecentObject();
     this.index = new ObjectIndex(store, layout, config.listPageSize, () => this.upperBound());
   }
@@ -482,7 +510,7 @@ class PageRead {
     let window = located?.window;
     let i = located?.index ?? 0;
     let current: DataObject | undefined;
-    const fill = new PageFill(this.maxSize, this.config.maxPageBytes);
+    const fill = new PageFill(this.maxSize, this.maxBytes);
     while (window && !fill.full) {
       if (i >= window.objects.length) {
         // A kept listing's end is not the key's end: objects may have been committed since.
@@ -564,7 +592,7 @@ class PageRead {
     }
     if (!located && rule.hint !== undefined) located = await this.index.findLast(rule.object);
     let current: DataObject | undefined;
-    const fill = new PageFill(this.maxSize, this.config.maxPageBytes);
+    const fill = new PageFill(this.maxSize, this.maxBytes);
     while (located && !fill.full) {
       const candidate = located.window.objects[located.index] as DataObject;
       // A gap below the items served: a trim is deleting the list's start. Items below a
