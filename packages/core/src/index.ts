@@ -42,7 +42,7 @@ export {
   KeyspaceLayout,
   parseDataObjectName,
 } from "./format/layout.ts";
-export { decodeRecords, encodeRecords, type Item, storedRecords } from "./format/records.ts";
+export { copyRecords, decodeRecords, encodeRecords, type Item, storedRecords } from "./format/records.ts";
 export { decodeSegment, encodeSegment } from "./format/segments.ts";
 export {
   type ItemFilter,

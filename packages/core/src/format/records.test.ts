@@ -4,7 +4,7 @@ import { describe, it } from "node:test";
 import { CorruptObject } from "../errors.ts";
 import { decodeDataObject, encodeDataObject } from "./data-object.ts";
 import type { DataObjectName } from "./layout.ts";
-import { decodeRecords, encodeRecords, type Item, storedRecords } from "./records.ts";
+import { copyRecords, decodeRecords, encodeRecords, type Item, storedRecords } from "./records.ts";
 
 const items: Item[] = [
   { offset: 1n, timestamp: 1700000000000n, nonce: 10n, value: Buffer.from("hello") },
@@ -161,5 +161,21 @@ describe("record codec", () => {
     assert.equal(storedRecords([{ ...(decoded[0] as Item), timestamp: 9n }]), undefined);
     assert.equal(storedRecords([{ ...(decoded[0] as Item), nonce: undefined }]), undefined);
     assert.equal(storedRecords([{ ...(decoded[1] as Item), nonce: 11n }]), undefined);
+  });
+
+  it("copies items into one records body of their own, in either order, that is sent as stored", () => {
+    const body = encodeRecords(items);
+    const stored = decodeRecords("k", nameFor(body.byteLength), body);
+    for (const order of [stored, stored.toReversed()]) {
+      const copies = copyRecords(order);
+      assert.deepEqual(
+        copies.map((i) => [i.offset, i.timestamp, i.nonce, Buffer.from(i.value).toString()]),
+        order.map((i) => [i.offset, i.timestamp, i.nonce, Buffer.from(i.value).toString()]),
+      );
+      for (const copy of copies) assert.notEqual(copy.value.buffer, body.buffer);
+      const ascending = copies[0] && copies[0].offset > 1n ? copies.toReversed() : copies;
+      assert.deepEqual(storedRecords(ascending), body, "one records body, as encodeRecords makes it");
+    }
+    assert.deepEqual(copyRecords([]), []);
   });
 });

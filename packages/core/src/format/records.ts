@@ -156,3 +156,21 @@ function nonceFieldHolds(view: DataView, at: number, nonce: bigint | undefined):
   const stored = view.getBigUint64(at, true) | (view.getBigUint64(at + 8, true) << 64n);
   return stored === (nonce ?? NO_NONCE);
 }
+
+/**
+ * The items as views of one fresh records body, in the order given (records ascend by
+ * offset in the body, as storedRecords wants them): a copy that keeps none of the bodies the
+ * items were read from alive, and that is still sent packed without another copy.
+ */
+export function copyRecords(items: readonly Item[]): Item[] {
+  const descending = items.length > 1 && (items[0] as Item).offset > (items.at(-1) as Item).offset;
+  const ascending = descending ? items.toReversed() : items;
+  const body = encodeRecords(ascending);
+  let pos = 0;
+  const copies = ascending.map((item) => {
+    const value = body.subarray(pos + RECORD_HEADER_BYTES, pos + RECORD_HEADER_BYTES + item.value.byteLength);
+    pos += RECORD_OVERHEAD_BYTES + item.value.byteLength;
+    return { offset: item.offset, timestamp: item.timestamp, nonce: item.nonce, value };
+  });
+  return descending ? copies.reverse() : copies;
+}
