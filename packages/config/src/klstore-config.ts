@@ -55,6 +55,11 @@ export interface ReaderSettings {
   readonly objectCacheBytes?: number | undefined;
   readonly followPollMillis?: number | undefined;
   readonly streamPageSize?: number | undefined;
+  readonly streamBufferBytes?: number | undefined;
+  readonly totalStreamBufferBytes?: number | undefined;
+  readonly streamStallMillis?: number | undefined;
+  readonly maxStreams?: number | undefined;
+  readonly maxStreamsPerConnection?: number | undefined;
   readonly shutdownGraceMillis?: number | undefined;
 }
 
@@ -203,6 +208,11 @@ function readReader(reader: SectionReader): ReaderSettings {
     objectCacheBytes: reader.integer("object_cache_bytes", 0, MAX_BYTES),
     followPollMillis: reader.integer("follow_poll_millis", 1, 3_600_000),
     streamPageSize: reader.integer("stream_page_size", 1, 1_000_000),
+    streamBufferBytes: reader.integer("stream_buffer_bytes", 2, MAX_BYTES),
+    totalStreamBufferBytes: reader.integer("total_stream_buffer_bytes", 1, MAX_BYTES),
+    streamStallMillis: reader.integer("stream_stall_millis", 1, 3_600_000),
+    maxStreams: reader.integer("max_streams", 1, 10_000_000),
+    maxStreamsPerConnection: reader.integer("max_streams_per_connection", 1, 10_000_000),
     shutdownGraceMillis: reader.integer("shutdown_grace_millis", 0, 3_600_000),
   };
 }

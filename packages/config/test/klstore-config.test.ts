@@ -111,6 +111,26 @@ describe("config file", () => {
     );
   });
 
+  it("reads the reader's stream limits, refusing a zero limit", () => {
+    const config = loadKlstoreConfig({
+      env: { KLSTORE_READER_MAX_STREAMS: "100" },
+      overrides: [
+        "reader.stream_buffer_bytes=1_048_576",
+        "reader.total_stream_buffer_bytes=67108864",
+        "reader.max_streams_per_connection=10",
+        "reader.stream_stall_millis=250",
+      ],
+    });
+    assert.equal(config.reader.streamStallMillis, 250);
+    assert.equal(config.reader.streamBufferBytes, 1_048_576);
+    assert.equal(config.reader.totalStreamBufferBytes, 67_108_864);
+    assert.equal(config.reader.maxStreams, 100);
+    assert.equal(config.reader.maxStreamsPerConnection, 10);
+    for (const key of ["max_streams", "max_streams_per_connection", "total_stream_buffer_bytes"]) {
+      assert.throws(() => loadKlstoreConfig({ env: {}, overrides: [`reader.${key}=0`] }), new RegExp(key));
+    }
+  });
+
   it("lets the environment override the file, and --set override both", () => {
     const file = fileWith('[store]\nurl="file:///data"\n[writer]\nname=writer-0\nlisten=0.0.0.0:7401\n');
     const config = loadKlstoreConfig({

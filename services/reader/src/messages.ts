@@ -52,6 +52,20 @@ export function toFilter(filter: ItemFilterMessage | undefined): ItemFilter | un
 }
 
 /**
+ * Most bytes an item takes on the wire besides its value: as an Item message, its own tag
+ * and length (6), offset and timestamp (11 each), nonce (2 + 22) and the value's tag and
+ * length (6), 58 in all; packed, a record's 40 bytes of header and trailer.
+ */
+export const ITEM_FRAMING_BYTES = 64;
+
+/** What a page's items take in a message: their values and, at most, their framing. */
+export function messageBytes(items: readonly Item[]): number {
+  let bytes = items.length * ITEM_FRAMING_BYTES;
+  for (const item of items) bytes += item.value.byteLength;
+  return bytes;
+}
+
+/**
  * A page's items as the response fields carry them: packed when the client asked for it
  * (no message per item to build and encode here, nor to decode there), as Item messages
  * otherwise. Packed records ascend whichever the order, so that a page within one object

@@ -20,6 +20,8 @@ import { FollowHub } from "./follow-hub.ts";
 import { cachingStore, ObjectCacheStats } from "./object-cache.ts";
 import { ReaderMetrics } from "./reader-metrics.ts";
 import { readerHandlers } from "./reader-service.ts";
+import { StreamAdmission } from "./stream-admission.ts";
+import { StreamBufferPool } from "./stream-buffers.ts";
 import { WatchHub } from "./watch-hub.ts";
 
 export interface ReaderServerConfig {
@@ -34,6 +36,24 @@ export interface ReaderServerConfig {
   readonly followPollMillis?: number;
   /** Items per ReadStream message when the request says 0. */
   readonly streamPageSize?: number;
+  /**
+   * Bytes one ReadStream holds of pages its client has not taken (values, plus 64 per item):
+   * two pages (one being sent, one read ahead) of at most half of this each, or of one
+   * larger value.
+   */
+  readonly streamBufferBytes?: number;
+  /** Bytes all ReadStreams together hold of such pages; past it they wait, and new ones are refused. */
+  readonly totalStreamBufferBytes?: number;
+  /**
+   * A ReadStream whose client has taken nothing for this long is stalled: the page it holds
+   * becomes a copy and it lets go of the stored object it reads, so it keeps nothing alive
+   * beyond its pages' bytes.
+   */
+  readonly streamStallMillis?: number;
+  /** ReadStream and WatchKeyspace calls open at once; past it a new one is RESOURCE_EXHAUSTED. */
+  readonly maxStreams?: number;
+  /** The same per client connection. */
+  readonly maxStreamsPerConnection?: number;
   readonly shutdownGraceMillis?: number;
   /** host:port serving Prometheus metrics at /metrics; unset serves none. */
   readonly metricsListen?: string | undefined;
@@ -43,6 +63,15 @@ export const READER_SERVER_DEFAULTS = {
   objectCacheBytes: 256 * 1024 * 1024,
   followPollMillis: 250,
   streamPageSize: 1000,
+  // Two pages of one 1 MiB value (the default max_value_bytes): large values still overlap
+  // reading and sending.
+  streamBufferBytes: 2 * 1024 * 1024,
+  totalStreamBufferBytes: 256 * 1024 * 1024,
+  // A client taking less than a page in this long gains nothing from the kept object.
+  streamStallMillis: 100,
+  // An open stream costs about 40 KiB even while idle (grpc-js and HTTP/2 call state).
+  maxStreams: 4096,
+  maxStreamsPerConnection: 1024,
   shutdownGraceMillis: 5_000,
 };
 
@@ -51,6 +80,8 @@ export interface RunningReader {
   readonly hub: FollowHub;
   readonly watchHub: WatchHub;
   readonly cacheStats: ObjectCacheStats;
+  readonly admission: StreamAdmission;
+  readonly streamBuffers: StreamBufferPool;
   readonly metrics: ServiceMetrics;
   /** Where /metrics is served, when it is. */
   readonly metricsAddress: string | undefined;
@@ -73,7 +104,9 @@ export async function startReader(config: ReaderServerConfig, logger: Logger): P
   const watchHub = new WatchHub(reader, settings.followPollMillis, logger);
   const serverConfig = { ...SERVER_DEFAULTS, ...config.server };
   const { server, health } = createGrpcServer(serverConfig, [callObserver(metrics, logger)]);
-  const readerMetrics = new ReaderMetrics(metrics, hub, cacheStats, watchHub);
+  const admission = new StreamAdmission(settings);
+  const streamBuffers = new StreamBufferPool(settings.totalStreamBufferBytes);
+  const readerMetrics = new ReaderMetrics(metrics, { hub, cache: cacheStats, watchHub, admission, streamBuffers });
   server.addService(
     ...implementation(
       ReaderService,
@@ -84,6 +117,10 @@ export async function startReader(config: ReaderServerConfig, logger: Logger): P
         logger,
         streamPageSize: settings.streamPageSize,
         metrics: readerMetrics,
+        admission,
+        streamBuffers,
+        streamBufferBytes: settings.streamBufferBytes,
+        streamStallMillis: settings.streamStallMillis,
       }),
       malformedRequestStatus,
     ),
@@ -98,6 +135,8 @@ export async function startReader(config: ReaderServerConfig, logger: Logger): P
     hub,
     watchHub,
     cacheStats,
+    admission,
+    streamBuffers,
     metrics,
     metricsAddress: metricsEndpoint?.address,
     close() {

@@ -15,6 +15,8 @@ import type { FollowHub } from "./follow-hub.ts";
 import { inRequestFields, toFilter, toItemFields, toKeyMetadataMessage, toOrder } from "./messages.ts";
 import { serveReadStream } from "./read-stream.ts";
 import type { ReaderMetrics } from "./reader-metrics.ts";
+import type { StreamAdmission } from "./stream-admission.ts";
+import type { StreamBufferPool } from "./stream-buffers.ts";
 import type { WatchHub } from "./watch-hub.ts";
 import { serveWatch } from "./watch-stream.ts";
 
@@ -27,10 +29,14 @@ export interface ReaderServiceDeps {
   readonly logger: Logger;
   readonly streamPageSize: number;
   readonly metrics: ReaderMetrics;
+  readonly admission: StreamAdmission;
+  readonly streamBuffers: StreamBufferPool;
+  readonly streamBufferBytes: number;
+  readonly streamStallMillis: number;
 }
 
 export function readerHandlers(deps: ReaderServiceDeps): Handlers {
-  const { reader, logger, metrics } = deps;
+  const { reader, logger, metrics, admission } = deps;
   return {
     getKeyspaceMetadata: unary(logger, async (request) => {
       const meta = await reader.readKeyspaceMetadata(request.keyspace);
@@ -69,8 +75,18 @@ export function readerHandlers(deps: ReaderServiceDeps): Handlers {
     }),
 
     readStream: (call) =>
-      serveReadStream(call, { reader, hub: deps.hub, logger, defaultPageSize: deps.streamPageSize, metrics }),
+      serveReadStream(call, {
+        reader,
+        hub: deps.hub,
+        logger,
+        defaultPageSize: deps.streamPageSize,
+        metrics,
+        admission,
+        buffers: deps.streamBuffers,
+        streamBufferBytes: deps.streamBufferBytes,
+        streamStallMillis: deps.streamStallMillis,
+      }),
 
-    watchKeyspace: (call) => serveWatch(call, { reader, hub: deps.watchHub, logger, metrics }),
+    watchKeyspace: (call) => serveWatch(call, { reader, hub: deps.watchHub, logger, metrics, admission }),
   };
 }

@@ -1,10 +1,10 @@
 // WatchKeyspace: the keyspace's changes pushed as they are committed, each message with
 // the cursor that resumes right after it; the first message, sent once the cursor is
 // accepted, has no changes and the starting cursor. Messages are written one at a time,
-// waiting for the transport to take each (flow control), so a slow watcher holds at most
-// one message here; its cursor simply falls behind and catches up from storage.
+// waiting for the transport to take each (its write callback: HTTP/2 flow control holds it
+// while the client does not read), so a slow watcher holds at most one message here; its
+// cursor simply falls behind and catches up from storage.
 
-import { once } from "node:events";
 import { create } from "@bufbuild/protobuf";
 import type { ServerWritableStream } from "@grpc/grpc-js";
 import {
@@ -25,7 +25,8 @@ import {
 } from "@klstore/proto";
 import type { Logger } from "@klstore/service-runtime";
 import type { ReaderMetrics } from "./reader-metrics.ts";
-import { runServerStream } from "./server-stream.ts";
+import { runServerStream, written } from "./server-stream.ts";
+import type { StreamAdmission } from "./stream-admission.ts";
 import type { WatchHub } from "./watch-hub.ts";
 
 /** With nothing to report, a message with no changes still carries the advanced cursor this often. */
@@ -36,6 +37,7 @@ export interface WatchStreamDeps {
   readonly hub: WatchHub;
   readonly logger: Logger;
   readonly metrics: ReaderMetrics;
+  readonly admission: StreamAdmission;
 }
 
 export function serveWatch(
@@ -45,7 +47,8 @@ export function serveWatch(
   runServerStream(call, (signal) => streamChanges(call, deps, signal), {
     logger: deps.logger,
     what: "watch stream",
-    stopCounting: deps.metrics.watching(),
+    admission: deps.admission,
+    count: () => deps.metrics.watching(),
   });
 }
 
@@ -75,7 +78,7 @@ async function streamChanges(
     });
     deps.metrics.changesServed(changes.length);
     lastSent = Date.now();
-    if (!call.write(message)) await once(call, "drain", { signal }).catch(() => {});
+    await written(call, message, signal);
   };
   // At once: a watcher from now has a resume point before the first change arrives.
   await send([], cursor);

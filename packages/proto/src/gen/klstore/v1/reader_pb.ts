@@ -687,9 +687,12 @@ export const ReaderService: GenService<{
   /**
    * Pages streamed from any start position until the end of the list; with `follow`,
    * then keeps delivering new items as they are committed until the client cancels or
-   * the deadline passes. The server reads ahead at most one page beyond what the client
-   * has taken (gRPC flow control), so a slow client never makes it buffer without bound.
-   * Errors as ReadPage, ending the stream after the messages already sent.
+   * the deadline passes. The server holds at most two pages the client has not taken
+   * (gRPC flow control), so a slow client never makes it buffer without bound. A reader
+   * serving too many streams (on this connection, or in all) or holding its bound of
+   * untaken pages answers a new stream RESOURCE_EXHAUSTED, with RetryInfo
+   * (docs/operations.md). Errors as ReadPage, ending the stream after the messages already
+   * sent.
    *
    * @generated from rpc klstore.v1.ReaderService.ReadStream
    */
@@ -708,7 +711,8 @@ export const ReaderService: GenService<{
    * INVALID_ARGUMENT (field `cursor`) for a cursor that is damaged, edited, another
    * keyspace's, from an earlier klstore version or from the future; OUT_OF_RANGE (reason
    * CURSOR_EXPIRED) when the cursor is older than the change log's retention
-   * (docs/watch.md).
+   * (docs/watch.md). RESOURCE_EXHAUSTED, with RetryInfo, when the reader serves too many
+   * streams (as for ReadStream).
    *
    * @generated from rpc klstore.v1.ReaderService.WatchKeyspace
    */
