@@ -125,8 +125,7 @@ export class StreamBuffer {
     this.pool = pool;
     this.callSignal = signal;
     this.reserving = this.stopped.signal;
-    // Not AbortSignal.any: it holds its sources' listeners weakly, so a stream waiting only on
-    // it could be collected with its waiters and never end (nor give its count back).
+    // The call going away ends waiting reservations as the stream ending does.
     signal.addEventListener("abort", () => this.stopReserving(), { once: true });
   }
 
