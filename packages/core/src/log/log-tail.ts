@@ -38,6 +38,12 @@ export class LogTail {
   private readonly now: () => number;
   private readonly records = new Map<number, { record: SlotRecord | undefined; readAt: number }>();
   private readonly logs = new Map<string, LogState>();
+  /**
+   * Per slot and source log, the newest segment whose entries of the slot are materialized
+   * (progress recorded in its owners' segments, docs/log.md): those entries are per-key
+   * objects now (or trimmed since), and are never shown.
+   */
+  private readonly progress = new Map<string, bigint>();
   /** One catch-up per log at a time: concurrent lookups share its LISTs and index reads. */
   private readonly catchUps = new KeyQueue();
 
@@ -68,7 +74,8 @@ export class LogTail {
       const state = this.logs.get(logKey(range.log));
       for (const e of state?.bySlot.get(slot) ?? []) {
         const inRange = e.seq >= range.from && (range.to === undefined || e.seq < range.to);
-        if (inRange && e.entry.keyspace === keyspace && e.entry.key === key) found.push(e);
+        const materialized = (this.progress.get(progressKey(slot, e.log)) ?? -1n) >= e.seq;
+        if (inRange && !materialized && e.entry.keyspace === keyspace && e.entry.key === key) found.push(e);
       }
     }
     return found.sort((a, b) => (a.entry.name.firstOffset < b.entry.name.firstOffset ? -1 : 1));
@@ -126,6 +133,10 @@ export class LogTail {
           if (!list) state.bySlot.set(entry.slot, (list = []));
           list.push({ log: layout.log, seq, createdMillis: index.createdMillis, bodyStart: index.bodyStart, entry });
         }
+        for (const p of index.progress) {
+          const id = progressKey(p.slot, p.source);
+          if ((this.progress.get(id) ?? -1n) < p.through) this.progress.set(id, p.through);
+        }
         for (const f of index.fenced) {
           if ((state.fenced.get(f.slot) ?? -1n) < f.recordVersion) state.fenced.set(f.slot, f.recordVersion);
         }
@@ -140,4 +151,8 @@ export class LogTail {
 
 function logKey(log: LogId): string {
   return `${log.writer}\u0000${log.lane}`;
+}
+
+function progressKey(slot: number, log: LogId): string {
+  return `${slot}\u0000${logKey(log)}`;
 }

@@ -63,11 +63,13 @@ export function withLogTail(store: ObjectStore, prefix: string, tail: LogTail): 
   return {
     description: store.description,
     async list(listPrefix: string, options?: ListOptions): Promise<ListPage> {
-      const page = await store.list(listPrefix, options);
       const key = keyOf(listPrefix);
+      // The log first: an entry it no longer shows (materialization progress) is in a
+      // per-key object written before that progress, which this LIST then shows.
+      const entries = key && (await entriesOf(key.keyspace, key.key));
+      const page = await store.list(listPrefix, options);
       // A page cut short ends before the key's newest objects: its entries come later.
-      if (!key || page.truncated) return page;
-      const entries = await entriesOf(key.keyspace, key.key);
+      if (!entries || page.truncated) return page;
       const after = options?.startAfter ?? "";
       const listed = new Set(page.objects.map((o) => o.key));
       const extra: ListedObject[] = [];

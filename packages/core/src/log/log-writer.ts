@@ -18,6 +18,7 @@ import {
   type FencedSlot,
   type LogId,
   type SegmentIndex,
+  type SlotProgress,
 } from "../format/log-segment.ts";
 import { type ObjectStore, readRange } from "../storage/object-store.ts";
 import {
@@ -101,6 +102,15 @@ interface Plan {
   readonly outcomes: ItemOutcome[][];
   readonly tails: (KeyTail | undefined)[];
   readonly entries: EntryInput[];
+  /** Materialization progress it records, and who waits for it to be stored. */
+  readonly progress: ProgressRecord[];
+}
+
+/** Progress of a materialization round, to be recorded in the lane's next segment. */
+interface ProgressRecord {
+  readonly progress: readonly SlotProgress[];
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
 }
 
 export class LogWriter {
@@ -283,6 +293,8 @@ class LaneRunner {
   /** The last sequence number of this lane's log whose slots are known (earlier ones were read). */
   private scannedBelow: bigint | undefined;
   private materializing: Promise<void> | undefined;
+  /** Progress waiting for the next segment (docs/log.md: readers hide what it covers). */
+  private pendingProgress: ProgressRecord[] = [];
 
   constructor(writer: LogWriter, log: LogId) {
     this.writer = writer;
@@ -335,12 +347,23 @@ class LaneRunner {
     const { store, prefix, config, logConfig } = this.writer;
     await this.adoptOwnSlots();
     const now = config.clock();
+    const progress: SlotProgress[] = [];
     for (const slot of this.index.owned) {
       const { keys, oldestMillis } = this.index.keysOf(slot);
       if (oldestMillis === undefined) continue;
       if (!all && oldestMillis > now - BigInt(logConfig.materializeIntervalMillis)) continue;
       // Every entry of the slot in this lane's log up to here is among `keys` now.
       const through = this.lane.nextSeq - 1n;
+      // Per source log, the newest segment whose entries of the slot this round covers.
+      const sources = new Map<string, SlotProgress>();
+      for (const [, k] of keys) {
+        for (const e of k.entries) {
+          const id = `${e.log.writer}\u0000${e.log.lane}`;
+          const seen = sources.get(id);
+          if (!seen || seen.through < e.seq) sources.set(id, { slot, source: e.log, through: e.seq });
+        }
+      }
+      sources.set(`${this.lane.log.writer}\u0000${this.lane.log.lane}`, { slot, source: this.lane.log, through });
       for (const [folder, k] of keys) {
         const layout = new KeyspaceLayout(prefix, k.keyspace).key(k.key);
         const write = derivedWrite(store, layout);
@@ -358,8 +381,19 @@ class LaneRunner {
         this.index.materialized(slot, folder, after);
       }
       if (this.owned.has(slot)) this.progress.set(slot, { through, at: config.clock() });
+      progress.push(...sources.values());
       await this.dropMaterializedRanges(slot);
     }
+    // Readers hide the entries it covers once it is stored: their per-key objects exist.
+    if (progress.length > 0) await this.recordProgress(progress);
+  }
+
+  /** Records materialization progress in the lane's next segment; resolves once it is stored. */
+  private recordProgress(progress: readonly SlotProgress[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.pendingProgress.push({ progress, resolve, reject });
+      this.kick();
+    });
   }
 
   /**
@@ -564,13 +598,13 @@ class LaneRunner {
     this.running ??= this.run().finally(() => {
       this.running = undefined;
       // Calls queued while the loop was ending its last turn.
-      if (this.pending.size > 0 && !this.writer.isStale) this.kick();
+      if ((this.pending.size > 0 || this.pendingProgress.length > 0) && !this.writer.isStale) this.kick();
     });
   }
 
   private async run(): Promise<void> {
     const { logFlushIntervalMillis } = this.writer.logConfig;
-    while (this.pending.size > 0 || this.unresolved) {
+    while (this.pending.size > 0 || this.unresolved || this.pendingProgress.length > 0) {
       if (this.unresolved) {
         // A segment's outcome is unknown: nothing is built on it until it is known.
         const plan = this.unresolved;
@@ -591,7 +625,7 @@ class LaneRunner {
         await new Promise((resolve) => setTimeout(resolve, logFlushIntervalMillis));
       }
       const plan = this.build();
-      if (plan.entries.length === 0) {
+      if (plan.entries.length === 0 && plan.progress.length === 0) {
         // Every item a duplicate: nothing to store, the answers are known now.
         plan.groups.forEach((group, i) => {
           this.answer(group, plan.outcomes[i] as ItemOutcome[]);
@@ -601,26 +635,40 @@ class LaneRunner {
       }
       let written: LaneWrite;
       try {
-        written = await this.lane.write({ kind: "data", entries: plan.entries });
+        written = await this.lane.write({
+          kind: "data",
+          entries: plan.entries,
+          progress: plan.progress.flatMap((p) => p.progress),
+        });
       } catch (err) {
         if (err instanceof LaneStale) {
           for (const group of plan.groups) this.settle({ groups: [group] }, fencedError(group));
+          for (const p of plan.progress) p.reject(err);
           return this.failEverything(err);
         }
         // Unknown outcome: the calls are told so (UNAVAILABLE: a retry with nonces is safe),
         // and the segment is written again before anything else.
         this.unresolved = plan;
         this.settle(plan, err);
+        for (const p of plan.progress) p.reject(err);
         continue;
       }
-      if (written.kind === "stored") this.applyStored(plan, written.index, written.body, true);
-      else {
+      if (written.kind === "stored") {
+        this.applyStored(plan, written.index, written.body, true);
+        for (const p of plan.progress) p.resolve();
+      } else {
         // Nothing was stored: calls of the slots kept go into the next segment, planned anew;
         // those of the slots given up are told (ABORTED: retry, at the slot's new owner).
         const lost = this.giveUp(written.fenced);
         for (const group of plan.groups.toReversed()) {
           if (lost.has(group.slot)) this.settle({ groups: [group] }, fencedError(group));
           else this.requeue(group);
+        }
+        // Progress of slots still owned is recorded in the next segment; of the others, dropped.
+        for (const p of plan.progress) {
+          const kept = p.progress.filter((x) => !lost.has(x.slot));
+          if (kept.length > 0) this.pendingProgress.push({ ...p, progress: kept });
+          else p.resolve();
         }
       }
     }
@@ -639,7 +687,8 @@ class LaneRunner {
     }
     this.pendingBytes -= bytes;
     const now = this.writer.config.clock();
-    const plan: Plan = { groups, outcomes: [], tails: [], entries: [] };
+    const plan: Plan = { groups, outcomes: [], tails: [], entries: [], progress: this.pendingProgress };
+    this.pendingProgress = [];
     for (const group of groups) {
       const tail = this.tailOf(group) as KeyTail;
       const planned = planAppend(tail, group.insertions, now);
