@@ -1,5 +1,6 @@
 // Opens a backend from a store URL: file:///abs/path, file://./relative/path, or
 // s3://bucket/prefix?endpoint=...&region=...&path_style=true&access_key=...&secret_key=...
+// A URL's path is a folder: s3://b/prefix and s3://b/prefix/ both mean object prefix "prefix/".
 
 import { resolve } from "node:path";
 import { InvalidArgument } from "../errors.ts";
@@ -26,6 +27,43 @@ function parseBool(name: string, value: string): boolean {
   throw new InvalidArgument(`store URL parameter ${name}`, `expected true or false, got ${JSON.stringify(value)}`);
 }
 
+/**
+ * The object prefix an s3:// URL's path names, read as a folder: "" for no path, else the
+ * path's segments joined by "/" and ending in "/". A config file's `object_prefix` is
+ * used verbatim instead (SPEC: `{prefix}{keyspace}/...`), but in a URL "prefix" and
+ * "prefix/" look alike, and reading the first as prefix + keyspace ("prefixdemo/...")
+ * would put a store where nobody looks for it.
+ */
+function objectPrefixFromUrl(url: string): string {
+  // The raw path, not URL.pathname: the URL parser drops "." and ".." segments silently.
+  const rest = url.slice("s3://".length);
+  const query = rest.search(/[?#]/);
+  const authorityAndPath = query === -1 ? rest : rest.slice(0, query);
+  const slash = authorityAndPath.indexOf("/");
+  const path = slash === -1 ? "" : authorityAndPath.slice(slash + 1).replace(/\/$/, "");
+  if (path === "") return "";
+  const segments = path.split("/").map((segment) => {
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(segment);
+    } catch {
+      throw new InvalidArgument(
+        "store URL",
+        `the path segment ${JSON.stringify(segment)} is not valid percent-encoding`,
+      );
+    }
+    // Folder-backed S3 servers (SeaweedFS) normalise or refuse such names (TEST-SERVICES.md).
+    if (decoded === "" || decoded === "." || decoded === "..") {
+      throw new InvalidArgument(
+        "store URL",
+        `the prefix ${JSON.stringify(path)} has an empty, "." or ".." segment; write it as s3://BUCKET/folder/sub/`,
+      );
+    }
+    return decoded;
+  });
+  return `${segments.join("/")}/`;
+}
+
 /** The S3 settings a URL describes (explicit keys imply use_default_credentials=false). */
 export function s3ConfigFromUrl(url: string): S3StoreConfig {
   const parsed = new URL(url);
@@ -39,12 +77,17 @@ export function s3ConfigFromUrl(url: string): S3StoreConfig {
   }
   const q = (name: string) => parsed.searchParams.get(name) ?? undefined;
   if (!parsed.hostname) throw new InvalidArgument("store URL", "s3:// needs a bucket name");
+  if (parsed.hash !== "")
+    throw new InvalidArgument(
+      "store URL",
+      `"#" ends the URL where ${JSON.stringify(parsed.hash)} starts: percent-encode it as %23`,
+    );
   const accessKey = q("access_key");
   const useDefault = q("use_default_credentials");
   const maxAttempts = q("max_attempts");
   return {
     bucketName: parsed.hostname,
-    objectPrefix: decodeURIComponent(parsed.pathname.replace(/^\//, "")),
+    objectPrefix: objectPrefixFromUrl(url),
     endpoint: q("endpoint"),
     region: q("region") ?? S3_DEFAULTS.region,
     pathStyle:
