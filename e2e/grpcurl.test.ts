@@ -21,11 +21,21 @@ describe("grpcurl through reflection", {
 }, () => {
   const cluster = clusterForSuite(2, { metrics: true });
 
-  it("lists and describes the services and reports health", async () => {
+  it("lists and describes the services each port serves, and only those, and reports health", async () => {
     const writer = cluster().writers[0]?.address as string;
-    const services = (await grpcurl("-plaintext", writer, "list")).trim().split("\n");
-    assert.ok(services.includes("klstore.v1.WriterService"), services.join(","));
-    assert.ok(services.includes("grpc.health.v1.Health"), services.join(","));
+    const reader = cluster().reader.address;
+    const list = async (address: string) => (await grpcurl("-plaintext", address, "list")).trim().split("\n");
+    assert.deepEqual(await list(writer), ["grpc.health.v1.Health", "klstore.v1.WriterService"]);
+    assert.deepEqual(await list(reader), ["grpc.health.v1.Health", "klstore.v1.ReaderService"]);
+    // A service the port does not serve is not described there either (calls would be UNIMPLEMENTED).
+    await assert.rejects(
+      grpcurl("-plaintext", writer, "describe", "klstore.v1.ReaderService"),
+      (err: Error & { stderr?: string }) => /Symbol not found: klstore\.v1\.ReaderService/.test(err.stderr ?? ""),
+    );
+    await assert.rejects(
+      grpcurl("-plaintext", reader, "describe", "klstore.v1.WriterService"),
+      (err: Error & { stderr?: string }) => /Symbol not found: klstore\.v1\.WriterService/.test(err.stderr ?? ""),
+    );
     assert.match(
       await grpcurl("-plaintext", writer, "describe", "klstore.v1.WriterService"),
       /rpc AppendSession \( stream/,
@@ -40,6 +50,34 @@ describe("grpcurl through reflection", {
       const health = JSON.parse(await grpcurl("-plaintext", served.address, "grpc.health.v1.Health/Check"));
       assert.deepEqual(health, { status: "SERVING" });
     }
+  });
+
+  it("prints a failed call's google.rpc details (ErrorInfo, ResourceInfo, BadRequest) decoded, on both ports", async () => {
+    const writer = cluster().writers[0]?.address as string;
+    const reader = cluster().reader.address;
+    const failure = async (address: string, method: string, request: string) => {
+      const err = await grpcurl("-plaintext", "-d", request, address, method).then(
+        (stdout) => assert.fail(`the call succeeded: ${stdout}`),
+        (e: Error & { stderr?: string }) => e.stderr ?? "",
+      );
+      assert.doesNotMatch(err, /is not recognized/);
+      return err;
+    };
+    const missing = await failure(reader, "klstore.v1.ReaderService/ReadPage", '{"keyspace":"absent","key":"k"}');
+    assert.match(missing, /Code: NotFound/);
+    assert.match(missing, /"@type": "type\.googleapis\.com\/google\.rpc\.ErrorInfo"/);
+    assert.match(missing, /"reason": "KEYSPACE_NOT_FOUND"/);
+    assert.match(missing, /"resourceType": "keyspace"/);
+    const bad = await failure(writer, "klstore.v1.WriterService/Append", '{"keyspace":"","key":"k"}');
+    assert.match(bad, /Code: InvalidArgument/);
+    assert.match(bad, /"reason": "INVALID_ARGUMENT"/);
+    assert.match(bad, /"@type": "type\.googleapis\.com\/google\.rpc\.BadRequest"/);
+    assert.match(bad, /"fieldViolations": \[/);
+    // RetryInfo (an UNAVAILABLE's delay) resolves too, with the Duration it imports.
+    assert.match(
+      await grpcurl("-plaintext", writer, "describe", "google.rpc.RetryInfo"),
+      /\.google\.protobuf\.Duration retry_delay = 1/,
+    );
   });
 
   it("appends and reads with JSON requests", async () => {

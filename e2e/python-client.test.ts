@@ -38,9 +38,9 @@ describe("a Python client generated from the proto", {
     const big = (1n << 100n) + 7n;
     assert.equal(report.writer_health, "SERVING");
     assert.equal(report.reader_health, "SERVING");
-    assert.ok(report.reflected_services.includes("klstore.v1.WriterService"));
-    assert.ok(report.reflected_services.includes("klstore.v1.ReaderService"));
-    assert.ok(report.reflected_services.includes("grpc.health.v1.Health"));
+    // Each port lists only what it serves.
+    assert.deepEqual(report.writer_reflected_services, ["grpc.health.v1.Health", "klstore.v1.WriterService"]);
+    assert.deepEqual(report.reader_reflected_services, ["grpc.health.v1.Health", "klstore.v1.ReaderService"]);
     assert.equal(report.created_compression, "COMPRESSION_ZSTD");
     assert.deepEqual(report.append_outcomes, [{ offset: 0 }, { offset: 1 }, "duplicate"]);
     assert.deepEqual(report.session, [

@@ -96,7 +96,7 @@ def main() -> None:
     for name, channel in (("writer", writer_channel), ("reader", reader_channel)):
         health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
         report[f"{name}_health"] = health_pb2.HealthCheckResponse.ServingStatus.Name(health.status)
-    report["reflected_services"] = sorted(ProtoReflectionDescriptorDatabase(writer_channel).get_services())
+        report[f"{name}_reflected_services"] = sorted(ProtoReflectionDescriptorDatabase(channel).get_services())
 
     writer = writer_pb2_grpc.WriterServiceStub(writer_channel)
     reader = reader_pb2_grpc.ReaderServiceStub(reader_channel)

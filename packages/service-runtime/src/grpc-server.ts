@@ -1,21 +1,15 @@
 // A gRPC server as every klstore process runs it: message-size limits, keepalive, health
-// checking (grpc.health.v1) and server reflection (so grpcurl works without .proto files),
-// bound to one address with or without TLS.
+// checking (grpc.health.v1) and server reflection (so grpcurl works without .proto files,
+// and prints the google.rpc details of an error), bound to one address with or without TLS.
 
 import { readFileSync } from "node:fs";
-import type { DescFile } from "@bufbuild/protobuf";
+import type { DescFile, DescService } from "@bufbuild/protobuf";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { type ChannelCredentials, credentials, Server, ServerCredentials, type ServerInterceptor } from "@grpc/grpc-js";
 import { loadFileDescriptorSetFromBuffer } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
-import {
-  FLOW_CONTROL_WINDOW_BYTES,
-  file_health_v1_health,
-  file_klstore_v1_reader,
-  file_klstore_v1_types,
-  file_klstore_v1_writer,
-} from "@klstore/proto";
+import { FLOW_CONTROL_WINDOW_BYTES, file_google_rpc_error_details, file_health_v1_health } from "@klstore/proto";
 import { HealthImplementation } from "grpc-health-check";
 
 export interface ServerConfig {
@@ -53,6 +47,18 @@ export interface RunningServer {
   readonly address: string;
 }
 
+/** `roots` and every file they import, each once, imports first (as a descriptor set lists them). */
+function withImports(roots: readonly DescFile[]): DescFile[] {
+  const files: DescFile[] = [];
+  const visit = (file: DescFile) => {
+    if (files.includes(file)) return;
+    for (const imported of file.dependencies) visit(imported);
+    files.push(file);
+  };
+  for (const root of roots) visit(root);
+  return files;
+}
+
 function reflectionDescriptors(files: readonly DescFile[]) {
   const set = create(FileDescriptorSetSchema, { file: files.map((f) => f.proto) });
   const definition = loadFileDescriptorSetFromBuffer(Buffer.from(toBinary(FileDescriptorSetSchema, set)));
@@ -87,9 +93,14 @@ export function peerCredentials(config: ServerConfig): ChannelCredentials {
   );
 }
 
-/** Creates the server with health and reflection; the caller adds its services, then `listen`s. */
+/**
+ * Creates the server with health and reflection; the caller adds `services` (the ones it
+ * names here), then `listen`s. Reflection lists only those and health, so a client never
+ * sees a service that would answer UNIMPLEMENTED (a writer port lists no ReaderService).
+ */
 export function createGrpcServer(
   config: ServerConfig,
+  services: readonly DescService[],
   interceptors: ServerInterceptor[] = [],
 ): { server: Server; health: HealthImplementation } {
   const server = new Server({
@@ -104,9 +115,12 @@ export function createGrpcServer(
   // Serving only once the process is ready; set back to NOT_SERVING while draining.
   const health = new HealthImplementation({ "": "NOT_SERVING" });
   health.addToServer(server);
-  // The health service too, so grpcurl can call it by name.
-  const files = [file_klstore_v1_types, file_klstore_v1_writer, file_klstore_v1_reader, file_health_v1_health];
-  new ReflectionService(reflectionDescriptors(files)).addToServer(server);
+  // The health service too, so grpcurl can call it by name; and the google.rpc error details,
+  // which no service names but every error carries (docs/errors.md): without them grpcurl
+  // prints a failed call's details as "google.rpc.ErrorInfo is not recognized" and base64.
+  const files = withImports([...services.map((s) => s.file), file_health_v1_health, file_google_rpc_error_details]);
+  const listed = [...services, ...file_health_v1_health.services].map((s) => s.typeName);
+  new ReflectionService(reflectionDescriptors(files), { services: listed }).addToServer(server);
   return { server, health };
 }
 

@@ -12,7 +12,7 @@ import { createGrpcServer, listen, SERVER_DEFAULTS, shutdown } from "../src/grpc
 
 describe("HTTP/2 flow control of klstore servers", () => {
   it("advertises the larger receive window for streams and for the connection", async () => {
-    const { server, health } = createGrpcServer({ ...SERVER_DEFAULTS, listen: "127.0.0.1:0" });
+    const { server, health } = createGrpcServer({ ...SERVER_DEFAULTS, listen: "127.0.0.1:0" }, []);
     const running = await listen(server, health, { ...SERVER_DEFAULTS, listen: "127.0.0.1:0" });
     const session = connect(`http://${running.address}`);
     try {

@@ -103,7 +103,7 @@ export async function startReader(config: ReaderServerConfig, logger: Logger): P
   const hub = new FollowHub(reader, settings.followPollMillis, logger);
   const watchHub = new WatchHub(reader, settings.followPollMillis, logger);
   const serverConfig = { ...SERVER_DEFAULTS, ...config.server };
-  const { server, health } = createGrpcServer(serverConfig, [callObserver(metrics, logger)]);
+  const { server, health } = createGrpcServer(serverConfig, [ReaderService], [callObserver(metrics, logger)]);
   const admission = new StreamAdmission(settings);
   const streamBuffers = new StreamBufferPool(settings.totalStreamBufferBytes);
   const readerMetrics = new ReaderMetrics(metrics, { hub, cache: cacheStats, watchHub, admission, streamBuffers });

@@ -108,7 +108,7 @@ export async function startWriterShard(config: WriterShardConfig, logger: Logger
     );
   }
   const forwarder = new Forwarder(peerCredentials(serverConfig), trust, serverConfig);
-  const { server, health } = createGrpcServer(serverConfig, [callObserver(metrics, logger)]);
+  const { server, health } = createGrpcServer(serverConfig, [WriterService], [callObserver(metrics, logger)]);
   const writerMetrics = new WriterMetrics(metrics, writer);
   const retention = new RetentionSweeper({
     writer,
