@@ -16,16 +16,23 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { type Item, StoreReader, StoreWriter } from "@klstore/core";
 import { createLogger } from "@klstore/service-runtime";
 import { startWriterShard } from "@klstore/writer-service";
-import { backends } from "../../../packages/core/test/backends.ts";
+import {
+  backends,
+  S3_ACCESS_KEY,
+  S3_BUCKET,
+  S3_ENDPOINT,
+  S3_SECRET_KEY,
+} from "../../../packages/core/test/backends.ts";
 import { loadBridgeConfig } from "../src/bridge-config.ts";
 import { startBridge } from "../src/run-bridge.ts";
 import {
   committedOffsets,
   consumeAll,
   createTopic,
+  EXAMPLE_CONFIG,
+  exampleConfig,
   KAFKA_BOOTSTRAP,
   type ProducedRecord,
-  seedExample,
   TestProducer,
 } from "./support.ts";
 
@@ -38,12 +45,12 @@ function unique(name: string): string {
   return `${name}-${Date.now()}-${Math.random().toString(36).slice(2, 7)}`;
 }
 
-/** The seed's example config, pointed at the test services, with the test's parsers. */
+/** examples/kafka-bridge.ini, pointed at the test services, with the test's parsers. */
 function configFile(storeUrl: string, topic: string, group: string, extra = ""): string {
   const dir = mkdtempSync(join(tmpdir(), "klstore-bridge-"));
   const file = join(dir, "bridge.ini");
-  const seed = seedExample("http://unused", "unused", KAFKA_BOOTSTRAP as string)
-    // The store comes from [store] url (the test backend's prefix); the seed's [s3] is dropped.
+  const seed = exampleConfig("http://unused", "unused", KAFKA_BOOTSTRAP as string)
+    // The store comes from [store] url (the test backend's prefix); the example's [s3] is dropped.
     .replace(/\[s3\][\s\S]*?\[batcher\]/, `[store]\nurl="${storeUrl}"\n[batcher]`)
     .replace('topic="inbound"', `topic="${topic}"`)
     .replace('group.id="test_group"', `group.id="${group}"`)
@@ -169,6 +176,55 @@ describe("Kafka bridge against a real broker", {
           `partition ${p}`,
         );
       }
+    } finally {
+      await bridge?.stop();
+      await producer.close();
+      await opened.cleanup();
+    }
+  });
+
+  it("bridges with examples/kafka-bridge.ini as shipped, only its addresses set by --set (docs/kafka-bridge.md)", {
+    skip: !S3_ENDPOINT && "the example's [s3] needs a real S3",
+  }, async () => {
+    const opened = await (backend as NonNullable<typeof backend>).open();
+    const topic = unique("inbound");
+    const group = unique("group");
+    await createTopic(topic, PARTITIONS);
+    await new StoreWriter({ store: opened.store, prefix: opened.prefix }).createKeyspace("my_keyspace");
+    const producer = new TestProducer(topic, PARTITIONS);
+    let bridge: Awaited<ReturnType<typeof startBridge>> | undefined;
+    try {
+      await producer.produce(30);
+      const overrides = [
+        `s3.endpoint=${S3_ENDPOINT}`,
+        `s3.bucket_name=${S3_BUCKET}`,
+        `s3.object_prefix=${opened.prefix}`,
+        `s3.access_key=${S3_ACCESS_KEY}`,
+        `s3.secret_key=${S3_SECRET_KEY}`,
+        // The example's session token "test" is for LocalStack; SeaweedFS refuses it.
+        "s3.session_token=",
+        "s3.security_token=",
+        `kafka.topic=${topic}`,
+        `kafka.group.id=${group}`,
+      ];
+      bridge = await startBridge(loadBridgeConfig(EXAMPLE_CONFIG, overrides, {}), logger);
+      const reader = new StoreReader({ store: opened.store, prefix: opened.prefix });
+      // key_parser=RecordPartition, nonce_parser=RecordOffset, timestamp_parser=None.
+      const stored = async () => {
+        const keys = [];
+        for (let p = 0; p < PARTITIONS; p++) {
+          const page = await reader.readPage("my_keyspace", String(p), { maxSize: 1000 });
+          keys.push(page.items.map((i) => `${i.nonce}:${Buffer.from(i.value).toString()}`));
+        }
+        return keys;
+      };
+      const expected = Array.from({ length: PARTITIONS }, (_, p) =>
+        producer.produced.filter((r) => r.partition === p).map((r) => `${r.offset}:${r.value}`),
+      );
+      const deadline = Date.now() + 60_000;
+      // The example flushes its batches every second (batch_flush_interval_millis=1000).
+      while (JSON.stringify(await stored()) !== JSON.stringify(expected) && Date.now() < deadline) await sleep(200);
+      assert.deepEqual(await stored(), expected);
     } finally {
       await bridge?.stop();
       await producer.close();

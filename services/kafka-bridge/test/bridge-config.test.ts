@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { ConfigError } from "@klstore/config";
 import { loadBridgeConfig } from "../src/bridge-config.ts";
-import { seedExample } from "./support.ts";
+import { EXAMPLE_CONFIG, exampleConfig } from "./support.ts";
 
 function fileWith(text: string): string {
   const path = join(mkdtempSync(join(tmpdir(), "klstore-bridge-config-")), "bridge.ini");
@@ -14,19 +14,40 @@ function fileWith(text: string): string {
 }
 
 describe("bridge config", () => {
-  it("reads the seed's example as-is", () => {
-    const { bridge, klstore } = loadBridgeConfig(
-      fileWith(seedExample("http://127.0.0.1:8333", "b", "127.0.0.1:9092")),
-      [],
-      {},
-    );
+  it("reads examples/kafka-bridge.ini as shipped: [s3], [batcher], [kafka] and [parser]", () => {
+    const { bridge, klstore } = loadBridgeConfig(EXAMPLE_CONFIG, [], {});
+    assert.deepEqual(klstore.store, {
+      bucketName: "my-bucket",
+      objectPrefix: "",
+      endpoint: "http://localhost:4566",
+      region: "us-east-1",
+      pathStyle: true,
+      useDefaultCredentials: false,
+      accessKey: "test",
+      secretKey: "test",
+      sessionToken: "test",
+      profile: "test",
+      maxAttempts: 8,
+    });
+    assert.deepEqual(klstore.writer.engine, {
+      compactSizeThreshold: 1_000_000,
+      compactItemsThreshold: 100,
+      compactObjectsThreshold: 10,
+    });
+    assert.deepEqual(klstore.batching, {
+      writerThreadCount: 1,
+      writerThreadQueueCapacity: 4096,
+      batchCheckIntervalMillis: 100,
+      batchFlushIntervalMillis: 1000,
+      batchFlushItemCountThreshold: 100_000,
+      batchFlushSizeThreshold: 1_000_000,
+    });
     assert.deepEqual(bridge.topics, ["inbound"]);
     assert.equal(bridge.offsetCommitIntervalMillis, 60_000);
     assert.equal(bridge.consumer.groupId, "test_group");
     assert.deepEqual(bridge.consumer.bootstrapBrokers, ["127.0.0.1:9092"]);
     assert.equal(bridge.consumer.fallbackMode, "earliest");
     assert.equal(bridge.badRecordPolicy, "skip");
-    assert.equal(klstore.batching.writerThreadQueueCapacity, 4096);
     const record = {
       topic: "inbound",
       partition: 3,
@@ -42,7 +63,7 @@ describe("bridge config", () => {
   });
 
   it("maps consumer properties and refuses unknown ones by name", () => {
-    const base = seedExample("http://h", "b", "k1:9092, k2:9092");
+    const base = exampleConfig("http://h", "b", "k1:9092, k2:9092");
     const { bridge } = loadBridgeConfig(
       fileWith(base),
       ["kafka.session.timeout.ms=6000", "kafka.isolation.level=read_committed", "kafka.auto.offset.reset=none"],

@@ -1,6 +1,8 @@
 // The real test broker (scripts/services.sh start kafka) and a producer that is not the
 // bridge's own code path: topics with several partitions, records with keys and headers.
 
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { Admin, Consumer, MessagesStreamModes, Producer, stringDeserializer } from "@platformatic/kafka";
 
 export const KAFKA_BOOTSTRAP = process.env.KLSTORE_TEST_KAFKA_BOOTSTRAP;
@@ -90,41 +92,22 @@ export class TestProducer {
   }
 }
 
-/** SPEC.md's example, verbatim but for the endpoint, bucket and bootstrap servers. */
-export function seedExample(endpoint: string, bucket: string, bootstrap: string): string {
-  return `[s3]
-endpoint="${endpoint}"
-bucket_name="${bucket}"
-region="us-east-1"
-path_style=true
-use_default_credentials=false
-access_key="test"
-secret_key="test"
-security_token="test"
-session_token="test"
-profile="test"
-compact_size_threshold=1000000
-compact_items_threshold=100
-compact_objects_threshold=10
-[batcher]
-writer_thread_count=1
-writer_thread_queue_capacity=4096
-batch_check_interval_millis=100
-batch_flush_interval_millis=1000
-batch_flush_item_count_threshold=100000
-batch_flush_size_threshold=1000000
-[kafka]
-topic="inbound"
-offset_commit_interval_seconds=60
-group.id="test_group"
-bootstrap.servers="${bootstrap}"
-auto.offset.reset=earliest
-[parser]
-nonce_parser="RecordOffset"
-timestamp_parser="None"
-keyspace_parser="Static(my_keyspace)"
-key_parser="RecordPartition"
-`;
+/** The shipped example config, which docs/kafka-bridge.md and the README point at. */
+export const EXAMPLE_CONFIG = resolve(import.meta.dirname, "../../../examples/kafka-bridge.ini");
+
+/** examples/kafka-bridge.ini as shipped, but for the endpoint, bucket and bootstrap servers. */
+export function exampleConfig(endpoint: string, bucket: string, bootstrap: string): string {
+  let text = readFileSync(EXAMPLE_CONFIG, "utf8");
+  const replacements = [
+    ['endpoint="http://localhost:4566"', `endpoint="${endpoint}"`],
+    ['bucket_name="my-bucket"', `bucket_name="${bucket}"`],
+    ['bootstrap.servers="127.0.0.1:9092"', `bootstrap.servers="${bootstrap}"`],
+  ];
+  for (const [from, to] of replacements as [string, string][]) {
+    if (!text.includes(from)) throw new Error(`${EXAMPLE_CONFIG} no longer has ${from}`);
+    text = text.replace(from, to);
+  }
+  return text;
 }
 
 /** Reads `count` records of a topic from its start, with the bridge's error header. */
