@@ -1,5 +1,5 @@
-// Where settings come from, lowest precedence first: the config file (INI sections, as in
-// SPEC.md), the environment (KLSTORE_<SECTION>_<KEY>), and flags (--set section.key=value).
+// Where settings come from, lowest precedence first: the config file (INI sections,
+// docs/operations.md), the environment (KLSTORE_<SECTION>_<KEY>), and flags (--set section.key=value).
 // Every value keeps its origin so an error can say which file, variable or flag to fix.
 
 import { readFileSync } from "node:fs";

@@ -1,5 +1,6 @@
-// Every limit and default of the engine, named after SPEC.md's config fields. The services
-// and the CLI fill these from config files, environment and flags; the engine only reads.
+// Every limit and default of the engine, named after the config file's keys (docs/operations.md).
+// The services and the CLI fill these from config files, environment and flags; the engine
+// only reads.
 
 export interface LimitsConfig {
   /** Largest value accepted in one item, in bytes. */

@@ -23,7 +23,7 @@ import {
   type StoredObject,
 } from "./object-store.ts";
 
-/** The S3 settings of SPEC.md's [s3] section. */
+/** The S3 settings of a config file's [s3] section (docs/operations.md). */
 export interface S3StoreConfig {
   bucketName: string;
   objectPrefix: string;

@@ -52,7 +52,7 @@ describe("store URL", () => {
     );
   });
 
-  it("uses a config file's object_prefix verbatim (SPEC: {prefix}{keyspace}/...)", () => {
+  it("uses a config file's object_prefix verbatim ({prefix}{keyspace}/..., docs/format.md)", () => {
     const opened = openStore({ ...S3_DEFAULTS, bucketName: "b", objectPrefix: "raw-", endpoint: "http://127.0.0.1:1" });
     assert.equal(opened.prefix, "raw-");
   });

@@ -30,7 +30,7 @@ function parseBool(name: string, value: string): boolean {
 /**
  * The object prefix an s3:// URL's path names, read as a folder: "" for no path, else the
  * path's segments joined by "/" and ending in "/". A config file's `object_prefix` is
- * used verbatim instead (SPEC: `{prefix}{keyspace}/...`), but in a URL "prefix" and
+ * used verbatim instead (docs/format.md: `{prefix}{keyspace}/...`), but in a URL "prefix" and
  * "prefix/" look alike, and reading the first as prefix + keyspace ("prefixdemo/...")
  * would put a store where nobody looks for it.
  */

@@ -26,7 +26,7 @@ import { type TrimOutcome, trimKey } from "./trim.ts";
 
 export interface StoreWriterOptions {
   readonly store: ObjectStore;
-  /** Prefix of every object key (SPEC.md's object_prefix). */
+  /** Prefix of every object key (docs/format.md's `{prefix}`). */
   readonly prefix?: string;
   readonly config?: Partial<WriterConfig>;
   /** Where serialization and merges run; inline by default. */
