@@ -3,15 +3,9 @@
 // verifies the body against it (CRC32C in native code: crc32c.ts). Throttling and 5xx are
 // retried by the SDK with backoff.
 
-import {
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  type S3ClientConfig,
-  S3ServiceException,
-} from "@aws-sdk/client-s3";
+import { createRequire } from "node:module";
+import type * as S3Sdk from "@aws-sdk/client-s3";
+import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import { StorageUnavailable } from "../errors.ts";
 import { Crc32cChecksum } from "./crc32c.ts";
 import {
@@ -40,6 +34,15 @@ export interface S3StoreConfig {
   /** Attempts per request, including the first, for throttling, 5xx and network errors. */
   maxAttempts: number;
 }
+
+/**
+ * The SDK, loaded when the first S3Store is made rather than with this module: whatever
+ * imports @klstore/core (a CLI command on a file:// store, say) would otherwise spend most
+ * of its start-up loading it. It is CommonJS, so `require` loads it synchronously, the
+ * same instance an `import` gives.
+ */
+let sdk: typeof S3Sdk;
+const require = createRequire(import.meta.url);
 
 export const S3_DEFAULTS = {
   objectPrefix: "",
@@ -80,6 +83,7 @@ export class S3Store implements ObjectStore {
   readonly config: S3StoreConfig;
 
   constructor(config: S3StoreConfig) {
+    sdk ??= require("@aws-sdk/client-s3") as typeof S3Sdk;
     this.config = config;
     this.bucket = config.bucketName;
     this.description = `s3://${config.bucketName}/${config.objectPrefix}${config.endpoint ? ` at ${config.endpoint}` : ""}`;
@@ -104,14 +108,14 @@ export class S3Store implements ObjectStore {
         ...(config.sessionToken ? { sessionToken: config.sessionToken } : {}),
       };
     }
-    this.client = new S3Client(clientConfig);
+    this.client = new sdk.S3Client(clientConfig);
     signPutsWithoutPayloadHash(this.client);
   }
 
   async get(key: string): Promise<StoredObject | undefined> {
     try {
       const res = await this.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: key, ChecksumMode: "ENABLED" }),
+        new sdk.GetObjectCommand({ Bucket: this.bucket, Key: key, ChecksumMode: "ENABLED" }),
       );
       if (!res.Body) return { body: new Uint8Array(0) };
       return { body: await res.Body.transformToByteArray() };
@@ -149,7 +153,7 @@ export class S3Store implements ObjectStore {
     for (let attempt = 0; ; attempt++) {
       try {
         await this.client.send(
-          new PutObjectCommand({
+          new sdk.PutObjectCommand({
             Bucket: this.bucket,
             Key: key,
             Body: body,
@@ -203,7 +207,7 @@ export class S3Store implements ObjectStore {
       const batch = keys.slice(i, i + DELETE_BATCH);
       try {
         const res = await this.client.send(
-          new DeleteObjectsCommand({
+          new sdk.DeleteObjectsCommand({
             Bucket: this.bucket,
             Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
           }),
@@ -224,7 +228,7 @@ export class S3Store implements ObjectStore {
   async list(prefix: string, options?: ListOptions): Promise<ListPage> {
     try {
       const res = await this.client.send(
-        new ListObjectsV2Command({
+        new sdk.ListObjectsV2Command({
           Bucket: this.bucket,
           Prefix: prefix,
           ...(options?.startAfter !== undefined ? { StartAfter: options.startAfter } : {}),
@@ -246,7 +250,12 @@ export class S3Store implements ObjectStore {
     try {
       do {
         const res = await this.client.send(
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, Delimiter: "/", ContinuationToken: token }),
+          new sdk.ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: prefix,
+            Delimiter: "/",
+            ContinuationToken: token,
+          }),
         );
         for (const p of res.CommonPrefixes ?? []) {
           if (p.Prefix) folders.push(p.Prefix.slice(prefix.length, -1));
@@ -265,7 +274,7 @@ export class S3Store implements ObjectStore {
 
   private unavailable(action: string, key: string, err: unknown): StorageUnavailable {
     const detail =
-      err instanceof S3ServiceException
+      err instanceof sdk.S3ServiceException
         ? `${err.name} (HTTP ${statusOf(err)}): ${err.message}`
         : (err as Error).message;
     return new StorageUnavailable(`s3 ${action} of ${key} in bucket ${this.bucket} failed: ${detail}`, { cause: err });
