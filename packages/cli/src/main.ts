@@ -4,24 +4,30 @@
 // (--store file://DIR or s3://BUCKET/PREFIX?...) through the core engines, or remote,
 // through running services (--writer HOST:PORT --reader HOST:PORT). `dev` and `serve` run
 // the services themselves.
+//
+// Start-up is most of a short command's time, so this module loads only commander: each
+// action imports what it needs (a direct-mode `stat` on a file:// store never loads the S3
+// SDK or gRPC), and compiled modules are cached across runs (bench/src/cli-startup.ts).
 
 import { readFileSync } from "node:fs";
-import { credentials, status } from "@grpc/grpc-js";
-import { ConfigError, loadKlstoreConfig } from "@klstore/config";
-import { type Insertion, InvalidArgument, KlstoreError, type Retention } from "@klstore/core";
-import { Command, InvalidArgumentError, Option } from "commander";
+import { enableCompileCache } from "node:module";
+import type { Insertion, Retention } from "@klstore/core";
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import parseDuration from "parse-duration";
 import type { Backend, KeyspaceInfo } from "./backends/backend.ts";
-import { directBackend } from "./backends/direct.ts";
-import { remoteBackend } from "./backends/remote.ts";
-import { runExport } from "./bulk/export-command.ts";
-import { type ImportFormat, runImport } from "./bulk/import-command.ts";
-import { type DevOptions, runDev } from "./dev.ts";
-import { readInsertions } from "./input.ts";
-import { runKafkaBridge } from "./kafka-bridge.ts";
-import { formatItem, type OutputFormat } from "./output.ts";
-import { runServe, type ServeRole } from "./serve.ts";
+import type { ImportFormat } from "./bulk/import-command.ts";
+import type { DevOptions } from "./dev.ts";
+import { CommandFailed, EXIT, UsageError } from "./failures.ts";
+import type { OutputFormat } from "./output.ts";
+import type { ServeRole } from "./serve.ts";
 import { abortOnStopSignal } from "./signals.ts";
+
+// bin/klstore sets NODE_COMPILE_CACHE, which covers this module too; run as `node main.ts`
+// the modules imported from here on are cached all the same.
+enableCompileCache();
+
+const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string })
+  .version;
 
 const DEFAULT_STORE = "file://./klstore-data";
 
@@ -30,6 +36,15 @@ function bigintArg(name: string, min: bigint, max: bigint) {
     if (!/^-?\d+$/.test(value)) throw new InvalidArgumentError(`${name} must be an integer`);
     const n = BigInt(value);
     if (n < min || n > max) throw new InvalidArgumentError(`${name} must be within ${min}..${max}`);
+    return n;
+  };
+}
+
+function portArg(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isSafeInteger(n) || n < 1 || n > 65_535)
+      throw new InvalidArgumentError(`${name} must be a port, 1..65535`);
     return n;
   };
 }
@@ -57,54 +72,51 @@ interface GlobalOptions {
   discoverShards?: boolean;
 }
 
-function tlsCredentials(opts: GlobalOptions) {
-  if (!opts.tlsCa && !opts.tlsCert) return undefined;
-  if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined)) {
-    throw new InvalidArgument("--tls-cert", "--tls-cert and --tls-key go together");
-  }
-  const read = (path: string | undefined) => (path ? readFileSync(path) : null);
-  return credentials.createSsl(read(opts.tlsCa), read(opts.tlsKey), read(opts.tlsCert));
-}
-
 /** Remote mode when --writer or --reader is given, else direct mode on --store. */
-function backendOf(command: Command): Backend {
+async function backendOf(command: Command): Promise<Backend> {
   const opts = command.optsWithGlobals() as GlobalOptions;
   const remote = opts.writer !== undefined || opts.reader !== undefined;
   if (remote && command.getOptionValueSourceWithGlobals("store") === "cli") {
-    throw new InvalidArgument("--store", "give either --store (direct) or --writer/--reader (remote), not both");
+    throw new UsageError("give either --store (direct) or --writer/--reader (remote), not both");
   }
-  if (!remote) return directBackend(opts.store ?? DEFAULT_STORE);
+  if (!remote) {
+    const { directBackend } = await import("./backends/direct.ts");
+    return directBackend(opts.store ?? DEFAULT_STORE);
+  }
+  const { remoteBackend } = await import("./backends/remote.ts");
   return remoteBackend({
     writer: opts.writer,
     reader: opts.reader,
-    credentials: tlsCredentials(opts),
+    tls: { ca: opts.tlsCa, cert: opts.tlsCert, key: opts.tlsKey },
     deadlineMillis: opts.timeout,
     discoverShards: opts.discoverShards,
   });
 }
 
 /** Import writes objects itself, so it needs the store (--store or a config file), never the services. */
-function importStore(command: Command, configFile: string | undefined) {
+async function importStore(command: Command, configFile: string | undefined) {
   const opts = command.optsWithGlobals() as GlobalOptions;
   if (opts.writer !== undefined || opts.reader !== undefined) {
-    throw new InvalidArgument(
-      "--writer/--reader",
-      "import writes large objects straight to storage (through the writers' fencing, so it is safe beside them); give --store URL or --config FILE instead of the services",
+    throw new UsageError(
+      "import writes large objects straight to storage (through the writers' fencing, so it is safe beside them); give --store URL or --config FILE instead of --writer/--reader",
     );
   }
   if (configFile === undefined) return { location: opts.store ?? DEFAULT_STORE, writerConfig: undefined };
   if (command.getOptionValueSourceWithGlobals("store") === "cli") {
-    throw new InvalidArgument("--store", "give either --store or --config, not both");
+    throw new UsageError("give either --store or --config, not both");
   }
+  const { ConfigError, loadKlstoreConfig } = await import("@klstore/config");
   const config = loadKlstoreConfig({ file: configFile });
   if (config.store === undefined) throw new ConfigError(`${configFile} names no store ([store] url or [s3])`);
   return { location: config.store, writerConfig: config.writer.engine };
 }
 
 async function withBackend<T>(command: Command, fn: (backend: Backend) => Promise<T>): Promise<T> {
-  const backend = backendOf(command);
+  const backend = await backendOf(command);
   try {
     return await fn(backend);
+  } catch (err) {
+    throw backend.explain(err);
   } finally {
     await backend.close();
   }
@@ -163,6 +175,14 @@ function retentionOf(opts: RetentionOptions): Retention | undefined {
 
 const program = new Command("klstore")
   .description("Appendable, iterable key/list storage on S3-compatible object storage")
+  .version(VERSION, "-V, --version", "print klstore's version")
+  // Set before the subcommands are made: each copies them. Usage errors then reach the
+  // catch below (exit 2) instead of commander's process.exit(1).
+  .exitOverride()
+  .configureHelp({ showGlobalOptions: true })
+  .showHelpAfterError("(add --help for usage)")
+  // Every error line reads "klstore: ...", commander's as the commands' own.
+  .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, "klstore: ")) })
   .addOption(
     new Option("--store <url>", "direct mode: storage URL, file://DIR or s3://BUCKET/PREFIX?endpoint=...")
       .env("KLSTORE_STORE")
@@ -181,8 +201,7 @@ const program = new Command("klstore")
   .option(
     "--discover-shards",
     "remote mode: ask the --writer shard for the shard list (GetShards) and send each write to its owner",
-  )
-  .showHelpAfterError();
+  );
 
 const keyspace = program.command("keyspace").description("create and inspect keyspaces");
 
@@ -236,13 +255,14 @@ program
     ) => {
       let insertions: Insertion[];
       if (values.length > 0) {
-        if (opts.format === "jsonl") throw new InvalidArgumentError("--format jsonl reads stdin; give no values");
+        if (opts.format === "jsonl") throw new UsageError("--format jsonl reads stdin; give no values");
         insertions = values.map((v) => ({ value: Buffer.from(v, "utf8") }));
       } else {
+        const { readInsertions } = await import("./input.ts");
         insertions = await readInsertions(process.stdin, opts.format);
       }
       if ((opts.nonce !== undefined || opts.timestamp !== undefined) && insertions.length !== 1) {
-        throw new InvalidArgumentError("--nonce and --timestamp apply to a single value");
+        throw new UsageError("--nonce and --timestamp apply to a single value");
       }
       if (insertions.length === 1) {
         const only = insertions[0] as Insertion;
@@ -289,10 +309,10 @@ program
       command: Command,
     ) => {
       const starts = [opts.fromOffset, opts.fromTimestamp, opts.fromNonce].filter((v) => v !== undefined).length;
-      if (starts > 1)
-        throw new InvalidArgumentError("give at most one of --from-offset, --from-timestamp, --from-nonce");
-      if (opts.follow && opts.reverse) throw new InvalidArgumentError("--follow reads forwards; drop --reverse");
+      if (starts > 1) throw new UsageError("give at most one of --from-offset, --from-timestamp, --from-nonce");
+      if (opts.follow && opts.reverse) throw new UsageError("--follow reads forwards; drop --reverse");
       const signal = opts.follow ? abortOnStopSignal() : new AbortController().signal;
+      const { formatItem } = await import("./output.ts");
       await withBackend(command, async (backend) => {
         const items = backend.items(ks, key, {
           order: opts.reverse ? "backwards" : "forwards",
@@ -393,7 +413,8 @@ program
       },
       command: Command,
     ) => {
-      const { location, writerConfig } = importStore(command, opts.config);
+      const { location, writerConfig } = await importStore(command, opts.config);
+      const { runImport } = await import("./bulk/import-command.ts");
       await runImport(location, ks, { files, ...opts, writerConfig });
     },
   );
@@ -403,6 +424,7 @@ program
   .description("print items as the jsonl import reads: the named keys, else every key of the keyspace")
   .option("--output <file>", "write to this file instead of stdout")
   .action(async (ks: string, keys: string[], opts: { output?: string }, command: Command) => {
+    const { runExport } = await import("./bulk/export-command.ts");
     await withBackend(command, (b) => runExport(b, ks, keys, opts));
   });
 
@@ -414,19 +436,20 @@ program
   .option(
     "--writer-port <port>",
     "first writer shard's port (the next shards take the next ports)",
-    positiveIntArg("--writer-port"),
+    portArg("--writer-port"),
     7401,
   )
-  .option("--reader-port <port>", "reader's port", positiveIntArg("--reader-port"), 7501)
+  .option("--reader-port <port>", "reader's port", portArg("--reader-port"), 7501)
   .option("--host <host>", "address to listen on", "127.0.0.1")
   .action(async (opts: DevOptions) => {
+    const { runDev } = await import("./dev.ts");
     await runDev(opts, print);
   });
 
 program
   .command("serve")
   .description("run one production process: a writer shard or a reader (SIGTERM flushes and stops)")
-  .addArgument(new Command().createArgument("<role>", "writer or reader").choices(["writer", "reader"]))
+  .addArgument(new Argument("<role>", "writer or reader").choices(["writer", "reader"]))
   .option("--config <file>", "config file (docs/operations.md); env KLSTORE_<SECTION>_<KEY> overrides it")
   .option(
     "--set <section.key=value>",
@@ -435,6 +458,7 @@ program
     [] as string[],
   )
   .action(async (role: ServeRole, opts: { config?: string; set: string[] }) => {
+    const { runServe } = await import("./serve.ts");
     await runServe(role, opts, print);
   });
 
@@ -449,28 +473,47 @@ program
     [] as string[],
   )
   .action(async (opts: { config: string; set: string[] }) => {
+    const { runKafkaBridge } = await import("./kafka-bridge.ts");
     await runKafkaBridge(opts, print);
   });
+
+/** Prints what went wrong in one line (a stack only for a bug) and picks the exit code. */
+async function report(err: unknown): Promise<number> {
+  const say = (line: string) => process.stderr.write(`klstore: ${line}\n`);
+  if (err instanceof InvalidArgumentError || err instanceof UsageError) {
+    say(err.message); // thrown by an action, so commander has not printed it
+    return EXIT.usage;
+  }
+  // Thrown by commander through exitOverride, after it printed the message or the help.
+  if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  if (err instanceof CommandFailed) {
+    say(err.message);
+    return EXIT.failed;
+  }
+  // Loaded already whenever they could have thrown one of theirs.
+  const [{ KlstoreError }, { ConfigError }] = await Promise.all([import("@klstore/core"), import("@klstore/config")]);
+  if (err instanceof KlstoreError) {
+    say(err.message);
+    return EXIT.failed;
+  }
+  if (err instanceof ConfigError) {
+    say(`config: ${err.message}`);
+    return EXIT.config;
+  }
+  const code = (err as NodeJS.ErrnoException).code;
+  if (typeof code === "string" && /^E[A-Z]+$/.test(code)) {
+    say((err as Error).message); // the system refused (a file, a socket): it names the path
+    return EXIT.failed;
+  }
+  say((err as Error).stack ?? String(err));
+  return EXIT.internal;
+}
 
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  if (err instanceof KlstoreError) {
-    process.stderr.write(`klstore: ${err.message}\n`);
-    process.exitCode = 1;
-  } else if (err instanceof InvalidArgumentError) {
-    process.stderr.write(`klstore: ${err.message}\n`);
-    process.exitCode = 2;
-  } else if (err instanceof ConfigError) {
-    process.stderr.write(`klstore: config: ${err.message}\n`);
-    process.exitCode = 78; // EX_CONFIG
-  } else if (typeof (err as { code?: unknown }).code === "number" && "details" in (err as object)) {
-    // A gRPC status from a service (remote mode).
-    const e = err as { code: number; details: string };
-    process.stderr.write(`klstore: ${status[e.code] ?? e.code}: ${e.details}\n`);
-    process.exitCode = 1;
-  } else {
-    process.stderr.write(`klstore: ${(err as Error).stack ?? String(err)}\n`);
-    process.exitCode = 70;
-  }
+  const code = await report(err);
+  // A failed command is over: nothing it started (a server of a half-started `dev`, a
+  // channel reconnecting) may keep the process running. Exit once stdout has drained.
+  process.stdout.write("", () => process.exit(code));
 }

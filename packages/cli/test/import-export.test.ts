@@ -15,7 +15,9 @@ import { after, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Item, type ObjectStore, openStore, StoreReader } from "@klstore/core";
 import { freePort } from "../../../e2e/support/processes.ts";
-import { backends } from "../../core/test/backends.ts";
+import { backends, S3_BUCKET } from "../../core/test/backends.ts";
+
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 
 const MAIN = new URL("../src/main.ts", import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), "klstore-import-"));
@@ -254,25 +256,26 @@ for (const backend of backends()) {
       }
     });
 
-    it("refuses a missing keyspace, a missing file, and remote mode, saying why", async () => {
-      const { url, cleanup } = await backend.open();
+    it("refuses a missing keyspace (naming the store), a missing file, and remote mode, saying why", async () => {
+      const { url, prefix, cleanup } = await backend.open();
       try {
         const data = file(`one-${backend.name}.jsonl`, '{"key":"k","value":"v"}\n');
         const missing = await klstore(url, "import", "nope", data);
         assert.equal(missing.code, 1);
-        assert.match(missing.err, /keyspace "nope" does not exist/);
+        const where = url.startsWith("file://") ? url : `s3://${S3_BUCKET}/${prefix}`;
+        assert.match(missing.err, new RegExp(`keyspace "nope" does not exist in ${escapeRegExp(where)}`));
         const exportMissing = await klstore(url, "export", "nope");
         assert.equal(exportMissing.code, 1);
-        assert.match(exportMissing.err, /keyspace "nope" does not exist/);
+        assert.match(exportMissing.err, new RegExp(`keyspace "nope" does not exist in ${escapeRegExp(where)}`));
         assert.equal((await klstore(url, "keyspace", "create", "ks")).code, 0);
         const noFile = await klstore(url, "import", "ks", join(dir, "no-such-file.jsonl"));
         assert.equal(noFile.code, 1);
         assert.match(noFile.err, /cannot read .*no-such-file\.jsonl/);
         const remote = await start(["--writer", "127.0.0.1:1", "import", "ks", data]).done;
-        assert.equal(remote.code, 1);
+        assert.equal(remote.code, 2, "a usage error");
         assert.match(remote.err, /import writes large objects straight to storage.*give --store URL or --config FILE/);
         const remoteExport = await start(["--reader", "127.0.0.1:1", "export", "ks"]).done;
-        assert.equal(remoteExport.code, 1);
+        assert.equal(remoteExport.code, 2, "a usage error");
         assert.match(remoteExport.err, /no key listing: name the keys to export, or export with --store/);
       } finally {
         await cleanup();

@@ -51,5 +51,10 @@ export interface Backend {
   keys(keyspace: string): Promise<string[]>;
   /** The writer shards as the --writer shard is configured (GetShards), and its own name. */
   shards(): Promise<{ shards: readonly { name: string; address: string }[]; thisShard: string }>;
+  /**
+   * The error to report for one a command met on this backend: it names the store (direct)
+   * or the server (remote) it came from, so "does not exist" says where it looked.
+   */
+  explain(err: unknown): unknown;
   close(): Promise<void>;
 }

@@ -8,6 +8,7 @@ import {
   encodeWatchCursor,
   InvalidArgument,
   type Item,
+  KeyspaceNotFound,
   listKeys,
   openStore,
   pollChanges,
@@ -17,13 +18,33 @@ import {
   StoreWriter,
   startingCursor,
 } from "@klstore/core";
+import { CommandFailed, UsageError } from "../failures.ts";
 import type { Backend, ReadItemsOptions, WatchBatch } from "./backend.ts";
 
 /** How often `read --follow` looks for new items in direct mode. */
 const FOLLOW_POLL_MILLIS = 250;
 
+/** The store a --store URL names; a URL it cannot open is a usage error. */
+function openStoreOption(url: string): ReturnType<typeof openStore> {
+  try {
+    return openStore(url);
+  } catch (err) {
+    if (err instanceof InvalidArgument) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
+/** A missing keyspace, named with the store it is missing from (a newcomer's first error). */
+export function explainInStore(err: unknown, storeDescription: string): unknown {
+  if (!(err instanceof KeyspaceNotFound)) return err;
+  return new CommandFailed(
+    `${err.message} in ${storeDescription} (create it with: klstore keyspace create ${err.keyspace}, or give --store)`,
+    { cause: err },
+  );
+}
+
 export function directBackend(url: string): Backend {
-  const { store, prefix } = openStore(url);
+  const { store, prefix } = openStoreOption(url);
   const reader = new StoreReader({ store, prefix });
   let writer: StoreWriter | undefined;
   const writerOf = () => {
@@ -102,11 +123,9 @@ export function directBackend(url: string): Backend {
     items,
     keys: (keyspace) => listKeys(store, prefix, keyspace),
     async shards() {
-      throw new InvalidArgument(
-        "--writer",
-        "the shard list comes from a running writer shard: give --writer HOST:PORT",
-      );
+      throw new UsageError("the shard list comes from a running writer shard: give --writer HOST:PORT");
     },
+    explain: (err) => explainInStore(err, store.description),
     async close() {
       await writer?.close();
       await store.close();

@@ -19,6 +19,7 @@ import {
   StoreWriter,
   type WriterConfig,
 } from "@klstore/core";
+import { explainInStore } from "../backends/direct.ts";
 import { type ImportFormat, type RowReading, readRows } from "./import-rows.ts";
 import { progressOnTerminal } from "./progress-bar.ts";
 
@@ -126,7 +127,10 @@ export async function runImport(location: StoreLocation, keyspace: string, optio
   // Live counters of every file's run, summed at the end even when a run fails.
   const runs: ImportStats[] = [];
   try {
-    await writer.keyspaceSettings(keyspace); // a missing keyspace fails before any file is read
+    // A missing keyspace fails before any file is read.
+    await writer.keyspaceSettings(keyspace).catch((err: unknown) => {
+      throw explainInStore(err, store.description);
+    });
     const checked: CheckedFile[] = [];
     const sizes = await Promise.all(options.files.map(fileStat));
     const allBytes = sizes.reduce((sum, s) => sum + s.bytes, 0);
