@@ -3,9 +3,8 @@
 // with its addresses once it serves, and on SIGTERM stops taking calls, flushes and exits.
 
 import { ConfigError, defined, type KlstoreConfig, loadKlstoreConfig } from "@klstore/config";
-import { startReader } from "@klstore/reader-service";
 import { createLogger, type ServerConfig } from "@klstore/service-runtime";
-import { startWriterShard } from "@klstore/writer-service";
+import { bindFailure } from "./ports.ts";
 import { untilStopSignal } from "./signals.ts";
 
 export type ServeRole = "writer" | "reader";
@@ -34,6 +33,7 @@ export async function runServe(role: ServeRole, options: ServeOptions, print: (l
     const name = config.writer.name ?? "writer-0";
     // A lone writer needs no shard list: it owns every key.
     const shards = config.writer.shards ?? [{ name, address: listen }];
+    const { startWriterShard } = await import("@klstore/writer-service"); // a reader never loads it
     running = await startWriterShard(
       defined({
         store: config.store,
@@ -50,9 +50,12 @@ export async function runServe(role: ServeRole, options: ServeOptions, print: (l
         forwardingPeerNames: config.writer.forwardingPeerNames,
       }),
       logger.child({ shard: name }),
-    );
+    ).catch((err: unknown) => {
+      throw bindFailure(err, listen, "[writer] listen (or --set writer.listen=HOST:PORT)");
+    });
   } else {
     const listen = config.reader.listen ?? DEFAULT_LISTEN.reader;
+    const { startReader } = await import("@klstore/reader-service");
     running = await startReader(
       defined({
         store: config.store,
@@ -70,7 +73,9 @@ export async function runServe(role: ServeRole, options: ServeOptions, print: (l
         metricsListen: config.reader.metricsListen,
       }),
       logger,
-    );
+    ).catch((err: unknown) => {
+      throw bindFailure(err, listen, "[reader] listen (or --set reader.listen=HOST:PORT)");
+    });
   }
   await print(JSON.stringify({ role, address: running.address, metrics: running.metricsAddress ?? null }));
   const signal = await untilStopSignal();
