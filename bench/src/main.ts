@@ -12,6 +12,7 @@ import { ensureBucket, S3_ENDPOINT, serve, stop, writeConfig } from "../../e2e/s
 import { type Bar, barChart, lineChart, stackedBarChart } from "./charts.ts";
 import { CPU_ROLES, servicePid, unwatch, watch } from "./cpu.ts";
 import { bulkImport, IMPORT_SCALE } from "./klstore/bulk-import.ts";
+import { CLI_STARTUP_RUNS, cliStartup, startupTable } from "./klstore/cli-startup.ts";
 import { difference, storageCounters, storedBytes } from "./klstore/cost.ts";
 import { APPEND_SESSION_WINDOW, appendSession, readStream, unaryAppend } from "./klstore/drivers.ts";
 import { appendLatency } from "./klstore/latency.ts";
@@ -268,6 +269,12 @@ async function main(): Promise<void> {
       required: 0.8,
     });
 
+    log("CLI start-up");
+    const startup = cliStartup({
+      runs: args.smoke ? CLI_STARTUP_RUNS.smoke : CLI_STARTUP_RUNS.full,
+      s3Store: `s3://${s3.bucket}/${config.prefix}cli-startup-${runId}/?endpoint=${encodeURIComponent(s3.endpoint)}&path_style=true&access_key=${s3.accessKey}&secret_key=${s3.secretKey}`,
+    });
+
     log("append latency at fixed offered loads");
     const latencyKs = `bench-${runId}-latency`;
     await admin.createKeyspace(latencyKs);
@@ -497,6 +504,19 @@ async function main(): Promise<void> {
         charts: [],
       },
       {
+        title: "CLI start-up",
+        text:
+          "Short `bin/klstore` commands, each its own process as a user runs them, in a row: `--version`, and a " +
+          "direct-mode `stat` of a key on a file:// store and on the S3 server. Each command loads only the modules it " +
+          "needs (a file:// stat loads neither the S3 SDK nor gRPC), and bin/klstore keeps Node's compile cache in " +
+          "~/.cache/klstore/compile-cache: warm is every run after the first, cold an empty cache (the first run after " +
+          "an install or an upgrade), off without one. Wall time and CPU are the launcher's bash and node together; " +
+          "peak RSS is node's. The last row is the launcher's check of Node and the installed workspace alone.",
+        markdown: startupTable(startup),
+        tables: [],
+        charts: [],
+      },
+      {
         title: "Append latency",
         text:
           `Unary Append of one 100 B item to one of 100 keys, acknowledged once durable. Saturation is measured ` +
@@ -574,7 +594,7 @@ async function main(): Promise<void> {
             "a key's next group commits as soon as its previous one is stored, at most 32 commits at once, objects of at most 8 MiB. " +
             "The seed-batching rows come from a second writer process whose groups wait up to 1 s for 1 MB per key (`batch_flush_interval_millis=1000`).",
           "Single scenarios, for rounds and settings of their own (same services): `node bench/src/ingest-only.ts`, " +
-            "`node bench/src/read-only.ts`, `node bench/src/import-only.ts`.",
+            "`node bench/src/read-only.ts`, `node bench/src/import-only.ts`, `node bench/src/cli-startup.ts`.",
           "Raw S3: @aws-sdk/client-s3 from Node, 8 requests in flight.",
           "Bulk import: `klstore import` in direct mode on the same S3 server, default settings (1 MiB objects, 256 MiB buffer, 12 commits in flight).",
           "Kafka: @platformatic/kafka producer, acks=all, batches of 500, 8 in flight; topic of 3 partitions.",

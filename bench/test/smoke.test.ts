@@ -23,6 +23,12 @@ describe("benchmark smoke run", { skip: !ready && "needs S3, Kafka and Redis (sc
       report,
       /\| 100 B ingest: items\/s at least Kafka's \| 100 B items, 1 key \(default writer\) \| [\d,]+% \| 100% \| (yes|no) \|/,
     );
+    for (const command of ["klstore --version", "klstore stat \\(file:\\/\\/\\)", "klstore stat \\(s3:\\/\\/\\)"]) {
+      assert.match(
+        report,
+        new RegExp(`\\| ${command} \\| warm \\| 2 \\| [\\d,]+ \\| [\\d,]+ \\| [\\d,]+ \\| [\\d,]+ \\|`),
+      );
+    }
     assert.match(
       report,
       /\| Bulk import: MB\/s at least 80% of raw S3 \| 1024 B values, 10 keys, 2,000 lines, klstore import of a jsonl file \| [\d,]+% \| 80% \| (yes|no) \|/,
@@ -34,6 +40,7 @@ describe("benchmark smoke run", { skip: !ready && "needs S3, Kafka and Redis (sc
       "## Storage cost of ingest",
       "## Seek as a key grows",
       "## Bulk import",
+      "## CLI start-up",
       "## Append latency",
       "## Worker threads and shards",
       "## Memory",
