@@ -183,6 +183,11 @@ const program = new Command("klstore")
   .showHelpAfterError("(add --help for usage)")
   // Every error line reads "klstore: ...", commander's as the commands' own.
   .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, "klstore: ")) })
+  .addHelpText(
+    "after",
+    "\nExit codes: 0 done; 1 the command failed (the message says why and where); 2 the command line is wrong;\n" +
+      "78 a config file is wrong. Every command has --help.",
+  )
   .addOption(
     new Option("--store <url>", "direct mode: storage URL, file://DIR or s3://BUCKET/PREFIX?endpoint=...")
       .env("KLSTORE_STORE")
@@ -490,7 +495,7 @@ async function report(err: unknown): Promise<number> {
     say(err.message);
     return EXIT.failed;
   }
-  // Loaded already whenever they could have thrown one of theirs.
+  // Loaded already if one of theirs was thrown; otherwise only this error's path pays for them.
   const [{ KlstoreError }, { ConfigError }] = await Promise.all([import("@klstore/core"), import("@klstore/config")]);
   if (err instanceof KlstoreError) {
     say(err.message);
@@ -501,6 +506,12 @@ async function report(err: unknown): Promise<number> {
     return EXIT.config;
   }
   const code = (err as NodeJS.ErrnoException).code;
+  if (typeof code === "number" && "details" in (err as object)) {
+    // A gRPC status no backend method wrapped (they name the server): still one line.
+    const { describeStatus } = await import("./backends/remote.ts");
+    say(describeStatus(err as Parameters<typeof describeStatus>[0]));
+    return EXIT.failed;
+  }
   if (typeof code === "string" && /^E[A-Z]+$/.test(code)) {
     say((err as Error).message); // the system refused (a file, a socket): it names the path
     return EXIT.failed;
