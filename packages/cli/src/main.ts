@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 
 // The klstore command line. Every data command works in two modes: direct, on a store URL
-// (--store file://DIR or s3://BUCKET/PREFIX?...) through the core engines, or remote,
+// (--store file://DIR or s3://BUCKET/FOLDER/?...) through the core engines, or remote,
 // through running services (--writer HOST:PORT --reader HOST:PORT). `dev` and `serve` run
 // the services themselves.
 //
@@ -189,7 +189,7 @@ const program = new Command("klstore")
       "78 a config file is wrong. Every command has --help.",
   )
   .addOption(
-    new Option("--store <url>", "direct mode: storage URL, file://DIR or s3://BUCKET/PREFIX?endpoint=...")
+    new Option("--store <url>", "direct mode: storage URL, file://DIR or s3://BUCKET/FOLDER/?endpoint=...")
       .env("KLSTORE_STORE")
       .default(DEFAULT_STORE),
   )

@@ -130,7 +130,7 @@ export class S3Store implements ObjectStore {
     try {
       // A ranged GET is checked by the caller (segment CRCs): S3 has no checksum of a range.
       const res = await this.client.send(
-        new GetObjectCommand({
+        new sdk.GetObjectCommand({
           Bucket: this.bucket,
           Key: key,
           Range: `bytes=${start}-${end === undefined ? "" : end - 1}`,
