@@ -69,11 +69,17 @@ describe("watch and trim across processes", { skip: !S3_ENDPOINT && "needs Seawe
       return n;
     };
     const before = await batches();
-    const first = watchProcess(cluster.reader.address);
-    await sleep(2500); // the watch is running (it starts from now)
-
     const keys = Array.from({ length: 30 }, (_, i) => `user/${i}`);
     const clients = [0, 1].map(() => new KlstoreClient({ writers: cluster.shardList, reader: cluster.reader.address }));
+    // A cursor from before the first append (a watch's first message carries it at once), so
+    // the CLI's watch sees every commit however long it takes to start on a busy machine.
+    let start = "";
+    for await (const m of (clients[0] as KlstoreClient).watch("many")) {
+      start = m.cursor;
+      break;
+    }
+    const first = watchProcess(cluster.reader.address, start);
+
     const round = (r: number) =>
       Promise.all(keys.map((key, i) => (clients[i % 2] as KlstoreClient).append("many", key, [{ value: `${r}` }])));
     for (let r = 0; r < 3; r++) await round(r);
