@@ -210,3 +210,75 @@ for (const backend of backends()) {
     });
   });
 }
+
+for (const backend of backends()) {
+  describe(`trim and retention on the log (${backend.name})`, () => {
+    it("trims keys whose items are log entries: nothing below the point is shown again, offsets and nonces go on", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        const writer = new LogWriter({
+          store,
+          prefix,
+          name: "writer-0",
+          config: { clock },
+          log: { logDutyCycleMillis: 0 },
+        });
+        await writer.open();
+        await writer.createKeyspace("ks");
+        for (let i = 0; i < 6; i++)
+          await writer.appendList("ks", "k", [{ value: Buffer.from(`v${i}`), nonce: BigInt(i) }]);
+        assert.equal((await writer.trim("ks", "k", 4n)).firstOffset, 4n);
+        const viaLog = new StoreReader({ store, prefix, logTail: new LogTail(store, prefix) });
+        const plain = new StoreReader({ store, prefix });
+        for (const reader of [viaLog, plain]) assert.deepEqual(text(await readKey(reader)), ["4:v4", "5:v5"]);
+        assert.deepEqual(text(await readKey(viaLog, { order: "backwards" })), ["5:v5", "4:v4"]);
+        const more = await writer.appendList("ks", "k", [
+          { value: Buffer.from("v5"), nonce: 5n },
+          { value: Buffer.from("v6"), nonce: 6n },
+        ]);
+        assert.deepEqual(
+          more.map((o) => (o.kind === "appended" ? o.offset : o.kind)),
+          ["duplicate", 6n],
+        );
+        // Emptied, then appended to again: the list resumes at its next offset, nonces hold.
+        assert.equal((await writer.trim("ks", "k", 7n)).firstOffset, 7n);
+        assert.deepEqual(text(await readKey(viaLog)), []);
+        const again = await writer.appendList("ks", "k", [
+          { value: Buffer.from("v6"), nonce: 6n },
+          { value: Buffer.from("v7"), nonce: 7n },
+        ]);
+        assert.deepEqual(
+          again.map((o) => (o.kind === "appended" ? o.offset : o.kind)),
+          ["duplicate", 7n],
+        );
+        assert.deepEqual(text(await readKey(viaLog)), ["7:v7"]);
+        assert.deepEqual((await viaLog.readKeyMetadata("ks", "k"))?.firstOffset, 7n);
+        await writer.close();
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it("applies a keyspace's retention to a key whose items are log entries", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        const writer = new LogWriter({
+          store,
+          prefix,
+          name: "writer-0",
+          config: { clock },
+          log: { logDutyCycleMillis: 0 },
+        });
+        await writer.open();
+        await writer.createKeyspace("ks", { retention: { maxItems: 3n } });
+        for (let i = 0; i < 8; i++) await writer.appendList("ks", "k", values(`v${i}`));
+        assert.equal((await writer.applyRetention("ks", "k"))?.firstOffset, 5n);
+        const viaLog = new StoreReader({ store, prefix, logTail: new LogTail(store, prefix) });
+        assert.deepEqual(text(await readKey(viaLog)), ["5:v5", "6:v6", "7:v7"]);
+        await writer.close();
+      } finally {
+        await cleanup();
+      }
+    });
+  });
+}

@@ -30,7 +30,7 @@ import {
 } from "../writer/append-plan.ts";
 import { KeyQueue } from "../writer/key-queue.ts";
 import { readTailAndClaims, stateFromTail } from "../writer/key-state.ts";
-import { type CreateKeyspaceOptions, StoreWriter } from "../writer/store-writer.ts";
+import { type CreateKeyspaceOptions, type Retention, StoreWriter, type TrimOutcome } from "../writer/store-writer.ts";
 import { findLogEnd, LaneStale, type LaneWrite, LogLane, listSegments, readSegmentIndex } from "./log-lane.ts";
 import { derivedWrite, type MaterializedTail, materializeKey } from "./materialize.ts";
 import { continueTail, SlotIndex } from "./slot-index.ts";
@@ -249,6 +249,50 @@ export class LogWriter {
     await this.flushAll();
   }
 
+  /**
+   * Trims a key so that `before` becomes its first offset (docs/log.md, "Everything on the
+   * log"): what is pending for it is stored, its slot materialized (the progress stored, so
+   * readers no longer show its entries), then its per-key objects are trimmed as without a
+   * log (docs/format.md, "Trim"). Offsets and nonces go on where they were.
+   */
+  async trim(keyspace: string, key: string, before: bigint): Promise<TrimOutcome> {
+    const layout = new KeyspaceLayout(this.prefix, keyspace).key(key);
+    await this.keyspaces.keyspaceSettings(keyspace);
+    const slot = slotOf(keyspace, key);
+    const runner = this.lanes[slot % this.lanes.length] as LaneRunner;
+    await runner.prepareTrim(slot, layout);
+    await this.flushAll();
+    await runner.materializeSlot(slot);
+    // The per-key protocol's state of the key would be from before the materialization.
+    this.keyspaces.invalidate(keyspace, key);
+    try {
+      return await this.keyspaces.trim(keyspace, key, before);
+    } finally {
+      runner.forgetMaterialized(slot, layout.folder);
+    }
+  }
+
+  setRetention(keyspace: string, retention: Retention | undefined): Promise<KeyspaceSettings> {
+    return this.keyspaces.setRetention(keyspace, retention);
+  }
+
+  /** Applies the keyspace's retention to one key, on its per-key objects once materialized. */
+  async applyRetention(keyspace: string, key: string): Promise<TrimOutcome | undefined> {
+    const { retention } = await this.keyspaces.keyspaceSettings(keyspace);
+    if (!retention) return undefined;
+    const layout = new KeyspaceLayout(this.prefix, keyspace).key(key);
+    const slot = slotOf(keyspace, key);
+    const runner = this.lanes[slot % this.lanes.length] as LaneRunner;
+    await runner.prepareTrim(slot, layout);
+    await runner.materializeSlot(slot);
+    this.keyspaces.invalidate(keyspace, key);
+    try {
+      return await this.keyspaces.applyRetention(keyspace, key);
+    } finally {
+      runner.forgetMaterialized(slot, layout.folder);
+    }
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
@@ -343,12 +387,33 @@ class LaneRunner {
     return this.materializing;
   }
 
-  private async materializeRound(all: boolean): Promise<void> {
+  /**
+   * Materializes one slot now, after any round already running, and waits for its progress
+   * to be stored: a trim then works on per-key objects holding every entry of the key.
+   */
+  async materializeSlot(slot: number): Promise<void> {
+    await this.materializing;
+    this.materializing = this.materializeRound(true, slot).finally(() => (this.materializing = undefined));
+    await this.materializing;
+  }
+
+  /** Forgets where a key's per-key objects end (a trim changed them): read again when needed. */
+  forgetMaterialized(slot: number, folder: string): void {
+    this.index.forgetMaterialized(slot, folder);
+  }
+
+  /** Takes the key's slot (if needed) so that it can be materialized and trimmed. */
+  async prepareTrim(slot: number, layout: KeyLayout): Promise<void> {
+    await this.ensureSlot(slot, layout);
+  }
+
+  private async materializeRound(all: boolean, only?: number): Promise<void> {
     const { store, prefix, config, logConfig } = this.writer;
-    await this.adoptOwnSlots();
+    if (only === undefined) await this.adoptOwnSlots();
     const now = config.clock();
     const progress: SlotProgress[] = [];
     for (const slot of this.index.owned) {
+      if (only !== undefined && slot !== only) continue;
       const { keys, oldestMillis } = this.index.keysOf(slot);
       if (oldestMillis === undefined) continue;
       if (!all && oldestMillis > now - BigInt(logConfig.materializeIntervalMillis)) continue;

@@ -75,6 +75,12 @@ export class SlotIndex {
     return { keys, oldestMillis };
   }
 
+  /** Forgets where the key's per-key objects end (a trim rewrote them). */
+  forgetMaterialized(slot: number, folder: string): void {
+    const k = this.slots.get(slot)?.get(folder);
+    if (k) k.materialized = undefined;
+  }
+
   /** Forgets the key's entries its per-key objects now hold. */
   materialized(slot: number, folder: string, tail: MaterializedTail): void {
     const k = this.slots.get(slot)?.get(folder);
