@@ -76,7 +76,6 @@ describe("a Python client generated from the proto", {
     const owners = Object.entries(report.owners as Record<string, string>);
     assert.equal(owners.length, 8);
     for (const [key, owner] of owners) assert.equal(owner, ring.ownerOf("python", key).name, key);
-    assert.equal(report.tie_owner, "tie-\uff610682ad0d38118070", "docs/sharding.md's tie vector");
     assert.equal(new Set(owners.map(([, o]) => o)).size, 2, "the keys are spread over both shards");
 
     // The TypeScript client sees exactly what Python stored, 128-bit nonces intact.

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import { parseShardList, ShardRing, shardScore } from "./shard-ring.ts";
+import { highestScore, parseShardList, ShardRing, SLOT_COUNT, slotOf, slotScore } from "./shard-ring.ts";
 
 const SHARDING_DOC = readFileSync(new URL("../../../docs/sharding.md", import.meta.url), "utf8");
 
@@ -23,23 +23,25 @@ function documentedTable(first: string): { header: string[]; rows: string[][] } 
 const shards = (n: number) => Array.from({ length: n }, (_, i) => ({ name: `writer-${i}`, address: `h:${i}` }));
 
 describe("shard ring", () => {
-  it("scores with the documented SHA-256 construction (a vector for other languages)", () => {
-    // sha256(00000008 "writer-0" 00000002 "ks" 00000001 "k"), first 8 bytes big-endian;
-    // computed independently with Python hashlib.
-    assert.equal(shardScore("writer-0", "ks", "k").toString(16), "ddb82072ed1d0152");
-    assert.ok(SHARDING_DOC.includes('`score("writer-0", "ks", "k") = 0xddb82072ed1d0152`'));
-    assert.notEqual(shardScore("w", "a/b", "c"), shardScore("w", "a", "b/c"));
+  it("hashes keys into slots and scores slots with the documented SHA-256 constructions (vectors for other languages)", () => {
+    // sha256(00000002 "ks" 00000001 "k") mod 1024, and sha256(00000008 "writer-0" 00000000),
+    // first 8 bytes big-endian; computed independently with Python hashlib.
+    assert.equal(slotOf("ks", "k"), 522);
+    assert.equal(slotScore("writer-0", 0).toString(16), "38338fca9cd9b2c4");
+    assert.ok(SHARDING_DOC.includes('`slot("ks", "k") = 522`, `score("writer-0", 0) = 0x38338fca9cd9b2c4`'));
+    assert.notEqual(slotOf("a/b", "c"), slotOf("a", "b/c"));
   });
 
-  it("gives docs/sharding.md's multi-shard vector: every score and every owner", () => {
+  it("gives docs/sharding.md's multi-shard vector: every slot, score and owner", () => {
     const { header, rows } = documentedTable("keyspace");
-    const names = header.slice(2, -1);
+    const names = header.slice(3, -1);
     assert.equal(names.length, 4);
     const ring = new ShardRing(names.map((name) => ({ name, address: name })));
     const owners = new Set<string>();
     assert.ok(rows.length >= 8, `${rows.length} keys`);
-    for (const [keyspace, key, ...rest] of rows as [string, string, ...string[]][]) {
-      const scores = names.map((name) => shardScore(name, keyspace, key).toString(16).padStart(16, "0"));
+    for (const [keyspace, key, slot, ...rest] of rows as [string, string, string, ...string[]][]) {
+      assert.equal(slotOf(keyspace, key), Number(slot), `slot of ${keyspace}/${key}`);
+      const scores = names.map((name) => slotScore(name, Number(slot)).toString(16).padStart(16, "0"));
       assert.deepEqual(scores, rest.slice(0, -1), `scores of ${keyspace}/${key}`);
       assert.equal(ring.ownerOf(keyspace, key).name, rest.at(-1), `owner of ${keyspace}/${key}`);
       owners.add(rest.at(-1) as string);
@@ -47,21 +49,46 @@ describe("shard ring", () => {
     assert.equal(owners.size, names.length, "the vector gives every shard a key");
   });
 
-  it("breaks docs/sharding.md's tie by the names' UTF-8 bytes, not their UTF-16 units", () => {
-    const { rows } = documentedTable("shard");
-    assert.equal(rows.length, 3);
-    for (const [name, utf8, score] of rows as [string, string, string][]) {
-      assert.equal(Buffer.from(name, "utf8").toString("hex"), utf8, `${name} is written as documented`);
-      assert.equal(shardScore(name, "ks", "tie").toString(16).padStart(16, "0"), score, `score of ${name}`);
+  it("breaks a tie by the names' UTF-8 bytes, not their UTF-16 units (docs/sharding.md)", () => {
+    // A unit test of the rule alone: two equal scores, names whose two orders differ.
+    const upper = { name: "tie-\u{10000}d7a701a65665bdef", address: "h:1" };
+    const lower = { name: "tie-\uff610682ad0d38118070", address: "h:2" };
+    assert.ok(upper.name < lower.name, "JavaScript's < puts the other name first");
+    assert.ok(Buffer.compare(Buffer.from(lower.name), Buffer.from(upper.name)) < 0, "its UTF-8 bytes sort first");
+    for (const order of [
+      [upper, lower],
+      [lower, upper],
+    ]) {
+      assert.equal(
+        highestScore(order, () => 7n),
+        lower,
+        "whatever the list's order",
+      );
+      assert.equal(
+        highestScore(order, (s) => (s === upper ? 8n : 7n)),
+        upper,
+        "a higher score wins before names are compared",
+      );
     }
-    const [upper, lower] = rows.map((r) => r[0] as string);
-    assert.ok((upper as string) < (lower as string), "JavaScript's < puts the other name first");
-    const owner = /The owner is `([^`]+)`/.exec(SHARDING_DOC)?.[1];
-    assert.equal(owner, lower);
-    for (const order of [rows, [...rows].reverse()]) {
-      const ring = new ShardRing(order.map((r) => ({ name: r[0] as string, address: "h:1" })));
-      assert.equal(ring.ownerOf("ks", "tie").name, owner, "whatever the list's order");
+  });
+
+  it("spreads slots evenly and moves only about 1/N of them, each to the new shard, when a shard joins", () => {
+    const three = new ShardRing(shards(3));
+    const four = new ShardRing(shards(4));
+    let moved = 0;
+    const perShard = new Map<string, number>();
+    for (let slot = 0; slot < SLOT_COUNT; slot++) {
+      const a = three.ownerOfSlot(slot).name;
+      const b = four.ownerOfSlot(slot).name;
+      perShard.set(a, (perShard.get(a) ?? 0) + 1);
+      if (a !== b) {
+        moved++;
+        assert.equal(b, "writer-3", "a slot only ever moves to the new shard");
+      }
     }
+    for (const n of perShard.values())
+      assert.ok(Math.abs(n - SLOT_COUNT / 3) < SLOT_COUNT * 0.06, `balanced: ${[...perShard.values()]}`);
+    assert.ok(Math.abs(moved - SLOT_COUNT / 4) < SLOT_COUNT * 0.06, `moved ${moved} of ${SLOT_COUNT}`);
   });
 
   it("spreads keys evenly and moves only about 1/N of them when a shard joins", () => {

@@ -1,9 +1,12 @@
-// Which writer shard owns a (keyspace, key). Rendezvous (highest-random-weight) hashing:
-// every shard scores the key and the highest score owns it. Any language can reproduce it
-// with SHA-256 alone (docs/sharding.md), and when a shard joins or leaves only the keys it
-// gains or loses move, about 1/N of them.
+// Which writer shard owns a (keyspace, key): the owner of the key's slot (slots.ts), by
+// rendezvous (highest-random-weight) hashing: every shard scores the slot and the highest
+// score owns it. Any language can reproduce it with SHA-256 alone (docs/sharding.md), and
+// when a shard joins or leaves only the slots it gains or loses move, about 1/N of them.
 
 import { createHash } from "node:crypto";
+import { SLOT_COUNT, slotOf } from "./slots.ts";
+
+export { SLOT_COUNT, slotOf };
 
 export interface Shard {
   /** Stable identity used for hashing (e.g. the StatefulSet pod name); not the address. */
@@ -20,15 +23,15 @@ function field(hash: ReturnType<typeof createHash>, text: string): void {
 }
 
 /**
- * score = the first 8 bytes, big-endian, of
- * SHA-256(u32be(len(shard)) || shard || u32be(len(keyspace)) || keyspace || u32be(len(key)) || key)
- * with every string as UTF-8. Length prefixes keep ("a/b","c") and ("a","b/c") apart.
+ * score = the first 8 bytes, big-endian, of SHA-256(u32be(len(shard)) || shard || u32be(slot)),
+ * the shard's name as UTF-8 (docs/sharding.md).
  */
-export function shardScore(shardName: string, keyspace: string, key: string): bigint {
+export function slotScore(shardName: string, slot: number): bigint {
   const hash = createHash("sha256");
   field(hash, shardName);
-  field(hash, keyspace);
-  field(hash, key);
+  const slotBytes = Buffer.alloc(4);
+  slotBytes.writeUInt32BE(slot);
+  hash.update(slotBytes);
   return hash.digest().readBigUInt64BE(0);
 }
 
@@ -41,31 +44,50 @@ function utf8Before(a: string, b: string): boolean {
   return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8")) < 0;
 }
 
+/** The shard with the highest score; a tie goes to the name whose UTF-8 bytes sort first. */
+export function highestScore(shards: readonly Shard[], score: (shard: Shard) => bigint): Shard {
+  let best: Shard | undefined;
+  let bestScore = -1n;
+  for (const shard of shards) {
+    const s = score(shard);
+    if (s > bestScore || (s === bestScore && best !== undefined && utf8Before(shard.name, best.name))) {
+      best = shard;
+      bestScore = s;
+    }
+  }
+  return best as Shard;
+}
+
 export class ShardRing {
   readonly shards: readonly Shard[];
+  /** Each slot's owner, worked out once: a key costs one hash (its slot), not one per shard. */
+  private readonly owners: Shard[];
 
   constructor(shards: readonly Shard[]) {
     if (shards.length === 0) throw new Error("a shard ring needs at least one shard");
     const names = new Set(shards.map((s) => s.name));
     if (names.size !== shards.length) throw new Error("shard names must be unique");
     this.shards = [...shards];
+    this.owners = Array.from({ length: SLOT_COUNT }, (_, slot) => this.scoreOwner(slot));
+  }
+
+  /** The owner of a key: the owner of its slot (slots.ts). */
+  ownerOf(keyspace: string, key: string): Shard {
+    return this.ownerOfSlot(slotOf(keyspace, key));
+  }
+
+  ownerOfSlot(slot: number): Shard {
+    const owner = this.owners[slot];
+    if (!owner) throw new RangeError(`slot ${slot} is outside 0..${SLOT_COUNT - 1}`);
+    return owner;
   }
 
   /**
-   * The owner: highest score; a tie (about one key in 2^64 per pair of shards) goes to the
-   * name whose UTF-8 bytes sort first.
+   * The slot's owner: highest score; a tie (about one slot in 2^64 per pair of shards) goes
+   * to the name whose UTF-8 bytes sort first.
    */
-  ownerOf(keyspace: string, key: string): Shard {
-    let best: Shard | undefined;
-    let bestScore = -1n;
-    for (const shard of this.shards) {
-      const score = shardScore(shard.name, keyspace, key);
-      if (score > bestScore || (score === bestScore && best !== undefined && utf8Before(shard.name, best.name))) {
-        best = shard;
-        bestScore = score;
-      }
-    }
-    return best as Shard;
+  private scoreOwner(slot: number): Shard {
+    return highestScore(this.shards, (shard) => slotScore(shard.name, slot));
   }
 
   byName(name: string): Shard | undefined {

@@ -2,12 +2,12 @@
 // `.logs/{writer}/{lane}/`, slot records under `.slots/{slot}/`. Both folders start with a
 // dot, which no keyspace's segment can (segments.ts), so they never meet a keyspace's names.
 
+import { SLOT_COUNT } from "@klstore/sharding";
 import { InvalidArgument } from "../errors.ts";
 import { padOffset, U64_MAX } from "./layout.ts";
 import type { LogId } from "./log-segment.ts";
 
-/** Keys hash into this many slots (docs/log.md, "Slots and routing"): a constant of the format. */
-export const SLOT_COUNT = 1024;
+export { SLOT_COUNT };
 
 const WRITER_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
 const SEGMENT_NAME = /^s(\d{20})$/;

@@ -3,9 +3,9 @@
 // If-None-Match, so of two writers taking a slot from one version exactly one succeeds.
 // Versions are named inverted: a LIST of one name finds the newest.
 
-import { createHash } from "node:crypto";
+import { SLOT_COUNT } from "@klstore/sharding";
 import { CorruptObject } from "../errors.ts";
-import { SLOT_COUNT, SlotLayout } from "../format/log-layout.ts";
+import { SlotLayout } from "../format/log-layout.ts";
 import type { LogId } from "../format/log-segment.ts";
 import { type ObjectStore, PreconditionFailed } from "../storage/object-store.ts";
 
@@ -24,19 +24,6 @@ export interface SlotRecord {
   readonly owner: LogId & { readonly since: bigint };
   /** Ranges of earlier owners' logs that may still hold unmaterialized entries. */
   readonly previous: readonly LogRange[];
-}
-
-/** slot(keyspace, key) of docs/log.md: SHA-256 of both, length-prefixed, as a u64, mod SLOT_COUNT. */
-export function slotOf(keyspace: string, key: string): number {
-  const ks = Buffer.from(keyspace, "utf8");
-  const k = Buffer.from(key, "utf8");
-  const hash = createHash("sha256");
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(ks.length);
-  hash.update(len).update(ks);
-  len.writeUInt32BE(k.length);
-  hash.update(len).update(k);
-  return Number(hash.digest().readBigUInt64BE(0) % BigInt(SLOT_COUNT));
 }
 
 /** Every range a slot's unmaterialized entries may be in: the previous ones and the owner's. */
@@ -136,3 +123,5 @@ export async function createSlotRecord(store: ObjectStore, prefix: string, recor
     throw err;
   }
 }
+
+export { slotOf } from "@klstore/sharding";
