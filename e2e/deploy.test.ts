@@ -59,12 +59,18 @@ describe("deploy/kubernetes and the Dockerfile", () => {
     const config = loadKlstoreConfig({
       file: writeTemp(configText(all)),
       env: {
+        // What Kubernetes gives a pod when service links are on (every namespace, by default).
+        ...serviceLinks(all),
         HOSTNAME: "klstore-writer-1",
         KLSTORE_S3_ACCESS_KEY: "k",
         KLSTORE_S3_SECRET_KEY: "s",
         KLSTORE_WRITER_FORWARDING_SECRET: "a-secret-of-32-characters-at-least",
       },
     });
+    assert.ok(config.ignoredEnvironment.some((w) => w.startsWith("env KLSTORE_READER_SERVICE_HOST:")));
+    for (const pods of [statefulSet, find(all, "Deployment", "klstore-reader")]) {
+      assert.equal(pods.spec.template.spec.enableServiceLinks, false, `${pods.metadata.name}: no service links`);
+    }
     assert.equal(config.writer.name, "klstore-writer-1");
     assert.equal(config.writer.forwardingSecret, "a-secret-of-32-characters-at-least");
     assert.deepEqual(
@@ -123,6 +129,28 @@ describe("deploy/kubernetes and the Dockerfile", () => {
     }
   });
 });
+
+/** The variables Kubernetes' service links derive from each Service with a cluster IP. */
+function serviceLinks(all: Manifest[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const service of all.filter((m) => m.kind === "Service" && m.spec.clusterIP !== "None")) {
+    const name = String(service.metadata.name).toUpperCase().replaceAll("-", "_");
+    const ip = "10.96.0.7";
+    for (const [i, { name: portName, port }] of (service.spec.ports as { name: string; port: number }[]).entries()) {
+      if (i === 0) {
+        env[`${name}_SERVICE_HOST`] = ip;
+        env[`${name}_SERVICE_PORT`] = String(port);
+        env[`${name}_PORT`] = `tcp://${ip}:${port}`;
+      }
+      env[`${name}_SERVICE_PORT_${portName.toUpperCase()}`] = String(port);
+      env[`${name}_PORT_${port}_TCP`] = `tcp://${ip}:${port}`;
+      env[`${name}_PORT_${port}_TCP_PROTO`] = "tcp";
+      env[`${name}_PORT_${port}_TCP_PORT`] = String(port);
+      env[`${name}_PORT_${port}_TCP_ADDR`] = ip;
+    }
+  }
+  return env;
+}
 
 function writeTemp(text: string): string {
   const path = join(tmpdir(), `klstore-deploy-${process.pid}-${Date.now()}.ini`);

@@ -16,6 +16,7 @@ export async function runKafkaBridge(
     "klstore-kafka-bridge",
     config.klstore.server.logLevel ?? process.env.KLSTORE_LOG_LEVEL ?? "info",
   );
+  for (const ignored of config.ignoredEnvironment) logger.warn(ignored);
   const running = await startBridge(config, logger);
   await print(
     JSON.stringify({ role: "kafka-bridge", topics: config.bridge.topics, metrics: running.metricsAddress ?? null }),

@@ -107,6 +107,7 @@ async function importStore(command: Command, configFile: string | undefined) {
   }
   const { ConfigError, loadKlstoreConfig } = await import("@klstore/config");
   const config = loadKlstoreConfig({ file: configFile });
+  for (const ignored of config.ignoredEnvironment) process.stderr.write(`klstore: config: ${ignored}\n`);
   if (config.store === undefined) throw new ConfigError(`${configFile} names no store ([store] url or [s3])`);
   return { location: config.store, writerConfig: config.writer.engine };
 }

@@ -27,6 +27,7 @@ export async function runServe(role: ServeRole, options: ServeOptions, print: (l
     throw new ConfigError("no store configured: give [store] url=... or an [s3] section with bucket_name");
   }
   const logger = createLogger(`klstore-${role}`, config.server.logLevel ?? process.env.KLSTORE_LOG_LEVEL ?? "info");
+  for (const ignored of config.ignoredEnvironment) logger.warn(ignored);
   let running: { address: string; metricsAddress: string | undefined; close(): Promise<void> };
   if (role === "writer") {
     const listen = config.writer.listen ?? DEFAULT_LISTEN.writer;

@@ -9,6 +9,10 @@ export interface ConfigValue {
   readonly value: string;
   /** "FILE [section]", "env NAME" or "--set section.key". */
   readonly origin: string;
+  /** Set for a KLSTORE_<SECTION>_<KEY> variable: an unknown key there is ignored, not refused. */
+  readonly fromEnvironment?: true;
+  /** The file's or flag's value a variable replaced, so an unknown key in the file is still refused. */
+  readonly replaced?: ConfigValue;
 }
 
 /** section -> key -> value. */
@@ -58,9 +62,20 @@ export function readConfigFile(path: string): RawConfig {
 }
 
 /**
+ * Names after KLSTORE_ that are never config sections, so the developer tools' variables
+ * (scripts/services.sh's KLSTORE_SERVICES_..., the tests' KLSTORE_TEST_..., the bench's
+ * KLSTORE_BENCH_...) can never be read as settings.
+ */
+export const RESERVED_ENV_PREFIXES = ["services", "test", "bench"] as const;
+
+/**
  * KLSTORE_<SECTION>_<KEY> for the given sections, e.g. KLSTORE_WRITER_NAME or
  * KLSTORE_S3_BUCKET_NAME. Section names have no underscore, so the split is unambiguous;
  * variables naming other sections (KLSTORE_LOG_LEVEL, KLSTORE_TEST_...) are not settings.
+ * The environment is shared with everything else a process runs beside (Kubernetes service
+ * links put KLSTORE_READER_SERVICE_HOST into every pod of a namespace with a Service named
+ * klstore-reader), so a variable naming a key its section lacks is ignored with a warning
+ * (SectionReader.rejectUnknown), where the same key in the file or --set is refused.
  */
 export function configFromEnv(env: NodeJS.ProcessEnv, sections: readonly string[]): RawConfig {
   const config: RawConfig = new Map();
@@ -68,8 +83,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv, sections: readonly string[
     const match = /^KLSTORE_([A-Z0-9]+)_([A-Z0-9_]+)$/.exec(name);
     if (!match || value === undefined) continue;
     const section = (match[1] as string).toLowerCase();
-    if (!sections.includes(section)) continue;
-    put(config, section, (match[2] as string).toLowerCase(), { value, origin: `env ${name}` });
+    if (!sections.includes(section) || (RESERVED_ENV_PREFIXES as readonly string[]).includes(section)) continue;
+    put(config, section, (match[2] as string).toLowerCase(), { value, origin: `env ${name}`, fromEnvironment: true });
   }
   return config;
 }
@@ -91,7 +106,11 @@ export function mergeConfig(...layers: readonly RawConfig[]): RawConfig {
   const merged: RawConfig = new Map();
   for (const layer of layers) {
     for (const [section, entries] of layer) {
-      for (const [key, value] of entries) put(merged, section, key, value);
+      for (const [key, value] of entries) {
+        const prior = merged.get(section)?.get(key);
+        const replaced = prior?.fromEnvironment ? prior.replaced : prior;
+        put(merged, section, key, value.fromEnvironment && replaced ? { ...value, replaced } : value);
+      }
     }
   }
   return merged;

@@ -72,6 +72,8 @@ export interface KlstoreConfig {
   readonly server: ServerSettings;
   /** The sections this parser does not own (e.g. a bridge's [kafka]), untouched. */
   readonly extra: RawConfig;
+  /** KLSTORE_<SECTION>_<KEY> variables naming no setting: ignored, for the process to log as warnings. */
+  readonly ignoredEnvironment: readonly string[];
 }
 
 export interface ConfigInputs {
@@ -92,11 +94,31 @@ export function defined<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 
+/** Every key of [s3], the seed's compaction thresholds included. */
+const S3_KEYS = [
+  "bucket_name",
+  "object_prefix",
+  "endpoint",
+  "region",
+  "path_style",
+  "use_default_credentials",
+  "access_key",
+  "secret_key",
+  "session_token",
+  "security_token",
+  "profile",
+  "max_attempts",
+  "compact_items_threshold",
+  "compact_size_threshold",
+  "compact_objects_threshold",
+] as const;
+
 function readStore(store: SectionReader, s3: SectionReader): StoreLocation | undefined {
   const url = store.string("url");
   if (url !== undefined && s3.has("bucket_name")) throw new ConfigError("give either [store] url or [s3], not both");
   if (url !== undefined) return url;
-  if (!s3.present) return undefined;
+  // Only a key of [s3] asks for S3: a variable naming none (ignored) must not demand a bucket.
+  if (!S3_KEYS.some((key) => s3.has(key))) return undefined;
   const accessKey = s3.string("access_key");
   const sessionToken = s3.string("session_token");
   const securityToken = s3.string("security_token");
@@ -268,8 +290,8 @@ export function parseKlstoreConfig(
     reader: readReader(sections.reader),
     server: readServer(sections.server),
     extra,
+    ignoredEnvironment: Object.values(sections).flatMap((reader) => reader.rejectUnknown()),
   };
-  for (const reader of Object.values(sections)) reader.rejectUnknown();
   if (config.writer.forwardingPeerNames !== undefined && config.server.tlsClientCaFile === undefined) {
     throw new ConfigError(
       "[writer] forwarding_peer_names needs mutual TLS ([server] tls_client_ca_file): without it no peer certificate is verified",

@@ -1,5 +1,6 @@
 // Typed reads of one config section. Every key read is remembered, so whatever is left
-// over is a typo or a setting of another version, and is reported rather than ignored.
+// over is a typo or a setting of another version, and is reported rather than ignored:
+// refused when it comes from the file or a flag, a warning when only the environment has it.
 
 import { ConfigError, type ConfigValue } from "./config-sources.ts";
 
@@ -64,14 +65,20 @@ export class SectionReader {
     return raw as T;
   }
 
-  /** Throws on keys nobody asked for, listing the ones this section understands. */
-  rejectUnknown(): void {
+  /**
+   * Throws on keys nobody asked for, listing the ones this section understands. Returns
+   * the unknown keys only an environment variable gives, for the caller to log: they are
+   * ignored (the environment holds variables meant for other programs).
+   */
+  rejectUnknown(): string[] {
+    const ignored: string[] = [];
+    const known = () => `known in [${this.name}]: ${[...this.known].sort().join(", ")}`;
     for (const [key, value] of this.entries) {
-      if (!this.known.has(key)) {
-        throw new ConfigError(
-          `${value.origin} ${key}: unknown setting (known in [${this.name}]: ${[...this.known].sort().join(", ")})`,
-        );
-      }
+      if (this.known.has(key)) continue;
+      const refused = value.fromEnvironment ? value.replaced : value;
+      if (refused !== undefined) throw new ConfigError(`${refused.origin} ${key}: unknown setting (${known()})`);
+      ignored.push(`${value.origin}: [${this.name}] has no setting ${key}, so the variable is ignored (${known()})`);
     }
+    return ignored;
   }
 }

@@ -1,9 +1,17 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { ConfigError, loadKlstoreConfig, parseConfigText, parseKlstoreConfig } from "../src/index.ts";
+import {
+  ConfigError,
+  configFromEnv,
+  KLSTORE_SECTIONS,
+  loadKlstoreConfig,
+  parseConfigText,
+  parseKlstoreConfig,
+  RESERVED_ENV_PREFIXES,
+} from "../src/index.ts";
 
 function fileWith(text: string): string {
   const path = join(mkdtempSync(join(tmpdir(), "klstore-config-")), "klstore.ini");
@@ -246,6 +254,72 @@ describe("config file", () => {
       /--set reader\.bogus bogus: unknown/,
     );
     assert.throws(() => loadKlstoreConfig({ env: {}, overrides: ["nodot"] }), /expected section\.key=value/);
+  });
+
+  it("ignores an environment variable naming no setting, and reports it for a warning", () => {
+    // Kubernetes' service links for a Service named klstore-reader, and a variable meant for another program.
+    const config = loadKlstoreConfig({
+      env: {
+        KLSTORE_READER_SERVICE_HOST: "10.0.0.7",
+        KLSTORE_READER_PORT: "tcp://10.0.0.7:7501",
+        KLSTORE_S3_PORT: "8333",
+        KLSTORE_WRITER_NAME: "writer-3",
+      },
+    });
+    assert.equal(config.writer.name, "writer-3", "a variable naming a setting still sets it");
+    assert.deepEqual(
+      config.ignoredEnvironment.map((w) =>
+        /^env (\S+): \[(\w+)\] has no setting (\w+), so the variable is ignored/.exec(w)?.slice(1),
+      ),
+      [
+        ["KLSTORE_S3_PORT", "s3", "port"],
+        ["KLSTORE_READER_SERVICE_HOST", "reader", "service_host"],
+        ["KLSTORE_READER_PORT", "reader", "port"],
+      ],
+    );
+    assert.equal(config.store, undefined, "no store: an ignored [s3] variable does not ask for a bucket");
+    assert.deepEqual(loadKlstoreConfig({ env: { KLSTORE_WRITER_NAME: "w" } }).ignoredEnvironment, []);
+  });
+
+  it("refuses an unknown key of the file or a flag even when a variable names it too", () => {
+    assert.throws(
+      () => loadKlstoreConfig({ file: fileWith('[s3]\nbucket_name="b"\nport=1\n'), env: { KLSTORE_S3_PORT: "2" } }),
+      /klstore\.ini \[s3\] port: unknown setting/,
+    );
+    assert.throws(
+      () => loadKlstoreConfig({ env: { KLSTORE_S3_PORT: "2" }, overrides: ["s3.bucket_name=b", "s3.port=1"] }),
+      /--set s3\.port port: unknown setting/,
+    );
+  });
+
+  it("never reads the developer tools' variables as settings", () => {
+    for (const reserved of RESERVED_ENV_PREFIXES) {
+      assert.ok(!(KLSTORE_SECTIONS as readonly string[]).includes(reserved), `[${reserved}] is no section`);
+    }
+    const raw = configFromEnv({ KLSTORE_SERVICES_S3_PORT: "1", KLSTORE_TEST_S3_ENDPOINT: "x" }, [
+      ...KLSTORE_SECTIONS,
+      ...RESERVED_ENV_PREFIXES,
+    ]);
+    assert.equal(raw.size, 0);
+    // Every variable the developer scripts set or read, but for the old names services.sh
+    // still renames (KLSTORE_S3_PORT was [s3] port to every klstore process it started).
+    const scripts = join(import.meta.dirname, "../../../scripts");
+    const names = new Set<string>();
+    for (const file of readdirSync(scripts).filter((f) => f.endsWith(".sh"))) {
+      for (const [name] of readFileSync(join(scripts, file), "utf8").matchAll(/KLSTORE_[A-Z0-9_]*[A-Z0-9]/g)) {
+        names.add(name);
+      }
+    }
+    assert.ok(names.has("KLSTORE_SERVICES_S3_PORT"), [...names].join(" "));
+    const renamed = ["KLSTORE_S3_PORT", "KLSTORE_KAFKA_PORT", "KLSTORE_KAFKA_CONTROLLER_PORT", "KLSTORE_REDIS_PORT"];
+    const settings = configFromEnv(
+      Object.fromEntries([...names].filter((n) => !renamed.includes(n)).map((n) => [n, "1"])),
+      [...KLSTORE_SECTIONS, "kafka", "parser"], // the bridge's sections too
+    );
+    assert.deepEqual(
+      [...settings.values()].flatMap((keys) => [...keys.values()].map((v) => v.origin)),
+      [],
+    );
   });
 
   it("hands sections it does not own to the caller", () => {

@@ -41,6 +41,8 @@ export interface BridgeSettings {
 export interface BridgeConfig {
   readonly klstore: KlstoreConfig;
   readonly bridge: BridgeSettings;
+  /** KLSTORE_<SECTION>_<KEY> variables naming no setting, of every section: to log as warnings. */
+  readonly ignoredEnvironment: readonly string[];
 }
 
 /** Kafka consumer properties (Java client names) and what they become. */
@@ -100,7 +102,8 @@ function readConsumer(kafka: SectionReader): ConsumerSettings {
   };
 }
 
-export function readBridgeSettings(config: KlstoreConfig): BridgeSettings {
+/** The bridge's settings, and the environment variables of its sections that name no setting. */
+export function readBridgeSettings(config: KlstoreConfig): { settings: BridgeSettings; ignoredEnvironment: string[] } {
   const kafka = new SectionReader("kafka", config.extra.get("kafka"));
   const parser = new SectionReader("parser", config.extra.get("parser"));
   if (!kafka.present) throw new ConfigError("the bridge needs a [kafka] section (topic, group.id, bootstrap.servers)");
@@ -128,12 +131,13 @@ export function readBridgeSettings(config: KlstoreConfig): BridgeSettings {
       timestamp: parserOf(parser, "timestamp_parser", numberParser, "None"),
     },
   };
+  const ignoredEnvironment: string[] = [];
   for (const [section, reader] of [
     ["kafka", kafka],
     ["parser", parser],
   ] as const) {
     try {
-      reader.rejectUnknown();
+      ignoredEnvironment.push(...reader.rejectUnknown());
     } catch (err) {
       const hint =
         section === "kafka"
@@ -142,7 +146,7 @@ export function readBridgeSettings(config: KlstoreConfig): BridgeSettings {
       throw new ConfigError(`${(err as Error).message}.${hint}`);
     }
   }
-  return settings;
+  return { settings, ignoredEnvironment };
 }
 
 export function loadBridgeConfig(
@@ -151,5 +155,6 @@ export function loadBridgeConfig(
   env = process.env,
 ): BridgeConfig {
   const klstore = loadKlstoreConfig({ file, overrides, env, extraSections: ["kafka", "parser"] });
-  return { klstore, bridge: readBridgeSettings(klstore) };
+  const { settings, ignoredEnvironment } = readBridgeSettings(klstore);
+  return { klstore, bridge: settings, ignoredEnvironment: [...klstore.ignoredEnvironment, ...ignoredEnvironment] };
 }

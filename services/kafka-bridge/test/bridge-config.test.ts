@@ -87,4 +87,17 @@ describe("bridge config", () => {
     refused(["kafka.bad_record_policy=dead_letter"], /needs dead_letter_topic/);
     refused(["parser.nonce_parser=RecordHeaderUtf8"], /needs an argument/);
   });
+
+  it("ignores a variable naming no [kafka] setting (the test broker's port, say) and reports it", () => {
+    const base = seedExample("http://h", "b", "k1:9092");
+    const { bridge, ignoredEnvironment } = loadBridgeConfig(fileWith(base), [], {
+      KLSTORE_KAFKA_PORT: "9092",
+      KLSTORE_S3_PORT: "8333",
+      KLSTORE_KAFKA_TOPIC: "from-env",
+    });
+    assert.deepEqual(bridge.topics, ["from-env"], "a variable naming a setting still sets it");
+    assert.equal(ignoredEnvironment.length, 2);
+    assert.match(ignoredEnvironment.join("\n"), /env KLSTORE_S3_PORT: \[s3\] has no setting port/);
+    assert.match(ignoredEnvironment.join("\n"), /env KLSTORE_KAFKA_PORT: \[kafka\] has no setting port/);
+  });
 });
