@@ -1,9 +1,25 @@
 #!/usr/bin/env bash
 # Runs every check and test: lint, typecheck, unit tests, and integration tests against a
-# real S3 (SeaweedFS) that this script installs and starts itself, and stops afterwards.
+# real S3 (SeaweedFS), Kafka and Redis that this script installs and starts itself (on
+# free ports when another checkout's servers hold the usual ones), and stops afterwards.
+# Arguments go to node --test (flags) or add test files. KLSTORE_TEST_* tune the run
+# (scripts/test-runner/run-tests.ts; docs/operations.md, "Test services for developers").
 set -euo pipefail
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/scripts/toolchain.sh"
 cd "$KLSTORE_ROOT"
+
+# The test services' variables once had names klstore reads as settings (KLSTORE_S3_PORT
+# is [s3] port): take them under their new names, and keep them from the tests' processes.
+for old in S3_PORT KAFKA_PORT KAFKA_CONTROLLER_PORT REDIS_PORT SEAWEEDFS_VERSION; do
+  old_var="KLSTORE_$old" new_var="KLSTORE_SERVICES_$old"
+  if [ -n "${!old_var:-}" ]; then
+    if [ -z "${!new_var:-}" ]; then
+      echo "test.sh: $old_var is now $new_var; using it" >&2
+      export "$new_var=${!old_var}"
+    fi
+    unset "$old_var"
+  fi
+done
 
 echo "== lint and typecheck"
 biome check .
@@ -24,14 +40,17 @@ diff -r "$fresh" packages/proto/src/gen || { echo "generated code is stale: run 
 rm -rf "$fresh"
 
 echo "== test services"
+# Stopped on every way out (the EXIT trap runs after an interrupt too, see below); a
+# service goes on the list before it starts, so one interrupted while starting is stopped.
 started=""
+stop_started() { if [ -n "$started" ]; then scripts/services.sh stop $started || true; started=""; fi; }
+trap stop_started EXIT
 for svc in s3 kafka redis; do
   if ! scripts/services.sh status "$svc" | grep -q running; then
-    scripts/services.sh start "$svc"
     started="$started $svc"
+    scripts/services.sh start "$svc"
   fi
 done
-trap '[ -n "$started" ] && scripts/services.sh stop $started' EXIT
 services_env="$(scripts/services.sh env s3 kafka redis)"
 eval "$services_env"
 
@@ -43,15 +62,19 @@ KLSTORE_TEST_GO_TOOLS="$(scripts/test-tools.sh go)"
 export KLSTORE_TEST_GRPCURL KLSTORE_TEST_PYTHON KLSTORE_TEST_GO_TOOLS
 
 echo "== tests"
-# A hung test fails after 2 minutes instead of eating the CI budget. No --test-force-exit:
-# with process isolation it can drop a file's last verdicts from the report, passing with a
-# short count (nodejs/node#64833), so every test file must end on its own. One that does not
-# (a leaked child process or socket) fails the run after 30 minutes, well inside CI's 90.
+# The runner runs node --test in a process group of its own and ends that whole group
+# however the run ends, stops a file that goes silent, and on a timeout or an interrupt
+# names the files that had not finished (scripts/test-runner/run-tests.ts). No
+# --test-force-exit: with process isolation it can drop a file's last verdicts from the
+# report, passing with a short count (nodejs/node#64833). In the background, so that a
+# SIGTERM to this script reaches the runner now rather than after the run.
+KLSTORE_TEST_STARTED_SERVICES="$started" node scripts/test-runner/run-tests.ts "packages/*/src/**/*.test.ts" "packages/*/test/**/*.test.ts" \
+  "services/*/test/**/*.test.ts" "e2e/**/*.test.ts" "bench/test/**/*.test.ts" "scripts/**/*.test.ts" "$@" &
+runner=$!
+for signal in INT TERM HUP; do trap "kill -$signal $runner 2>/dev/null || true" "$signal"; done
 status=0
-timeout --kill-after=30s 30m node --test --test-reporter=spec --test-concurrency=2 --test-timeout=120000 \
-  "packages/*/src/**/*.test.ts" "packages/*/test/**/*.test.ts" "services/*/test/**/*.test.ts" "e2e/**/*.test.ts" "bench/test/**/*.test.ts" "$@" ||
-  status=$?
-if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
-  echo "tests did not end within 30 minutes: a test file keeps its process alive (see the last files above)" >&2
-fi
+while :; do
+  wait "$runner" && status=0 || status=$?
+  kill -0 "$runner" 2>/dev/null || break # a trapped signal ended the wait, not the runner
+done
 exit "$status"
