@@ -101,20 +101,31 @@ describe("deploy/kubernetes and the Dockerfile", () => {
     skip: !S3_ENDPOINT && "needs S3",
   }, async () => {
     await ensureBucket();
-    const file = writeTemp(configText(manifests()));
-    const writer = await serve("writer", file, [
-      `s3.endpoint=${S3_ENDPOINT}`,
-      `s3.bucket_name=${S3_BUCKET}`,
-      "s3.path_style=true",
-      `s3.access_key=${S3_ACCESS_KEY}`,
-      `s3.secret_key=${S3_SECRET_KEY}`,
-      "writer.name=klstore-writer-0",
-      "writer.listen=127.0.0.1:0",
-      "writer.metrics_listen=127.0.0.1:0",
-    ]);
+    const all = manifests();
+    const file = writeTemp(configText(all));
+    // Variables that look like settings and are not: service links, the test services' old port names.
+    const env = { ...process.env, ...serviceLinks(all), KLSTORE_S3_PORT: "8333", KLSTORE_KAFKA_PORT: "9092" };
+    const writer = await serve(
+      "writer",
+      file,
+      [
+        `s3.endpoint=${S3_ENDPOINT}`,
+        `s3.bucket_name=${S3_BUCKET}`,
+        "s3.path_style=true",
+        `s3.access_key=${S3_ACCESS_KEY}`,
+        `s3.secret_key=${S3_SECRET_KEY}`,
+        "writer.name=klstore-writer-0",
+        "writer.listen=127.0.0.1:0",
+        "writer.metrics_listen=127.0.0.1:0",
+      ],
+      env,
+    );
     try {
       const metrics = await (await fetch(`http://${writer.metrics}/metrics`)).text();
       assert.match(metrics, /klstore_writer_queue_items\{role="writer"\} 0/);
+      const warnings = writer.stderr.filter((line) => /"level":40/.test(line)).join("\n");
+      assert.match(warnings, /env KLSTORE_S3_PORT: \[s3\] has no setting port, so the variable is ignored/);
+      assert.match(warnings, /env KLSTORE_READER_SERVICE_HOST: \[reader\] has no setting service_host/);
     } finally {
       assert.equal(await stop(writer), 0);
     }

@@ -10,6 +10,7 @@ import { type ClientItem, KlstoreClient } from "@klstore/client";
 import { type Shard, ShardRing } from "@klstore/sharding";
 import {
   CLI,
+  endWithThisProcess,
   ensureBucket,
   freePort,
   runCli,
@@ -278,16 +279,9 @@ describe("3 writer shard processes and 2 reader processes on SeaweedFS", { skip:
     assert.match(bad.stderr, /NOT_FOUND/);
 
     // --follow prints the existing items, then new ones, until SIGTERM.
-    const follower = spawn(process.execPath, [
-      CLI,
-      ...remote,
-      "read",
-      "cli-remote",
-      "k",
-      "--follow",
-      "--output",
-      "text",
-    ]);
+    const follower = endWithThisProcess(
+      spawn(process.execPath, [CLI, ...remote, "read", "cli-remote", "k", "--follow", "--output", "text"]),
+    );
     let out = "";
     follower.stdout.on("data", (d) => (out += d));
     for (let waited = 0; out.split("\n").length < 3 && waited < 10_000; waited += 50) await sleep(50);

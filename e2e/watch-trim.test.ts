@@ -11,7 +11,17 @@ import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { KlstoreClient } from "@klstore/client";
 import { type Cluster, startCluster } from "./support/cluster.ts";
-import { CLI, ensureBucket, runCli, S3_ENDPOINT, scrape, serve, stop, writeConfig } from "./support/processes.ts";
+import {
+  CLI,
+  endWithThisProcess,
+  ensureBucket,
+  runCli,
+  S3_ENDPOINT,
+  scrape,
+  serve,
+  stop,
+  writeConfig,
+} from "./support/processes.ts";
 
 interface PrintedChange {
   readonly key: string;
@@ -21,7 +31,7 @@ interface PrintedChange {
 
 function watchProcess(reader: string, cursor?: string) {
   const args = [CLI, "--reader", reader, "watch", "many", ...(cursor ? ["--cursor", cursor] : [])];
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const child = endWithThisProcess(spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] }));
   let out = "";
   let err = "";
   child.stdout.on("data", (d) => (out += d));

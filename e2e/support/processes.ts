@@ -92,10 +92,42 @@ export interface ServedProcess {
   readonly exited: Promise<number | null>;
 }
 
+/**
+ * Children still running. A test file that ends without stopping them (a failed before
+ * hook, the runner stopping a hung file with SIGTERM) takes them along, so no `klstore
+ * serve` outlives its test file; scripts/test-runner ends the rest of the run's group.
+ */
+const children = new Set<ChildProcess>();
+function endChildren(): void {
+  for (const child of children) child.kill("SIGKILL");
+}
+process.on("exit", endChildren);
+for (const [signal, code] of [
+  ["SIGTERM", 143],
+  ["SIGINT", 130],
+] as const) {
+  process.once(signal, () => {
+    endChildren();
+    process.exit(code);
+  });
+}
+
+/** Ended with this process if it has not exited by then. */
+export function endWithThisProcess<T extends ChildProcess>(child: T): T {
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  return child;
+}
+
 /** Starts `klstore serve ROLE --config FILE --set ...` and waits for its address line. */
-export async function serve(role: "writer" | "reader", configFile: string, sets: string[]): Promise<ServedProcess> {
+export async function serve(
+  role: "writer" | "reader",
+  configFile: string,
+  sets: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<ServedProcess> {
   const args = [CLI, "serve", role, "--config", configFile, ...sets.flatMap((s) => ["--set", s])];
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const child = endWithThisProcess(spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env }));
   const stderr: string[] = [];
   createInterface({ input: child.stderr as NodeJS.ReadableStream }).on("line", (line) => stderr.push(line));
   const exited = once(child, "exit").then(([code]) => code as number | null);
@@ -140,7 +172,7 @@ export async function runCli(
   args: string[],
   input?: string,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+  const child = endWithThisProcess(spawn(process.execPath, [CLI, ...args], { stdio: ["pipe", "pipe", "pipe"] }));
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (d) => (stdout += d));
