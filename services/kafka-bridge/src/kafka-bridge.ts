@@ -6,9 +6,8 @@
 // nothing twice. A record that cannot be parsed or stored goes to the bad-record policy
 // (skip and count, or a dead-letter topic) and never stops the bridge.
 
-import { status } from "@grpc/grpc-js";
 import { defined } from "@klstore/config";
-import { InvalidArgument, KeyspaceNotFound, KlstoreError, ResourceExhausted } from "@klstore/core";
+import { KlstoreError } from "@klstore/core";
 import type { Logger } from "@klstore/service-runtime";
 import {
   Consumer,
@@ -18,7 +17,7 @@ import {
   Producer,
   stringDeserializer,
 } from "@platformatic/kafka";
-import type { AppendSink } from "./append-sink.ts";
+import { type AppendSink, isRecordError } from "./append-sink.ts";
 import type { BridgeSettings } from "./bridge-config.ts";
 import type { BridgeMetrics } from "./bridge-metrics.ts";
 import { CommitTracker } from "./partition-progress.ts";
@@ -31,14 +30,6 @@ export interface BridgeDeps {
   readonly sink: AppendSink;
   readonly logger: Logger;
   readonly metrics: BridgeMetrics;
-}
-
-/** A storage error that retrying the same record cannot fix: the record itself is bad. */
-function isRecordError(err: unknown): boolean {
-  if (err instanceof RecordParseError || err instanceof InvalidArgument || err instanceof KeyspaceNotFound) return true;
-  // The same refusals from the writer service.
-  const code = (err as { code?: unknown }).code;
-  return code === status.INVALID_ARGUMENT || code === status.NOT_FOUND;
 }
 
 export class KafkaBridge {
@@ -135,21 +126,12 @@ export class KafkaBridge {
       return;
     }
     let durable: Promise<unknown>;
-    for (;;) {
-      try {
-        ({ durable } = await sink.submit(keyspace, key, { value: record.value ?? Buffer.alloc(0), nonce, timestamp }));
-        break;
-      } catch (err) {
-        if (err instanceof ResourceExhausted) {
-          // The writer's queue is full: make it durable, then offer the record again.
-          // Consumption waits meanwhile, which is the bridge's backpressure on Kafka.
-          await sink.flushAll();
-          continue;
-        }
-        if (isRecordError(err)) await this.badRecord(message, err, done);
-        else this.fail(err);
-        return;
-      }
+    try {
+      // Waits while the sink is full: consumption waits meanwhile, the bridge's backpressure on Kafka.
+      ({ durable } = await sink.submit(keyspace, key, { value: record.value ?? Buffer.alloc(0), nonce, timestamp }));
+    } catch (err) {
+      this.fail(err);
+      return;
     }
     durable.then(done, async (err: unknown) => {
       if (isRecordError(err)) await this.badRecord(message, err, done);

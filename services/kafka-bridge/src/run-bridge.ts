@@ -22,7 +22,12 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
   const { klstore, bridge: settings } = config;
   let sink: AppendSink;
   if (klstore.writer.shards) {
-    sink = serviceSink(klstore.writer.shards, klstore.batching.batchFlushIntervalMillis ?? 100);
+    sink = serviceSink(
+      klstore.writer.shards,
+      klstore.batching.batchFlushIntervalMillis ?? 100,
+      klstore.batching.writerThreadQueueCapacity ?? BATCHING_DEFAULTS.writerThreadQueueCapacity,
+      logger,
+    );
   } else {
     if (klstore.store === undefined) {
       throw new Error("the bridge needs a store ([s3] or [store] url) or writer shards ([writer] shards)");
@@ -35,7 +40,7 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       config: { ...WRITER_DEFAULTS, ...klstore.writer.engine },
       batching: { ...BATCHING_DEFAULTS, ...klstore.batching },
     });
-    sink = writerSink(writer);
+    sink = writerSink(writer, logger);
   }
   const bridge = new KafkaBridge({ settings, sink, logger, metrics: new BridgeMetrics(metrics) });
   const endpoint = settings.metricsListen ? await serveMetrics(settings.metricsListen, metrics) : undefined;

@@ -16,6 +16,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { type Item, StoreReader, StoreWriter } from "@klstore/core";
 import { createLogger } from "@klstore/service-runtime";
 import { startWriterShard } from "@klstore/writer-service";
+import { endWithThisProcess } from "../../../e2e/support/processes.ts";
 import {
   backends,
   S3_ACCESS_KEY,
@@ -95,7 +96,8 @@ async function assertStoredExactlyOnce(reader: StoreReader, produced: readonly P
   return total;
 }
 
-async function waitUntilStored(reader: StoreReader, produced: readonly ProducedRecord[], timeoutMillis = 90_000) {
+/** Polls until every good record is stored; generous, as a loaded machine is slow, not wrong. */
+async function waitUntilStored(reader: StoreReader, produced: readonly ProducedRecord[], timeoutMillis = 180_000) {
   const deadline = Date.now() + timeoutMillis;
   for (;;) {
     let stored = 0n;
@@ -116,9 +118,9 @@ interface BridgeProcess {
 }
 
 async function startBridgeProcess(config: string): Promise<BridgeProcess> {
-  const child = spawn(process.execPath, [CLI, "kafka-bridge", "--config", config], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = endWithThisProcess(
+    spawn(process.execPath, [CLI, "kafka-bridge", "--config", config], { stdio: ["ignore", "pipe", "pipe"] }),
+  );
   const stderr: string[] = [];
   createInterface({ input: child.stderr as NodeJS.ReadableStream }).on("line", (l) => stderr.push(l));
   const exited = once(child, "exit").then(([code]) => code as number | null);
@@ -149,9 +151,13 @@ describe("Kafka bridge against a real broker", {
       await producer.produce(150, 25); // more while the bridge runs
       const reader = new StoreReader({ store: opened.store, prefix: opened.prefix });
       await waitUntilStored(reader, producer.produced);
-      await sleep(1500); // a commit and a lag sample (both on the 1 s commit interval) after the last record
       const metric = async (name: string) =>
         ((await bridge?.metrics.registry.getSingleMetric(name)?.get())?.values ?? []).map((v) => v.value);
+      // A commit and a lag sample (both on the 1 s commit interval) after the last record.
+      const deadline = Date.now() + 60_000;
+      while (JSON.stringify(await metric("klstore_bridge_consumer_lag")) !== "[0,0,0]" && Date.now() < deadline) {
+        await sleep(100);
+      }
       assert.deepEqual(await metric("klstore_bridge_consumer_lag"), [0, 0, 0], "caught up on every partition");
       await bridge.stop();
       const stored = await assertStoredExactlyOnce(reader, producer.produced);
@@ -282,6 +288,40 @@ describe("Kafka bridge against a real broker", {
     }
   });
 
+  it("stores a record another writer stored first once, and goes on (its append was fenced)", async () => {
+    const opened = await (backend as NonNullable<typeof backend>).open();
+    const topic = unique("inbound");
+    const group = unique("group");
+    await createTopic(topic, 1);
+    // The partition's former owner in a rebalance, say: it stores records at the key too.
+    const other = new StoreWriter({ store: opened.store, prefix: opened.prefix });
+    await other.createKeyspace("bridged");
+    const producer = new TestProducer(topic, 1);
+    let bridge: Awaited<ReturnType<typeof startBridge>> | undefined;
+    try {
+      bridge = await startBridge(loadBridgeConfig(configFile(opened.url, topic, group), [], {}), logger);
+      const stopped = bridge.done.then(() => {
+        throw new Error("the bridge stopped");
+      });
+      const reader = new StoreReader({ store: opened.store, prefix: opened.prefix });
+      await producer.produce(10);
+      await Promise.race([waitUntilStored(reader, producer.produced), stopped]);
+      // The next record, as the bridge will store it: the bridge's writer now knows a stale end of the key.
+      await other.appendList("bridged", "0", [
+        { value: Buffer.from("value-10"), nonce: 10n, timestamp: 1_700_000_000_010n },
+      ]);
+      await producer.produce(10);
+      await Promise.race([waitUntilStored(reader, producer.produced), stopped]);
+      assert.equal(await assertStoredExactlyOnce(reader, producer.produced), 20);
+      await bridge.stop();
+      assert.deepEqual(await committedOffsets(group, topic), new Map([[0, 20n]]));
+    } finally {
+      await bridge?.stop();
+      await producer.close();
+      await opened.cleanup();
+    }
+  });
+
   it("stays exactly once across kill -9 and restart, and while a second bridge joins and leaves the group", async () => {
     const opened = await (backend as NonNullable<typeof backend>).open();
     const topic = unique("inbound");
@@ -313,7 +353,7 @@ describe("Kafka bridge against a real broker", {
       bridges.push(b);
       await sleep(4000);
       b.child.kill("SIGTERM"); // leaves: flushes, commits, rebalances back
-      assert.equal(await b.exited, 0);
+      assert.equal(await b.exited, 0, `the leaving bridge exits 0; it said:\n${b.stderr.slice(-30).join("\n")}`);
       await sleep(1000);
       producing = false;
       await production;
@@ -324,7 +364,7 @@ describe("Kafka bridge against a real broker", {
         throw err;
       });
       a.child.kill("SIGTERM");
-      assert.equal(await a.exited, 0);
+      assert.equal(await a.exited, 0, `the last bridge exits 0; it said:\n${a.stderr.slice(-30).join("\n")}`);
       const stored = await assertStoredExactlyOnce(reader, producer.produced);
       assert.equal(stored, producer.produced.length);
       console.log(`kill -9 twice, one rebalance in and out: ${stored} records stored exactly once`);

@@ -47,9 +47,12 @@ export function timestampHeader(ms: bigint): Buffer {
 
 /** Produces records round-robin over partitions; returns them with their offsets. */
 export class TestProducer {
+  // Idempotent: a send retried after a timeout (a loaded machine) would otherwise put the
+  // batch into the topic twice, at offsets this bookkeeping never saw.
   private readonly producer = new Producer({
     clientId: "klstore-test-producer",
     bootstrapBrokers: [KAFKA_BOOTSTRAP as string],
+    idempotent: true,
   });
   readonly produced: ProducedRecord[] = [];
   private sequence = 0;
