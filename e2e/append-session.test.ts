@@ -25,7 +25,8 @@ import { ensureBucket, S3_ENDPOINT, scrape, writeConfig } from "./support/proces
 const WINDOW = 64;
 const KEYSPACE = "sessions";
 
-async function until(what: string, condition: () => Promise<boolean>, timeoutMillis = 20_000): Promise<void> {
+/** Polls `condition`; the deadline is generous, as a loaded machine is slow, not wrong. */
+async function until(what: string, condition: () => Promise<boolean>, timeoutMillis = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMillis;
   while (!(await condition())) {
     if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);

@@ -156,14 +156,18 @@ describe("3 writer shard processes and 2 reader processes on SeaweedFS", { skip:
         viaReader1.close();
       }
     })();
-    await sleep(300); // the follower is waiting at the (empty) end
+    // The follower is waiting at the (empty) end: what the delays below measure from.
+    const ready = Date.now() + 60_000;
+    while ((await scrape(readers[1]?.metrics as string, "klstore_followers")) < 1 && Date.now() < ready)
+      await sleep(20);
     const sentAt: number[] = [];
     for (let i = 0; i < 5; i++) {
       await client.append(KEYSPACE, "followed", [{ value: `f${i}` }]);
       sentAt.push(Date.now());
       await sleep(150);
     }
-    for (let waited = 0; seen.length < 5 && waited < 10_000; waited += 50) await sleep(50);
+    const deadline = Date.now() + 60_000;
+    while (seen.length < 5 && Date.now() < deadline) await sleep(50);
     stopFollowing.abort();
     await following;
     assert.deepEqual(
@@ -284,9 +288,13 @@ describe("3 writer shard processes and 2 reader processes on SeaweedFS", { skip:
     );
     let out = "";
     follower.stdout.on("data", (d) => (out += d));
-    for (let waited = 0; out.split("\n").length < 3 && waited < 10_000; waited += 50) await sleep(50);
+    const printed = async (done: () => boolean) => {
+      const deadline = Date.now() + 60_000; // a CLI start on a loaded machine takes seconds
+      while (!done() && Date.now() < deadline) await sleep(50);
+    };
+    await printed(() => out.split("\n").length >= 3);
     await runCli([...remote, "append", "cli-remote", "k", "c"]);
-    for (let waited = 0; !out.includes("\tc\n") && waited < 10_000; waited += 50) await sleep(50);
+    await printed(() => out.includes("\tc\n"));
     follower.kill("SIGTERM");
     const [code] = await once(follower, "exit");
     assert.equal(code, 0);

@@ -17,7 +17,7 @@ describe("benchmark smoke run", { skip: !ready && "needs S3, Kafka and Redis (sc
   it("runs every scenario and writes the report with tables for every system and a chart", async () => {
     const dir = mkdtempSync(join(tmpdir(), "klstore-bench-"));
     const out = join(dir, "benchmarks.md");
-    await promisify(execFile)(process.execPath, [MAIN, "--smoke", "--out", out], { timeout: 110_000 });
+    await promisify(execFile)(process.execPath, [MAIN, "--smoke", "--out", out], { timeout: 280_000 });
     const report = readFileSync(out, "utf8");
     assert.match(
       report,

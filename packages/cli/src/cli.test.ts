@@ -164,19 +164,27 @@ describe("klstore CLI (direct mode)", () => {
       };
     };
     const until = async (ready: () => boolean) => {
-      const deadline = Date.now() + 20_000;
+      const deadline = Date.now() + 60_000;
       while (!ready()) {
         if (Date.now() > deadline) throw new Error("timed out waiting for watch output");
         await sleep(50);
       }
     };
     const first = watchFrom();
-    await sleep(2500); // the watcher starts (and takes "now") before the appends
+    // A watch reports what is committed after it starts: once it printed a warm-up change
+    // made meanwhile, it runs (a fixed wait was too short for a loaded machine).
+    const deadline = Date.now() + 60_000;
+    for (let n = 1; !first.changes().some((c) => c.key === "warm-up"); n++) {
+      if (Date.now() > deadline) throw new Error("timed out waiting for the watch to start");
+      klstore(["append", "watched", "warm-up", String(n)]);
+      await sleep(200);
+    }
     klstore(["append", "watched", "x", "1", "2"]);
     klstore(["append", "watched", "y", "1"]);
-    await until(() => first.changes().length >= 2);
+    const real = () => first.changes().filter((c) => c.key !== "warm-up");
+    await until(() => real().length >= 2);
     assert.equal(await first.stop(), 0, "Ctrl-C ends a watch cleanly");
-    const seen = first.changes();
+    const seen = real();
     assert.deepEqual(
       seen.map((c) => `${c.key}:${c.next_offset}`),
       ["x:2", "y:1"],

@@ -46,7 +46,8 @@ async function metricValue(registry: Registry, name: string, labels: Record<stri
     .reduce((sum, v) => sum + v.value, 0);
 }
 
-async function until(what: string, condition: () => Promise<boolean>, timeoutMillis = 10_000): Promise<void> {
+/** Polls `condition`; the deadline is generous, as a loaded machine is slow, not wrong. */
+async function until(what: string, condition: () => Promise<boolean>, timeoutMillis = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMillis;
   while (!(await condition())) {
     if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);

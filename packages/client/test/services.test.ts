@@ -426,7 +426,7 @@ for (const backend of backends()) {
       const results = await Promise.race([
         Promise.all(followers),
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error("followers too slow")), 10_000);
+          timer = setTimeout(() => reject(new Error("followers too slow")), 60_000);
         }),
       ]).finally(() => clearTimeout(timer));
       abort.abort();
@@ -586,7 +586,8 @@ for (const backend of backends()) {
       assert.equal(await r("klstore_followers"), 1);
       stop.abort();
       await following;
-      for (let i = 0; i < 100 && (await r("klstore_followers")) !== 0; i++) await new Promise((d) => setTimeout(d, 10));
+      const deadline = Date.now() + 30_000;
+      while ((await r("klstore_followers")) !== 0 && Date.now() < deadline) await new Promise((d) => setTimeout(d, 10));
       assert.equal(await r("klstore_followers"), 0);
       assert.equal(await r("klstore_follow_polls_total"), reader.hub.polls);
 

@@ -261,14 +261,14 @@ for (const backend of backends()) {
         if (!isChange(key)) return store.put(key, body, options);
         changesStarted++;
         if (changesStarted === 1) {
-          // The first change's PUT waits until another commit stores its data (or 5 s pass).
+          // The first change's PUT waits until another commit stores its data (or 60 s pass).
           await new Promise<void>((resolve) => {
             const release = () => {
               clearTimeout(timer);
               held = undefined;
               resolve();
             };
-            const timer = setTimeout(release, 5000);
+            const timer = setTimeout(release, 60_000);
             held = release;
           });
         }
@@ -595,7 +595,8 @@ for (const backend of backends()) {
         const lines = interleaved(40, 1);
         async function* rowsThenWait(): AsyncGenerator<ImportRow> {
           yield* rowsOf(lines);
-          for (let waited = 0; batchesStored < 4 && waited < 5000; waited += 5) await sleep(5);
+          const deadline = Date.now() + 60_000;
+          while (batchesStored < 4 && Date.now() < deadline) await sleep(5);
         }
         const job = await new BulkImporter(writer, { batchBytes, maxInFlightCommits: 1 }).open("ks", {
           id: idOf("held"),

@@ -19,7 +19,9 @@ describe("HTTP/2 flow control of klstore servers", () => {
       const [settings] = (await once(session, "remoteSettings")) as [{ initialWindowSize?: number }];
       assert.equal(settings.initialWindowSize, FLOW_CONTROL_WINDOW_BYTES, "per-stream window");
       // The connection window arrives as a WINDOW_UPDATE right after the settings.
-      for (let i = 0; i < 50 && (session.state.remoteWindowSize ?? 0) < FLOW_CONTROL_WINDOW_BYTES; i++) await sleep(10);
+      const deadline = Date.now() + 30_000;
+      while ((session.state.remoteWindowSize ?? 0) < FLOW_CONTROL_WINDOW_BYTES && Date.now() < deadline)
+        await sleep(10);
       assert.equal(session.state.remoteWindowSize, FLOW_CONTROL_WINDOW_BYTES, "connection window");
     } finally {
       session.close();

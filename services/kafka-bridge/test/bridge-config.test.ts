@@ -89,7 +89,7 @@ describe("bridge config", () => {
   });
 
   it("ignores a variable naming no [kafka] setting (the test broker's port, say) and reports it", () => {
-    const base = seedExample("http://h", "b", "k1:9092");
+    const base = exampleConfig("http://h", "b", "k1:9092");
     const { bridge, ignoredEnvironment } = loadBridgeConfig(fileWith(base), [], {
       KLSTORE_KAFKA_PORT: "9092",
       KLSTORE_S3_PORT: "8333",
