@@ -9,7 +9,7 @@
 //   KLSTORE_TEST_STARTED_SERVICES);
 // - whatever way it ends, no process of the run is left: the group is ended (SIGTERM, then
 //   SIGKILL), and a process still there after the tests ended is reported and fails the run.
-// Usage: node scripts/test-runner/run-tests.ts [node --test flags] PATTERN...
+// Usage: node scripts/test-runner/run-tests.ts [node --test flags, as --name=value] PATTERN...
 
 import { spawn, spawnSync } from "node:child_process";
 import { closeSync, globSync, mkdtempSync, openSync, readSync, rmSync } from "node:fs";
@@ -51,9 +51,9 @@ const flags = args.filter((a) => a.startsWith("-"));
 const patterns = args.filter((a) => !a.startsWith("-"));
 const files = new Map<string, string>();
 for (const pattern of patterns) {
-  for (const match of globSync(pattern, { exclude: (path) => path.split(/[\\/]/).includes("node_modules") }).sort()) {
-    files.set(resolve(root, match), relative(root, resolve(root, match)));
-  }
+  const matches = globSync(pattern, { exclude: (path) => path.split(/[\\/]/).includes("node_modules") });
+  if (matches.length === 0) console.error(`run-tests: no test file matches ${pattern}`);
+  for (const match of matches.sort()) files.set(resolve(root, match), relative(root, resolve(root, match)));
 }
 if (files.size === 0) {
   console.error(`run-tests: no test files match ${patterns.join(" ")}`);
@@ -163,6 +163,8 @@ while (!ended && !stopping) {
     if (own) {
       const tree = processTree(own.pid);
       void endProcesses(() => stillRunning(tree), GRACE_MILLIS);
+    } else {
+      say([`${files.get(file)}: its process was not found; the budget or an interrupt ends it`]);
     }
   }
   // Every file has ended, yet node --test runs on: a process a test started holds one of
