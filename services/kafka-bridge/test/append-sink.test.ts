@@ -88,6 +88,45 @@ for (const backend of backends()) {
       }
     });
 
+    it("takes no more than writer_thread_queue_capacity waiting records: the next waits for a batch (backpressure)", async () => {
+      const opened = await backend.open();
+      await new StoreWriter({ store: opened.store, prefix: opened.prefix }).createKeyspace("bridged");
+      const dataReached = Promise.withResolvers<void>();
+      const release = Promise.withResolvers<void>();
+      const store = interceptFirstPut(opened.store, /\/data_/, async (put) => {
+        dataReached.resolve();
+        await release.promise;
+        await put();
+      });
+      const writer = new BatchingStoreWriter({
+        store,
+        prefix: opened.prefix,
+        batching: { batchFlushIntervalMillis: 0, batchCheckIntervalMillis: 5, writerThreadQueueCapacity: 3 },
+      });
+      const sink = writerSink(writer);
+      try {
+        const durables = [(await sink.submit("bridged", "0", record(1))).durable];
+        await dataReached.promise; // r1's batch is being stored
+        for (let n = 2; n <= 4; n++) durables.push((await sink.submit("bridged", "0", record(n))).durable);
+        let taken = false;
+        const fifth = sink.submit("bridged", "0", record(5)).then((r) => {
+          taken = true;
+          return r;
+        });
+        for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+        assert.equal(taken, false, "a fourth waiting record waits while the batch is stored");
+        release.resolve();
+        durables.push((await fifth).durable);
+        await sink.flushAll();
+        assert.deepEqual(await outcomes(durables), ["ok", "ok", "ok", "ok", "ok"]);
+        const reader = new StoreReader({ store: opened.store, prefix: opened.prefix });
+        assert.deepEqual(await stored(reader, "0"), ["1:r1", "2:r2", "3:r3", "4:r4", "5:r5"]);
+      } finally {
+        await sink.close();
+        await opened.cleanup();
+      }
+    });
+
     it("after a failed append stores nothing more of that key, but goes on with other keys and past bad records", async () => {
       const opened = await backend.open();
       await new StoreWriter({ store: opened.store, prefix: opened.prefix }).createKeyspace("bridged");
