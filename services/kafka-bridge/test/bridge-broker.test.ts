@@ -212,6 +212,8 @@ describe("Kafka bridge against a real broker", {
         "s3.security_token=",
         `kafka.topic=${topic}`,
         `kafka.group.id=${group}`,
+        // The test broker: a second checkout's runs on a port of its own (scripts/services.sh).
+        `kafka.bootstrap.servers=${KAFKA_BOOTSTRAP}`,
       ];
       bridge = await startBridge(loadBridgeConfig(EXAMPLE_CONFIG, overrides, {}), logger);
       const reader = new StoreReader({ store: opened.store, prefix: opened.prefix });
