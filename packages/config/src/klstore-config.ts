@@ -4,7 +4,14 @@
 // readers, [server] what every gRPC port shares (limits, keepalive, TLS). docs/operations.md
 // lists every key.
 
-import type { BatchingConfig, ReaderConfig, S3StoreConfig, StoreLocation, WriterConfig } from "@klstore/core";
+import type {
+  BatchingConfig,
+  LogConfig,
+  ReaderConfig,
+  S3StoreConfig,
+  StoreLocation,
+  WriterConfig,
+} from "@klstore/core";
 import { S3_DEFAULTS } from "@klstore/core";
 import type { Shard } from "@klstore/sharding";
 import {
@@ -18,7 +25,7 @@ import {
 import { SectionReader } from "./section-reader.ts";
 import { readShardList } from "./shard-list.ts";
 
-export const KLSTORE_SECTIONS = ["store", "s3", "writer", "batcher", "reader", "server"] as const;
+export const KLSTORE_SECTIONS = ["store", "s3", "writer", "batcher", "reader", "server", "log"] as const;
 
 export interface ServerSettings {
   readonly maxMessageBytes?: number | undefined;
@@ -63,9 +70,18 @@ export interface ReaderSettings {
   readonly shutdownGraceMillis?: number | undefined;
 }
 
+/** The shared log (docs/log.md): writers and readers of one store must agree on `enabled`. */
+export interface LogSettings {
+  /** Writers append through the log, readers read its tail; off: per-key objects only. */
+  readonly enabled: boolean;
+  readonly writer: Partial<LogConfig>;
+  readonly slotRecordCacheMillis?: number | undefined;
+}
+
 export interface KlstoreConfig {
   /** Undefined when the file names no store; the caller decides whether that is an error. */
   readonly store: StoreLocation | undefined;
+  readonly log: LogSettings;
   readonly writer: WriterSettings;
   readonly batching: Partial<BatchingConfig>;
   readonly reader: ReaderSettings;
@@ -239,6 +255,24 @@ function readReader(reader: SectionReader): ReaderSettings {
   };
 }
 
+function readLog(log: SectionReader): LogSettings {
+  return {
+    enabled: log.boolean("enabled") ?? false,
+    writer: defined({
+      logLanes: log.integer("lanes", 1, 64),
+      logFlushIntervalMillis: log.integer("flush_interval_millis", 0, 60_000),
+      logSegmentMaxBytes: log.integer("segment_max_bytes", 1, MAX_BYTES),
+      logQueueMaxBytes: log.integer("queue_max_bytes", 1, MAX_BYTES),
+      materializeIntervalMillis: log.integer("materialize_interval_millis", 0, 7 * 24 * 3_600_000),
+      logRetentionMillis: log.integer("retention_millis", 0, 30 * 24 * 3_600_000),
+      logDeleteDelayMillis: log.integer("delete_delay_millis", 0, 7 * 24 * 3_600_000),
+      logCacheBytes: log.integer("cache_bytes", 0, MAX_BYTES),
+      logDutyCycleMillis: log.integer("duty_cycle_millis", 0, 3_600_000),
+    }),
+    slotRecordCacheMillis: log.integer("slot_record_cache_millis", 0, 3_600_000),
+  };
+}
+
 function readServer(server: SectionReader): ServerSettings {
   const settings: ServerSettings = {
     maxMessageBytes: server.integer("max_message_bytes", 1024, 2 ** 31 - 1),
@@ -282,9 +316,11 @@ export function parseKlstoreConfig(
     batcher: section("batcher"),
     reader: section("reader"),
     server: section("server"),
+    log: section("log"),
   };
   const config: KlstoreConfig = {
     store: readStore(sections.store, sections.s3),
+    log: readLog(sections.log),
     writer: readWriter(sections.writer, sections.s3, env),
     batching: readBatcher(sections.batcher),
     reader: readReader(sections.reader),

@@ -74,6 +74,34 @@ describe("config file", () => {
     });
   });
 
+  it("reads [log]: off unless enabled, its keys as the log writer's settings, bad values refused", () => {
+    assert.deepEqual(loadKlstoreConfig({ env: {} }).log, {
+      enabled: false,
+      writer: {},
+      slotRecordCacheMillis: undefined,
+    });
+    const config = loadKlstoreConfig({
+      env: { KLSTORE_LOG_LANES: "4" },
+      overrides: [
+        "log.enabled=true",
+        "log.flush_interval_millis=5",
+        "log.materialize_interval_millis=30000",
+        "log.retention_millis=600000",
+        "log.slot_record_cache_millis=500",
+      ],
+    });
+    assert.equal(config.log.enabled, true);
+    assert.deepEqual(config.log.writer, {
+      logLanes: 4,
+      logFlushIntervalMillis: 5,
+      materializeIntervalMillis: 30_000,
+      logRetentionMillis: 600_000,
+    });
+    assert.equal(config.log.slotRecordCacheMillis, 500);
+    assert.throws(() => loadKlstoreConfig({ env: {}, overrides: ["log.lanes=0"] }), /lanes.*outside 1\.\.64/);
+    assert.throws(() => loadKlstoreConfig({ env: {}, overrides: ["log.lanes_count=2"] }), /lanes_count/);
+  });
+
   it("reads the writer's compaction cache bound (0 turns it off; negative is refused)", () => {
     const config = loadKlstoreConfig({ env: {}, overrides: ["writer.compaction_cache_bytes=0"] });
     assert.equal(config.writer.engine.compactionCacheBytes, 0);

@@ -44,6 +44,8 @@ export {
 } from "./format/layout.ts";
 export { copyRecords, decodeRecords, encodeRecords, type Item, storedRecords } from "./format/records.ts";
 export { decodeSegment, encodeSegment } from "./format/segments.ts";
+export { LOG_TAIL_DEFAULTS, LogTail, type LogTailConfig } from "./log/log-tail.ts";
+export { LOG_DEFAULTS, type LogConfig, LogWriter, type LogWriterOptions } from "./log/log-writer.ts";
 export {
   type ItemFilter,
   type ItemList,
@@ -65,6 +67,7 @@ export {
 export { S3_DEFAULTS, S3Store, type S3StoreConfig, signPutsWithoutPayloadHash } from "./storage/s3.ts";
 export { openStore, type StoreLocation, s3ConfigFromUrl } from "./storage/store-url.ts";
 export { createCodecPool, InlineCodecPool, type RecordCodecPool, WorkerCodecPool } from "./workers/codec-pool.ts";
+export type { AppendEngine } from "./writer/append-engine.ts";
 export type { Insertion, ItemOutcome } from "./writer/append-plan.ts";
 export { BatchingStoreWriter, type BatchingStoreWriterOptions } from "./writer/batching-writer.ts";
 export {

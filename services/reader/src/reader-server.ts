@@ -1,7 +1,15 @@
 // One reader process: the store behind a cache of immutable objects, the StoreReader, the
 // follow hub, and the gRPC server with health and reflection. Stateless: run any number.
 
-import { openStore, READER_DEFAULTS, type ReaderConfig, type StoreLocation, StoreReader } from "@klstore/core";
+import {
+  LogTail,
+  type LogTailConfig,
+  openStore,
+  READER_DEFAULTS,
+  type ReaderConfig,
+  type StoreLocation,
+  StoreReader,
+} from "@klstore/core";
 import { implementation, ReaderService } from "@klstore/proto";
 import {
   callObserver,
@@ -32,6 +40,8 @@ export interface ReaderServerConfig {
   readonly reader?: Partial<ReaderConfig>;
   /** Bytes of data objects kept in memory. */
   readonly objectCacheBytes?: number;
+  /** The shared log (docs/log.md): set, keys are read from their per-key objects and log tails. */
+  readonly log?: Partial<LogTailConfig> | undefined;
   /** How often a followed key's end is polled (once per key, however many followers). */
   readonly followPollMillis?: number;
   /** Items per ReadStream message when the request says 0. */
@@ -99,6 +109,8 @@ export async function startReader(config: ReaderServerConfig, logger: Logger): P
     store: cachingStore(store, settings.objectCacheBytes, cacheStats),
     prefix,
     config: { ...READER_DEFAULTS, ...config.reader },
+    // Segment indexes by ranged GETs, beside the cache: only entries' segments are cached.
+    logTail: config.log ? new LogTail(store, prefix, config.log) : undefined,
   });
   const hub = new FollowHub(reader, settings.followPollMillis, logger);
   const watchHub = new WatchHub(reader, settings.followPollMillis, logger);

@@ -5,19 +5,13 @@
 // same sweep deletes change-log objects past the change log's retention (docs/watch.md),
 // done for each keyspace by one shard: the owner of the reserved name ".changes".
 
-import {
-  type BatchingStoreWriter,
-  decodeSegment,
-  expireChangeObjects,
-  listKeys,
-  type ObjectStore,
-} from "@klstore/core";
+import { type AppendEngine, decodeSegment, expireChangeObjects, listKeys, type ObjectStore } from "@klstore/core";
 import type { Logger } from "@klstore/service-runtime";
 import type { ShardRing } from "@klstore/sharding";
 import type { WriterMetrics } from "./writer-metrics.ts";
 
 export interface RetentionSweeperDeps {
-  readonly writer: BatchingStoreWriter;
+  readonly writer: AppendEngine;
   readonly store: ObjectStore;
   readonly prefix: string;
   readonly ring: ShardRing;
@@ -78,7 +72,7 @@ export class RetentionSweeper {
           return 0;
         });
       }
-      const settings = await writer.writer.readKeyspaceSettings(keyspace).catch(() => undefined);
+      const settings = await writer.readKeyspaceSettings(keyspace).catch(() => undefined);
       if (!settings?.retention) continue;
       keyspaces++;
       const keysOfKeyspace = await listKeys(store, prefix, keyspace).catch((err) => {

@@ -3,7 +3,7 @@
 // compactions, forwards, AppendSession requests in progress and the depth of the batching
 // queue.
 
-import type { BatchingStoreWriter, ItemOutcome, TrimOutcome } from "@klstore/core";
+import type { AppendEngine, ItemOutcome, TrimOutcome } from "@klstore/core";
 import type { ServiceMetrics } from "@klstore/service-runtime";
 import { Gauge, Histogram } from "prom-client";
 
@@ -21,7 +21,7 @@ export class WriterMetrics {
   private readonly trims;
   private readonly trimmedObjects;
 
-  constructor(metrics: ServiceMetrics, writer: BatchingStoreWriter) {
+  constructor(metrics: ServiceMetrics, writer: AppendEngine) {
     this.appends = metrics.counter(
       "klstore_appends_total",
       "Append requests served by this shard (sessions count each request)",
@@ -86,10 +86,10 @@ export class WriterMetrics {
       help: "Bytes of recently committed objects kept for their compaction (bounded by compaction_cache_bytes)",
       registers,
       collect() {
-        this.set(writer.writer.compactionCacheBytes);
+        this.set(writer.cacheBytes);
       },
     });
-    writer.writer.observer = {
+    writer.observer = {
       committed: (items) => {
         this.batches.inc();
         this.batchItems.observe(items);

@@ -3,7 +3,7 @@
 // everything else, and what a peer shard forwarded (forwarding-trust.ts), is served here.
 
 import { create } from "@bufbuild/protobuf";
-import { type BatchingStoreWriter, OwnerUnavailable } from "@klstore/core";
+import { type AppendEngine, OwnerUnavailable } from "@klstore/core";
 import {
   AckMode,
   type AppendRequest,
@@ -38,7 +38,7 @@ import type { WriterMetrics } from "./writer-metrics.ts";
 type Handlers = HandlersOf<typeof WriterService>;
 
 export interface WriterServiceDeps {
-  readonly writer: BatchingStoreWriter;
+  readonly writer: AppendEngine;
   readonly ring: ShardRing;
   /** This shard's name in the ring. */
   readonly self: string;
@@ -101,7 +101,7 @@ export function writerHandlers(deps: WriterServiceDeps): Handlers {
    * when only acceptance was asked for).
    */
   function appendHere(request: AppendRequest): { admitted: Promise<unknown>; outcomes: Promise<OutcomeFields> } {
-    const insertions = toInsertions(request, writer.writer.config.maxItemsPerAppend);
+    const insertions = toInsertions(request, writer.config.maxItemsPerAppend);
     const packed = request.packedInsertions.byteLength > 0;
     const submitted = writer.submit(request.keyspace, request.key, insertions);
     const outcomes = submitted.then(async ({ outcome }) => {

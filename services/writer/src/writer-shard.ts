@@ -2,9 +2,12 @@
 // the gRPC server with health and reflection, and an orderly shutdown.
 
 import {
+  type AppendEngine,
   BATCHING_DEFAULTS,
   type BatchingConfig,
   BatchingStoreWriter,
+  type LogConfig,
+  LogWriter,
   openStore,
   type StoreLocation,
   WRITER_DEFAULTS,
@@ -43,6 +46,8 @@ export interface WriterShardConfig {
   readonly server: Partial<ServerConfig> & Pick<ServerConfig, "listen">;
   readonly writer?: Partial<WriterConfig>;
   readonly batching?: Partial<BatchingConfig>;
+  /** The shared log (docs/log.md): set, appends go through it instead of per-key objects. */
+  readonly log?: Partial<LogConfig> | undefined;
   /** Unanswered requests per AppendSession before the shard stops reading it. */
   readonly sessionMaxInFlight?: number;
   /** How long running calls may take to finish at shutdown before they are cut. */
@@ -78,7 +83,7 @@ export interface RunningWriterShard {
   /** Where /metrics is served, when it is. */
   readonly metricsAddress: string | undefined;
   readonly metrics: ServiceMetrics;
-  readonly writer: BatchingStoreWriter;
+  readonly writer: AppendEngine;
   readonly retention: RetentionSweeper;
   /** Stops taking calls, lets running ones finish, flushes everything pending, closes. */
   close(): Promise<void>;
@@ -91,13 +96,18 @@ export async function startWriterShard(config: WriterShardConfig, logger: Logger
   const opened = openStore(config.store);
   const store = measuredStore(opened.store, metrics);
   const prefix = opened.prefix;
-  const writer = new BatchingStoreWriter({
-    store,
-    prefix,
-    config: { ...WRITER_DEFAULTS, ...config.writer },
-    batching: { ...BATCHING_DEFAULTS, ...WRITER_SHARD_DEFAULTS.batching, ...config.batching },
-  });
-  writer.writer.onCompactionError = (layout, err) => logger.warn({ err, key: layout.folder }, "compaction failed");
+  const writerConfig = { ...WRITER_DEFAULTS, ...config.writer };
+  const writer: AppendEngine = config.log
+    ? new LogWriter({ store, prefix, name: config.name, config: writerConfig, log: config.log })
+    : new BatchingStoreWriter({
+        store,
+        prefix,
+        config: writerConfig,
+        batching: { ...BATCHING_DEFAULTS, ...WRITER_SHARD_DEFAULTS.batching, ...config.batching },
+      });
+  // Opening the logs fences any older instance of this shard (docs/log.md, "Writer start").
+  if (writer instanceof LogWriter) await writer.open();
+  writer.onBackgroundError = (err, what) => logger.warn({ err, what }, "background work failed");
   const serverConfig = { ...SERVER_DEFAULTS, ...config.server };
   const trust = new ForwardingTrust({ secret: config.forwardingSecret, peerNames: config.forwardingPeerNames });
   if (config.shards.length > 1 && !trust.configured) {

@@ -21,6 +21,7 @@ import {
   type SlotProgress,
 } from "../format/log-segment.ts";
 import { type ObjectStore, readRange } from "../storage/object-store.ts";
+import type { AppendEngine } from "../writer/append-engine.ts";
 import {
   type Insertion,
   type ItemOutcome,
@@ -30,7 +31,13 @@ import {
 } from "../writer/append-plan.ts";
 import { KeyQueue } from "../writer/key-queue.ts";
 import { readTailAndClaims, stateFromTail } from "../writer/key-state.ts";
-import { type CreateKeyspaceOptions, type Retention, StoreWriter, type TrimOutcome } from "../writer/store-writer.ts";
+import {
+  type CreateKeyspaceOptions,
+  type Retention,
+  StoreWriter,
+  type TrimOutcome,
+  type WriterObserver,
+} from "../writer/store-writer.ts";
 import { findLogEnd, LaneStale, type LaneWrite, LogLane, listSegments, readSegmentIndex } from "./log-lane.ts";
 import { derivedWrite, type MaterializedTail, materializeKey } from "./materialize.ts";
 import { continueTail, SlotIndex } from "./slot-index.ts";
@@ -113,7 +120,7 @@ interface ProgressRecord {
   readonly reject: (err: unknown) => void;
 }
 
-export class LogWriter {
+export class LogWriter implements AppendEngine {
   /** Keyspace configs and their settings (the per-key protocol's writer, for those alone). */
   readonly keyspaces: StoreWriter;
   readonly store: ObjectStore;
@@ -125,6 +132,7 @@ export class LogWriter {
   /** Admissions run one at a time per key, so a key's calls join segments in call order. */
   private readonly admissions = new KeyQueue();
   private queuedBytes = 0;
+  private queuedItems = 0;
   private closed = false;
   private stale: LaneStale | undefined;
 
@@ -150,7 +158,7 @@ export class LogWriter {
     if (this.logConfig.logDutyCycleMillis > 0) {
       this.timer = setInterval(() => {
         this.cycle ??= this.dutyCycle()
-          .catch((err: unknown) => this.onBackgroundError(err))
+          .catch((err: unknown) => this.onBackgroundError(err, "log materialization or deletion"))
           .finally(() => (this.cycle = undefined));
       }, this.logConfig.logDutyCycleMillis);
       // The timer alone never keeps a process alive; close() materializes nothing it must not.
@@ -178,9 +186,26 @@ export class LogWriter {
   }
 
   /** Background materialization and deletion never fail an append; they are reported here. */
-  onBackgroundError: (err: unknown) => void = (err) => {
-    process.emitWarning(`log maintenance failed: ${(err as Error).message}`, "KlstoreLogWarning");
+  onBackgroundError: (err: unknown, what: string) => void = (err, what) => {
+    process.emitWarning(`${what} failed: ${(err as Error).message}`, "KlstoreLogWarning");
   };
+
+  /** Told about stored batches (an entry each), for metrics. */
+  observer: WriterObserver = {};
+
+  readKeyspaceSettings(keyspace: string): Promise<KeyspaceSettings> {
+    return this.keyspaces.readKeyspaceSettings(keyspace);
+  }
+
+  /** Items and value bytes accepted and not yet stored. */
+  get queued(): { items: number; bytes: number } {
+    return { items: this.queuedItems, bytes: this.queuedBytes };
+  }
+
+  /** Bytes of this writer's recent segments kept for materialization. */
+  get cacheBytes(): number {
+    return this.lanes.reduce((n, l) => n + l.cachedBytes, 0);
+  }
 
   createKeyspace(keyspace: string, options?: CreateKeyspaceOptions): Promise<KeyspaceSettings> {
     return this.keyspaces.createKeyspace(keyspace, options);
@@ -220,20 +245,22 @@ export class LogWriter {
       );
     }
     this.queuedBytes += bytes;
+    this.queuedItems += insertions.length;
+    const done = () => {
+      this.queuedBytes -= bytes;
+      this.queuedItems -= insertions.length;
+    };
     try {
       return await this.admissions.run(layout.folder, async () => {
         await runner.ensureKey(slot, layout);
         // Missing timestamps are the arrival time, not the (later) flush time.
         const stamped = insertions.map((i) => (i.timestamp === undefined ? { ...i, timestamp: now } : i));
         const outcome = runner.enqueue({ keyspace, key, folder: layout.folder, slot }, stamped, bytes);
-        void outcome.then(
-          () => (this.queuedBytes -= bytes),
-          () => (this.queuedBytes -= bytes),
-        );
+        void outcome.then(done, done);
         return { outcome };
       });
     } catch (err) {
-      this.queuedBytes -= bytes;
+      done();
       throw err;
     }
   }
@@ -691,9 +718,20 @@ class LaneRunner {
       }
       const plan = this.build();
       if (plan.entries.length === 0 && plan.progress.length === 0) {
-        // Every item a duplicate: nothing to store, the answers are known now.
+        // Every item a duplicate: nothing to store, the answers are known now. Most likely a
+        // client resending what a crash kept it from learning: the key's end is announced
+        // again, in case that crash also kept its change from the change log (docs/watch.md).
         plan.groups.forEach((group, i) => {
-          this.answer(group, plan.outcomes[i] as ItemOutcome[]);
+          const outcomes = plan.outcomes[i] as ItemOutcome[];
+          const announced = this.announce(group, undefined, this.writer.config.clock());
+          if (announced) {
+            announced.then(
+              () => this.answer(group, outcomes),
+              (err: unknown) => {
+                for (const waiter of group.waiters) waiter.reject(err);
+              },
+            );
+          } else this.answer(group, outcomes);
           this.release(group);
         });
         continue;
@@ -779,7 +817,15 @@ class LaneRunner {
   }
 
   /** A stored segment: key states move on, entries join the slots' index, calls are answered. */
+  /** Bytes of this lane's recent segments kept for materialization. */
+  get cachedBytes(): number {
+    return this.recentSegments.calculatedSize;
+  }
+
   private applyStored(plan: Plan, index: SegmentIndex, body: Uint8Array, answer: boolean): void {
+    for (const e of index.entries) {
+      this.writer.observer.committed?.(Number(e.name.lastOffset - e.name.firstOffset + 1n), e.bodyBytes);
+    }
     this.segments.set(index.seq, {
       createdMillis: index.createdMillis,
       slots: new Set(index.entries.map((x) => x.slot)),
@@ -802,8 +848,35 @@ class LaneRunner {
         const active = this.active.get(group.folder);
         if (active) active.tail = tail;
       }
-      if (answer) this.answer(group, plan.outcomes[i] as ItemOutcome[]);
+      const outcomes = plan.outcomes[i] as ItemOutcome[];
+      if (answer) {
+        // Watchers hear of every acknowledged commit: its change is in the keyspace's change
+        // log before the call is answered (docs/watch.md), as the per-key protocol does.
+        const announced = this.announce(group, tail, index.createdMillis);
+        if (announced) {
+          announced.then(
+            () => this.answer(group, outcomes),
+            (err: unknown) => {
+              for (const waiter of group.waiters) waiter.reject(err);
+            },
+          );
+        } else this.answer(group, outcomes);
+      }
       this.release(group);
+    });
+  }
+
+  /** Records a stored group's change in its keyspace's change log (off: `changeLog: false`). */
+  private announce(group: Group, tail: KeyTail | undefined, commitMillis: bigint): Promise<void> | undefined {
+    const { config, keyspaces } = this.writer;
+    // A call of duplicates only moves nothing; a stored one reports where the key now ends.
+    const end = tail ?? this.active.get(group.folder)?.tail;
+    if (!config.changeLog || !end || end.nextOffset === 0n) return undefined;
+    return keyspaces.changes.record(group.keyspace, {
+      key: group.key,
+      nextOffset: end.nextOffset,
+      nextNonce: end.nextNonce,
+      commitMillis,
     });
   }
 

@@ -14,11 +14,12 @@
 // in items and bytes: past either bound an append is refused with a retryable
 // RESOURCE_EXHAUSTED instead of growing memory without limit.
 
-import { BATCHING_DEFAULTS, type BatchingConfig } from "../config.ts";
+import { BATCHING_DEFAULTS, type BatchingConfig, type WriterConfig } from "../config.ts";
 import { ResourceExhausted, ShuttingDown } from "../errors.ts";
 import type { KeyspaceSettings } from "../format/keyspace-config.ts";
 import { KeyspaceLayout } from "../format/layout.ts";
 import { createCodecPool } from "../workers/codec-pool.ts";
+import type { AppendEngine } from "./append-engine.ts";
 import { type Insertion, type ItemOutcome, validateInsertions } from "./append-plan.ts";
 import {
   type CreateKeyspaceOptions,
@@ -26,6 +27,7 @@ import {
   StoreWriter,
   type StoreWriterOptions,
   type TrimOutcome,
+  type WriterObserver,
 } from "./store-writer.ts";
 
 export interface BatchingStoreWriterOptions extends Omit<StoreWriterOptions, "codec"> {
@@ -64,7 +66,7 @@ interface KeyEntry {
   announcing: PendingGroup | undefined;
 }
 
-export class BatchingStoreWriter {
+export class BatchingStoreWriter implements AppendEngine {
   readonly writer: StoreWriter;
   readonly batching: BatchingConfig;
   private readonly entries = new Map<string, KeyEntry>();
@@ -84,6 +86,39 @@ export class BatchingStoreWriter {
     this.timer = setInterval(() => void this.dutyCycle(), this.batching.batchCheckIntervalMillis);
     // The timer alone never keeps a process alive; pending work is flushed by close().
     this.timer.unref();
+  }
+
+  get config(): WriterConfig {
+    return this.writer.config;
+  }
+
+  get cacheBytes(): number {
+    return this.writer.compactionCacheBytes;
+  }
+
+  get observer(): WriterObserver {
+    return this.writer.observer;
+  }
+
+  set observer(observer: WriterObserver) {
+    this.writer.observer = observer;
+  }
+
+  private reportBackgroundError: (err: unknown, what: string) => void = (err, what) =>
+    process.emitWarning(`${what} failed: ${(err as Error).message}`, "KlstoreCompactionWarning");
+
+  /** Compaction failures (an append's work done; it was acknowledged already). */
+  get onBackgroundError(): (err: unknown, what: string) => void {
+    return this.reportBackgroundError;
+  }
+
+  set onBackgroundError(report: (err: unknown, what: string) => void) {
+    this.reportBackgroundError = report;
+    this.writer.onCompactionError = (layout, err) => report(err, `compaction of ${layout.folder}`);
+  }
+
+  readKeyspaceSettings(keyspace: string): Promise<KeyspaceSettings> {
+    return this.writer.readKeyspaceSettings(keyspace);
   }
 
   createKeyspace(keyspace: string, options?: CreateKeyspaceOptions): Promise<KeyspaceSettings> {
