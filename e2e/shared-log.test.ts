@@ -12,7 +12,7 @@ import type { Shard } from "@klstore/sharding";
 import { decodeSegmentIndex } from "../packages/core/src/format/log-segment.ts";
 import { StoreReader } from "../packages/core/src/reader/store-reader.ts";
 import { readRange } from "../packages/core/src/storage/object-store.ts";
-import { openTestStore } from "./support/log-store.ts";
+import { testS3Store } from "../packages/core/test/backends.ts";
 import {
   ensureBucket,
   freePort,
@@ -195,7 +195,8 @@ describe("the shared log with real processes on SeaweedFS", { skip: !S3_ENDPOINT
     const client = new KlstoreClient({ writers: shards, reader: reader.address });
     const keys = Array.from({ length: 10 }, (_, i) => `settled-${i}`);
     await Promise.all(keys.map((k) => client.append(KEYSPACE, k, [{ value: `${k}/a` }, { value: `${k}/b` }])));
-    const { store, prefix, close } = openTestStore(config.prefix);
+    const prefix = config.prefix;
+    const store = testS3Store(prefix);
     const plain = new StoreReader({ store, prefix });
     // Materialized within materialize_interval_millis (1 s) and a duty cycle or two.
     const deadline = Date.now() + 60_000;
@@ -233,7 +234,7 @@ describe("the shared log with real processes on SeaweedFS", { skip: !S3_ENDPOINT
     };
     while ((await holdingEntries()).length > 0 && Date.now() < deadline) await sleep(500);
     assert.deepEqual(await holdingEntries(), [], "no segment with entries is kept but a log's newest");
-    await close();
+    await store.close();
     client.close();
   });
 });

@@ -55,6 +55,21 @@ async function createBucket(): Promise<void> {
   }
 }
 
+/** The test bucket under `prefix`, at the test S3 server or at `endpoint` (a proxy in front of it, say). */
+export function testS3Store(prefix: string, endpoint = S3_ENDPOINT): S3Store {
+  return new S3Store({
+    bucketName: S3_BUCKET,
+    objectPrefix: prefix,
+    endpoint,
+    region: "us-east-1",
+    pathStyle: true,
+    useDefaultCredentials: false,
+    accessKey: S3_ACCESS_KEY,
+    secretKey: S3_SECRET_KEY,
+    maxAttempts: 3,
+  });
+}
+
 export const s3Backend: TestBackend = {
   name: "s3",
   async open() {
@@ -62,17 +77,7 @@ export const s3Backend: TestBackend = {
     await ensureBucket();
     // Every test gets its own prefix in one shared bucket.
     const prefix = `t-${randomUUID()}/`;
-    const store = new S3Store({
-      bucketName: S3_BUCKET,
-      objectPrefix: prefix,
-      endpoint: S3_ENDPOINT,
-      region: "us-east-1",
-      pathStyle: true,
-      useDefaultCredentials: false,
-      accessKey: S3_ACCESS_KEY,
-      secretKey: S3_SECRET_KEY,
-      maxAttempts: 3,
-    });
+    const store = testS3Store(prefix);
     const url = `s3://${S3_BUCKET}/${prefix}?endpoint=${encodeURIComponent(S3_ENDPOINT)}&path_style=true&access_key=${S3_ACCESS_KEY}&secret_key=${S3_SECRET_KEY}`;
     return { store, prefix, url, cleanup: () => store.close() };
   },

@@ -13,9 +13,9 @@ import { Fenced, KeyspaceAlreadyExists } from "../src/errors.ts";
 import { itemCount, KeyspaceLayout, parseDataObjectName } from "../src/format/layout.ts";
 import { LogLane, writeFence } from "../src/log/log-lane.ts";
 import { StoreReader } from "../src/reader/store-reader.ts";
-import { S3Store } from "../src/storage/s3.ts";
+import type { S3Store } from "../src/storage/s3.ts";
 import { StoreWriter } from "../src/writer/store-writer.ts";
-import { ensureBucket, S3_ACCESS_KEY, S3_BUCKET, S3_ENDPOINT, S3_SECRET_KEY } from "./backends.ts";
+import { ensureBucket, S3_ENDPOINT, testS3Store } from "./backends.ts";
 import { type DropRule, type LostResponseProxy, startLostResponseProxy } from "./lost-response-proxy.ts";
 import { readKey } from "./read-key.ts";
 
@@ -39,18 +39,7 @@ describe("lost responses to conditional writes (s3)", { skip: S3_ENDPOINT ? fals
   /** A store in a fresh prefix whose every request goes through the proxy. */
   function openStore(): { store: S3Store; prefix: string } {
     const prefix = `lost-${randomUUID()}/`;
-    const store = new S3Store({
-      bucketName: S3_BUCKET,
-      objectPrefix: prefix,
-      endpoint: proxy.endpoint,
-      region: "us-east-1",
-      pathStyle: true,
-      useDefaultCredentials: false,
-      accessKey: S3_ACCESS_KEY,
-      secretKey: S3_SECRET_KEY,
-      maxAttempts: 4,
-    });
-    return { store, prefix };
+    return { store: testS3Store(prefix, proxy.endpoint), prefix };
   }
 
   /** Drops the answer of the next request matching `rule` in `prefix`, and asserts it happened. */
