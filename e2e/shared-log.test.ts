@@ -26,11 +26,12 @@ import {
 import { produce, valueOf } from "./support/producer.ts";
 
 const KEYSPACE = "logged";
-// Materialized and deleted quickly, so that the test sees both.
+// Materialized and deleted quickly, so that the test sees both; kept 5 s (a watcher resumes
+// from segments as long as they are kept).
 const LOG = `[log]
 enabled=true
 materialize_interval_millis=1000
-retention_millis=0
+retention_millis=5000
 delete_delay_millis=0
 duty_cycle_millis=200
 `;

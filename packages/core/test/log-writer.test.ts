@@ -49,12 +49,10 @@ for (const backend of backends()) {
       const { store, prefix, cleanup } = await backend.open();
       try {
         const stats = new StorageStats();
-        // Segment PUTs alone: the keyspace's change log (for watchers) is off here.
         const writer = new LogWriter({
           store: countingStore(store, stats),
           prefix,
           name: "writer-0",
-          config: { changeLog: false },
           log: { logLanes: 1 },
         });
         await writer.open();

@@ -8,13 +8,13 @@ import type { FollowHub } from "./follow-hub.ts";
 import type { ObjectCacheStats } from "./object-cache.ts";
 import type { StreamAdmission } from "./stream-admission.ts";
 import type { StreamBufferPool } from "./stream-buffers.ts";
-import type { WatchHub } from "./watch-hub.ts";
+import type { AnyWatchFeed } from "./watch-feed.ts";
 
 /** What the reader's metrics read from. */
 export interface ReaderMetricSources {
   readonly hub: FollowHub;
   readonly cache: ObjectCacheStats;
-  readonly watchHub: WatchHub;
+  readonly watchHub: AnyWatchFeed;
   readonly admission: StreamAdmission;
   readonly streamBuffers: StreamBufferPool;
 }

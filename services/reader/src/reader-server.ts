@@ -25,11 +25,13 @@ import {
   shutdown,
 } from "@klstore/service-runtime";
 import { FollowHub } from "./follow-hub.ts";
+import { LogWatchHub } from "./log-watch-hub.ts";
 import { cachingStore, ObjectCacheStats } from "./object-cache.ts";
 import { ReaderMetrics } from "./reader-metrics.ts";
 import { readerHandlers } from "./reader-service.ts";
 import { StreamAdmission } from "./stream-admission.ts";
 import { StreamBufferPool } from "./stream-buffers.ts";
+import type { AnyWatchFeed } from "./watch-feed.ts";
 import { WatchHub } from "./watch-hub.ts";
 
 export interface ReaderServerConfig {
@@ -88,7 +90,7 @@ export const READER_SERVER_DEFAULTS = {
 export interface RunningReader {
   readonly address: string;
   readonly hub: FollowHub;
-  readonly watchHub: WatchHub;
+  readonly watchHub: AnyWatchFeed;
   readonly cacheStats: ObjectCacheStats;
   readonly admission: StreamAdmission;
   readonly streamBuffers: StreamBufferPool;
@@ -113,7 +115,10 @@ export async function startReader(config: ReaderServerConfig, logger: Logger): P
     logTail: config.log ? new LogTail(store, prefix, config.log) : undefined,
   });
   const hub = new FollowHub(reader, settings.followPollMillis, logger);
-  const watchHub = new WatchHub(reader, settings.followPollMillis, logger);
+  // On the shared log the changes are the logs' entries; otherwise the keyspace change log.
+  const watchHub: AnyWatchFeed = config.log
+    ? new LogWatchHub(store, prefix, settings.followPollMillis, logger)
+    : new WatchHub(reader, settings.followPollMillis, logger);
   const serverConfig = { ...SERVER_DEFAULTS, ...config.server };
   const { server, health } = createGrpcServer(serverConfig, [ReaderService], [callObserver(metrics, logger)]);
   const admission = new StreamAdmission(settings);

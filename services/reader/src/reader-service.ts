@@ -17,7 +17,7 @@ import { serveReadStream } from "./read-stream.ts";
 import type { ReaderMetrics } from "./reader-metrics.ts";
 import type { StreamAdmission } from "./stream-admission.ts";
 import type { StreamBufferPool } from "./stream-buffers.ts";
-import type { WatchHub } from "./watch-hub.ts";
+import type { AnyWatchFeed } from "./watch-feed.ts";
 import { serveWatch } from "./watch-stream.ts";
 
 type Handlers = HandlersOf<typeof ReaderService>;
@@ -25,7 +25,7 @@ type Handlers = HandlersOf<typeof ReaderService>;
 export interface ReaderServiceDeps {
   readonly reader: StoreReader;
   readonly hub: FollowHub;
-  readonly watchHub: WatchHub;
+  readonly watchHub: AnyWatchFeed;
   readonly logger: Logger;
   readonly streamPageSize: number;
   readonly metrics: ReaderMetrics;

@@ -7,6 +7,8 @@
 import {
   advanceCursor,
   type ChangeObjectRef,
+  changesFolder,
+  encodeWatchCursor,
   inCommitOrderPerKey,
   type KeyChange,
   LOOKBACK_MILLIS,
@@ -15,9 +17,11 @@ import {
   readChangeObject,
   readWithinStep,
   type StoreReader,
+  startingCursor,
   type WatchCursor,
 } from "@klstore/core";
 import type { Logger } from "@klstore/service-runtime";
+import type { WatchFeed } from "./watch-feed.ts";
 
 interface KeyspaceFeed {
   /** Objects named at or after `listedFrom`, as of the last poll. */
@@ -36,7 +40,7 @@ export interface WatchStep {
   readonly next: WatchCursor;
 }
 
-export class WatchHub {
+export class WatchHub implements WatchFeed<WatchCursor> {
   private readonly reader: StoreReader;
   private readonly pollMillis: number;
   private readonly logger: Logger;
@@ -53,6 +57,14 @@ export class WatchHub {
     this.pollMillis = pollMillis;
     this.logger = logger;
     this.clock = clock;
+  }
+
+  async start(keyspace: string, token: string | undefined): Promise<WatchCursor> {
+    return startingCursor(changesFolder(this.reader.prefix, keyspace), token, this.clock());
+  }
+
+  encode(keyspace: string, cursor: WatchCursor): string {
+    return encodeWatchCursor(changesFolder(this.reader.prefix, keyspace), cursor);
   }
 
   /** Watchers currently waiting, across keyspaces. */

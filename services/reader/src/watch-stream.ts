@@ -7,15 +7,7 @@
 
 import { create } from "@bufbuild/protobuf";
 import type { ServerWritableStream } from "@grpc/grpc-js";
-import {
-  changesFolder,
-  encodeWatchCursor,
-  type KeyChange,
-  RepeatedChangeFilter,
-  type StoreReader,
-  startingCursor,
-  type WatchCursor,
-} from "@klstore/core";
+import { type KeyChange, RepeatedChangeFilter, type StoreReader } from "@klstore/core";
 import {
   KeyChangeSchema,
   toUint128,
@@ -27,14 +19,15 @@ import type { Logger } from "@klstore/service-runtime";
 import type { ReaderMetrics } from "./reader-metrics.ts";
 import { runServerStream, written } from "./server-stream.ts";
 import type { StreamAdmission } from "./stream-admission.ts";
-import type { WatchHub } from "./watch-hub.ts";
+import type { AnyWatchFeed } from "./watch-feed.ts";
 
 /** With nothing to report, a message with no changes still carries the advanced cursor this often. */
 export const WATCH_HEARTBEAT_MILLIS = 30_000;
 
 export interface WatchStreamDeps {
   readonly reader: StoreReader;
-  readonly hub: WatchHub;
+  /** The change log or the shared log (watch-feed.ts). */
+  readonly hub: AnyWatchFeed;
   readonly logger: Logger;
   readonly metrics: ReaderMetrics;
   readonly admission: StreamAdmission;
@@ -59,12 +52,11 @@ async function streamChanges(
 ): Promise<void> {
   const { reader, hub } = deps;
   const { keyspace } = call.request;
-  const folder = changesFolder(reader.prefix, keyspace);
-  // Before any storage request: a cursor this service did not issue costs nothing.
-  let cursor = startingCursor(folder, call.request.cursor, BigInt(Date.now()));
+  // A cursor this service did not issue is refused before any storage request.
+  let cursor = await hub.start(keyspace, call.request.cursor);
   await reader.readKeyspaceMetadata(keyspace); // NOT_FOUND
   let lastSent = Date.now();
-  const send = async (changes: readonly KeyChange[], at: WatchCursor) => {
+  const send = async (changes: readonly KeyChange[], at: unknown) => {
     const message = create(WatchKeyspaceResponseSchema, {
       changes: changes.map((c) =>
         create(KeyChangeSchema, {
@@ -74,7 +66,7 @@ async function streamChanges(
           commitTimeMillis: c.commitMillis,
         }),
       ),
-      cursor: encodeWatchCursor(folder, at),
+      cursor: hub.encode(keyspace, at),
     });
     deps.metrics.changesServed(changes.length);
     lastSent = Date.now();

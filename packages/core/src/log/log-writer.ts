@@ -718,20 +718,10 @@ class LaneRunner {
       }
       const plan = this.build();
       if (plan.entries.length === 0 && plan.progress.length === 0) {
-        // Every item a duplicate: nothing to store, the answers are known now. Most likely a
-        // client resending what a crash kept it from learning: the key's end is announced
-        // again, in case that crash also kept its change from the change log (docs/watch.md).
+        // Every item a duplicate: nothing to store, the answers are known now (the commit they
+        // repeat is an entry of some segment: watchers have it).
         plan.groups.forEach((group, i) => {
-          const outcomes = plan.outcomes[i] as ItemOutcome[];
-          const announced = this.announce(group, undefined, this.writer.config.clock());
-          if (announced) {
-            announced.then(
-              () => this.answer(group, outcomes),
-              (err: unknown) => {
-                for (const waiter of group.waiters) waiter.reject(err);
-              },
-            );
-          } else this.answer(group, outcomes);
+          this.answer(group, plan.outcomes[i] as ItemOutcome[]);
           this.release(group);
         });
         continue;
@@ -848,35 +838,9 @@ class LaneRunner {
         const active = this.active.get(group.folder);
         if (active) active.tail = tail;
       }
-      const outcomes = plan.outcomes[i] as ItemOutcome[];
-      if (answer) {
-        // Watchers hear of every acknowledged commit: its change is in the keyspace's change
-        // log before the call is answered (docs/watch.md), as the per-key protocol does.
-        const announced = this.announce(group, tail, index.createdMillis);
-        if (announced) {
-          announced.then(
-            () => this.answer(group, outcomes),
-            (err: unknown) => {
-              for (const waiter of group.waiters) waiter.reject(err);
-            },
-          );
-        } else this.answer(group, outcomes);
-      }
+      // Watchers read the entries themselves (log-changes.ts): nothing more to record.
+      if (answer) this.answer(group, plan.outcomes[i] as ItemOutcome[]);
       this.release(group);
-    });
-  }
-
-  /** Records a stored group's change in its keyspace's change log (off: `changeLog: false`). */
-  private announce(group: Group, tail: KeyTail | undefined, commitMillis: bigint): Promise<void> | undefined {
-    const { config, keyspaces } = this.writer;
-    // A call of duplicates only moves nothing; a stored one reports where the key now ends.
-    const end = tail ?? this.active.get(group.folder)?.tail;
-    if (!config.changeLog || !end || end.nextOffset === 0n) return undefined;
-    return keyspaces.changes.record(group.keyspace, {
-      key: group.key,
-      nextOffset: end.nextOffset,
-      nextNonce: end.nextNonce,
-      commitMillis,
     });
   }
 
