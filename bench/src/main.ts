@@ -100,6 +100,9 @@ const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
  */
 const SEED_BATCHING = ["batcher.batch_flush_interval_millis=1000"];
 const SEED_BATCHING_ROW = "klstore AppendSession, seed batching (waits up to 1 s for 1 MB per key)";
+/** A third writer on the shared log (docs/log.md; `[log] enabled`): one segment PUT per lane and flush. */
+const SHARED_LOG = ["log.enabled=true"];
+const SHARED_LOG_ROW = "klstore AppendSession, shared log";
 const runId = `${Date.now().toString(36)}`;
 
 async function main(): Promise<void> {
@@ -107,8 +110,10 @@ async function main(): Promise<void> {
   const config = writeConfig();
   const cluster = await startCluster(config.file, 1, { metrics: true });
   const seedBatching = await startCluster(config.file, 1, { sets: SEED_BATCHING });
+  const sharedLog = await startCluster(config.file, 1, { metrics: true, sets: SHARED_LOG });
   const writerMetrics = cluster.writers[0]?.metrics as string;
-  for (const c of [cluster, seedBatching]) {
+  const logWriterMetrics = sharedLog.writers[0]?.metrics as string;
+  for (const c of [cluster, seedBatching, sharedLog]) {
     for (const w of c.writers) watch(CPU_ROLES.writer, w.child.pid);
     watch(CPU_ROLES.reader, c.reader.child.pid);
   }
@@ -127,7 +132,7 @@ async function main(): Promise<void> {
     log("warm-up (not measured)");
     const warmKey = await warmUpIngest(
       {
-        writerClusters: [cluster.shards, seedBatching.shards],
+        writerClusters: [cluster.shards, seedBatching.shards, sharedLog.shards],
         s3,
         rawPrefix: config.prefix,
         kafka: KAFKA as string,
@@ -147,6 +152,7 @@ async function main(): Promise<void> {
         await admin.createKeyspace(ks);
         await admin.createKeyspace(`${ks}-unary`);
         await admin.createKeyspace(`${ks}-seed`);
+        await admin.createKeyspace(`${ks}-log`);
         const rows: Throughput[] = [];
         const before = await storageCounters(writerMetrics);
         rows.push(await appendSession(cluster.shards, ks, keys, items, size));
@@ -164,6 +170,19 @@ async function main(): Promise<void> {
           `${fmt(cost.bytesWritten / (items * size), 2)}×`,
         ]);
         rows.push(await appendSession(seedBatching.shards, `${ks}-seed`, keys, items, size, SEED_BATCHING_ROW));
+        const logBefore = await storageCounters(logWriterMetrics);
+        rows.push(await appendSession(sharedLog.shards, `${ks}-log`, keys, items, size, SHARED_LOG_ROW));
+        // Materialization comes later (materialize_interval_millis): these are the ingest's own.
+        const logCost = difference(await storageCounters(logWriterMetrics), logBefore);
+        costRows.push([
+          `${label}, shared log`,
+          perMillion(logCost.put),
+          perMillion(logCost.get),
+          perMillion(logCost.list),
+          perMillion(logCost.delete),
+          "–",
+          `${fmt(logCost.bytesWritten / (items * size), 2)}×`,
+        ]);
         rows.push(await unaryAppend(cluster.shards, `${ks}-unary`, keys, items, size));
         const raw = await rawPut(s3, `${config.prefix}${ks}/`, items, items * size);
         rows.push(raw.result);
@@ -220,6 +239,7 @@ async function main(): Promise<void> {
       for (const [prefix, writer] of [
         ["klstore AppendSession", "default writer"],
         [SEED_BATCHING_ROW, "seed batching"],
+        [SHARED_LOG_ROW, "shared log"],
       ] as const) {
         const session = t.rows.find((r) => r.system === prefix) as Throughput;
         const scenario = `${t.caption} (${writer})`;
@@ -592,7 +612,8 @@ async function main(): Promise<void> {
             `AppendSession with up to ${fmt(APPEND_SESSION_WINDOW)} requests of 100 items in flight. ` +
             "Appends and reads use the API's packed forms (one byte string of items per request or page, as the TypeScript client does). Writer shard defaults: " +
             "a key's next group commits as soon as its previous one is stored, at most 32 commits at once, objects of at most 8 MiB. " +
-            "The seed-batching rows come from a second writer process whose groups wait up to 1 s for 1 MB per key (`batch_flush_interval_millis=1000`).",
+            "The seed-batching rows come from a second writer process whose groups wait up to 1 s for 1 MB per key (`batch_flush_interval_millis=1000`), " +
+            "the shared-log rows from a third with `[log] enabled=true` (docs/log.md: one segment PUT per lane and flush for every key; its storage cost row counts the ingest, not the materialization that follows).",
           "Single scenarios, for rounds and settings of their own (same services): `node bench/src/ingest-only.ts`, " +
             "`node bench/src/read-only.ts`, `node bench/src/import-only.ts`, `node bench/src/cli-startup.ts`.",
           "Raw S3: @aws-sdk/client-s3 from Node, 8 requests in flight.",
@@ -613,6 +634,7 @@ async function main(): Promise<void> {
   } finally {
     admin.close();
     await seedBatching.stop();
+    await sharedLog.stop();
     await cluster.stop();
   }
 }

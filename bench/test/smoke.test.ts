@@ -19,10 +19,15 @@ describe("benchmark smoke run", { skip: !ready && "needs S3, Kafka and Redis (sc
     const out = join(dir, "benchmarks.md");
     await promisify(execFile)(process.execPath, [MAIN, "--smoke", "--out", out], { timeout: 280_000 });
     const report = readFileSync(out, "utf8");
-    assert.match(
-      report,
-      /\| 100 B ingest: items\/s at least Kafka's \| 100 B items, 1 key \(default writer\) \| [\d,]+% \| 100% \| (yes|no) \|/,
-    );
+    for (const writer of ["default writer", "shared log"]) {
+      assert.match(
+        report,
+        new RegExp(
+          `\\| 100 B ingest: items/s at least Kafka's \\| 100 B items, 1 key \\(${writer}\\) \\| [\\d,]+% \\| 100% \\| (yes|no) \\|`,
+        ),
+      );
+    }
+    assert.match(report, /\| 100 B items, 1 key, shared log \| [\d,]+ \| [\d,]+ \| [\d,]+ \| [\d,]+ \| – \|/);
     for (const command of ["klstore --version", "klstore stat \\(file:\\/\\/\\)", "klstore stat \\(s3:\\/\\/\\)"]) {
       assert.match(
         report,
@@ -53,6 +58,7 @@ describe("benchmark smoke run", { skip: !ready && "needs S3, Kafka and Redis (sc
     const systems = [
       "klstore AppendSession",
       "klstore AppendSession, seed batching (waits up to 1 s for 1 MB per key)",
+      "klstore AppendSession, shared log",
       "klstore Append (unary, 32 in flight)",
       "raw S3 PutObject (1 MiB objects)",
       "Kafka producer (acks=all)",
