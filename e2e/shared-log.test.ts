@@ -116,6 +116,26 @@ describe("the shared log with real processes on SeaweedFS", { skip: !S3_ENDPOINT
     client.close();
   });
 
+  it("refuses to start a writer shard or a reader without [log] enabled on a store the log writes", async () => {
+    const port = await freePort();
+    for (const role of ["writer", "reader"] as const) {
+      const sets =
+        role === "writer"
+          ? [
+              "log.enabled=false",
+              "writer.name=writer-x",
+              `writer.listen=127.0.0.1:${port}`,
+              `writer.shards=writer-x=127.0.0.1:${port}`,
+            ]
+          : ["log.enabled=false", "reader.listen=127.0.0.1:0"];
+      await assert.rejects(
+        serve(role, config.file, sets),
+        /exited with 1 before serving:\nklstore: .* is written through the shared log \(\[log\] enabled, docs\/log\.md\): set \[log\] enabled=true on every writer shard and reader$/,
+        role,
+      );
+    }
+  });
+
   it("loses and duplicates nothing under load across kill -9 of a shard and a shard-list change (3 -> 4)", async () => {
     const keys = Array.from({ length: 12 }, (_, i) => `moving-${i}`);
     const stopLoad = new AbortController();

@@ -110,7 +110,10 @@ async function main(): Promise<void> {
   const config = writeConfig();
   const cluster = await startCluster(config.file, 1, { metrics: true });
   const seedBatching = await startCluster(config.file, 1, { sets: SEED_BATCHING });
-  const sharedLog = await startCluster(config.file, 1, { metrics: true, sets: SHARED_LOG });
+  // A store of its own: writers and readers of a store written through the log must all have
+  // [log] enabled (docs/log.md, "Older buckets"), and the other processes here have not.
+  const logConfig = writeConfig();
+  const sharedLog = await startCluster(logConfig.file, 1, { metrics: true, sets: SHARED_LOG });
   const writerMetrics = cluster.writers[0]?.metrics as string;
   const logWriterMetrics = sharedLog.writers[0]?.metrics as string;
   for (const c of [cluster, seedBatching, sharedLog]) {
@@ -123,6 +126,7 @@ async function main(): Promise<void> {
   const costRows: string[][] = [];
   const s3 = testS3Target();
   const admin = new KlstoreClient({ writers: cluster.shards, reader: cluster.reader.address });
+  const logAdmin = new KlstoreClient({ writers: sharedLog.shards, reader: sharedLog.reader.address });
   const ingestTables: Section["tables"][number][] = [];
   const ingestBars: Bar[] = [];
   let readSetup:
@@ -137,7 +141,7 @@ async function main(): Promise<void> {
         rawPrefix: config.prefix,
         kafka: KAFKA as string,
         redis: REDIS as string,
-        createKeyspace: (name) => admin.createKeyspace(name),
+        createKeyspace: (name, cluster) => (cluster === 2 ? logAdmin : admin).createKeyspace(name),
       },
       scale.warmUp,
       runId,
@@ -152,7 +156,7 @@ async function main(): Promise<void> {
         await admin.createKeyspace(ks);
         await admin.createKeyspace(`${ks}-unary`);
         await admin.createKeyspace(`${ks}-seed`);
-        await admin.createKeyspace(`${ks}-log`);
+        await logAdmin.createKeyspace(`${ks}-log`);
         const rows: Throughput[] = [];
         const before = await storageCounters(writerMetrics);
         rows.push(await appendSession(cluster.shards, ks, keys, items, size));
@@ -633,6 +637,7 @@ async function main(): Promise<void> {
     log(`wrote ${args.out} and ${chartFile}`);
   } finally {
     admin.close();
+    logAdmin.close();
     await seedBatching.stop();
     await sharedLog.stop();
     await cluster.stop();

@@ -18,8 +18,8 @@ export interface WarmUpTargets {
   readonly rawPrefix: string;
   readonly kafka: string;
   readonly redis: string;
-  /** Makes a keyspace (the clusters share one storage). */
-  createKeyspace(name: string): Promise<unknown>;
+  /** Makes a keyspace for the writer cluster of that index (they may have storages of their own). */
+  createKeyspace(name: string, cluster: number): Promise<unknown>;
 }
 
 /** Items per warm-up pass: enough for V8 to optimize the per-item and per-batch paths. */
@@ -40,7 +40,7 @@ export async function warmUpIngest(
   // writer process in keyspaces of its own (they share the storage, and a key has one owner).
   for (const [i, shards] of targets.writerClusters.entries()) {
     const keyspace = `warm-up-${runId}-${i}`;
-    for (const name of [keyspace, `${keyspace}-kib`, `${keyspace}-unary`]) await targets.createKeyspace(name);
+    for (const name of [keyspace, `${keyspace}-kib`, `${keyspace}-unary`]) await targets.createKeyspace(name, i);
     await appendSession(shards, keyspace, 1, items, 100);
     await appendSession(shards, `${keyspace}-kib`, 10, Math.ceil(items / 5), 1024);
     // Only the default writer's unary Append is measured (the seed batching holds each one up to 1 s).

@@ -8,6 +8,7 @@ export type ErrorCode =
   | "RESOURCE_EXHAUSTED"
   | "ABORTED"
   | "OUT_OF_RANGE"
+  | "FAILED_PRECONDITION"
   | "DATA_LOSS"
   | "UNAVAILABLE"
   | "INTERNAL";
@@ -141,4 +142,17 @@ export class InternalError extends KlstoreError {
 export class OwnerUnavailable extends KlstoreError {
   readonly code = "UNAVAILABLE";
   override readonly retryable = true;
+}
+
+/**
+ * The store is written through the shared log (docs/log.md) and this process would write or
+ * read it per key only: a per-key writer would commit offsets the logs already hold, a
+ * reader without log tails would miss every item not yet materialized.
+ */
+export class WrittenThroughLog extends KlstoreError {
+  readonly code = "FAILED_PRECONDITION";
+
+  constructor(storeDescription: string, instead: string) {
+    super(`${storeDescription} is written through the shared log ([log] enabled, docs/log.md): ${instead}`);
+  }
 }

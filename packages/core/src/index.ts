@@ -42,7 +42,7 @@ export {
   KeyspaceLayout,
   parseDataObjectName,
 } from "./format/layout.ts";
-export { LogLayout } from "./format/log-layout.ts";
+export { checkWriterName, LogLayout } from "./format/log-layout.ts";
 export type { LogId, SegmentIndex } from "./format/log-segment.ts";
 export { copyRecords, decodeRecords, encodeRecords, type Item, storedRecords } from "./format/records.ts";
 export { decodeSegment, encodeSegment } from "./format/segments.ts";
@@ -55,6 +55,7 @@ export {
   readLogChanges,
 } from "./log/log-changes.ts";
 export { readSegmentIndex } from "./log/log-lane.ts";
+export { refuseIfWrittenThroughLog, storeHasLogs } from "./log/log-presence.ts";
 export { LOG_TAIL_DEFAULTS, LogTail, type LogTailConfig } from "./log/log-tail.ts";
 export { LOG_DEFAULTS, type LogConfig, LogWriter, type LogWriterOptions } from "./log/log-writer.ts";
 export {

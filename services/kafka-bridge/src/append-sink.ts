@@ -17,7 +17,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { status } from "@grpc/grpc-js";
 import { KlstoreClient } from "@klstore/client";
 import {
-  type BatchingStoreWriter,
+  type AppendEngine,
+  type BatchingConfig,
   Fenced,
   type Insertion,
   InvalidArgument,
@@ -228,8 +229,14 @@ export class OrderedSink implements AppendSink {
   }
 }
 
-/** Through a batching writer in this process, which commits each key's batch as one object. */
-export function writerSink(writer: BatchingStoreWriter, logger?: Logger): AppendSink {
+/** How long a key's batch waits in the sink, and how many the sink holds (the [batcher] settings). */
+export type SinkPacing = Pick<BatchingConfig, "batchFlushIntervalMillis" | "writerThreadQueueCapacity">;
+
+/**
+ * Through a writer engine in this process: a batching writer commits each key's batch as one
+ * object, a log writer stores them in its lanes' segments.
+ */
+export function writerSink(writer: AppendEngine, pacing: SinkPacing, logger?: Logger): AppendSink {
   return new OrderedSink(
     {
       async append(keyspace, key, insertions, urgent) {
@@ -258,8 +265,8 @@ export function writerSink(writer: BatchingStoreWriter, logger?: Logger): Append
       close: () => writer.close(),
     },
     {
-      maxWaiting: writer.batching.writerThreadQueueCapacity,
-      urgentAfterMillis: writer.batching.batchFlushIntervalMillis,
+      maxWaiting: pacing.writerThreadQueueCapacity,
+      urgentAfterMillis: pacing.batchFlushIntervalMillis,
       logger,
     },
   );

@@ -4,6 +4,7 @@
 // the bridge does not know is refused by name rather than silently ignored.
 
 import { ConfigError, type KlstoreConfig, loadKlstoreConfig, SectionReader } from "@klstore/config";
+import { checkWriterName, InvalidArgument } from "@klstore/core";
 import { type NumberParser, numberParser, type StringParser, stringParser } from "./record-parsers.ts";
 
 export interface ConsumerSettings {
@@ -30,6 +31,8 @@ export interface BridgeSettings {
   readonly badRecordPolicy: "skip" | "dead_letter";
   readonly deadLetterTopic?: string | undefined;
   readonly metricsListen?: string | undefined;
+  /** The log this bridge appends to when it writes the shared log itself (no writer shards). */
+  readonly logName?: string | undefined;
   readonly parsers: {
     readonly keyspace: StringParser;
     readonly key: StringParser;
@@ -70,6 +73,25 @@ function parserOf<T>(section: SectionReader, key: string, build: (spec: string) 
     return build(spec);
   } catch (err) {
     throw new ConfigError(`[parser] ${key}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * The log of a bridge that writes the shared log itself: one per bridge process and the same
+ * after a restart (which then fences and resumes it), as Kafka's static membership id is
+ * (the broker refuses two members with one id), so that id names it.
+ */
+function bridgeLogName(groupInstanceId: string | undefined): string {
+  if (groupInstanceId === undefined) {
+    throw new ConfigError(
+      "[log] enabled=true without [writer] shards needs [kafka] group.instance.id: it names this bridge's log (one per bridge process, the same across its restarts)",
+    );
+  }
+  try {
+    return checkWriterName(`bridge-${groupInstanceId}`);
+  } catch (err) {
+    const why = err instanceof InvalidArgument ? err.reason : (err as Error).message;
+    throw new ConfigError(`[kafka] group.instance.id names this bridge's log: ${why}`);
   }
 }
 
@@ -117,13 +139,15 @@ export function readBridgeSettings(config: KlstoreConfig): { settings: BridgeSet
   if (policy === "dead_letter" && !deadLetterTopic) {
     throw new ConfigError("[kafka] bad_record_policy=dead_letter needs dead_letter_topic");
   }
+  const consumer = readConsumer(kafka);
   const settings: BridgeSettings = {
     topics,
     offsetCommitIntervalMillis: (kafka.integer("offset_commit_interval_seconds", 1, 86_400) ?? 60) * 1000,
-    consumer: readConsumer(kafka),
+    consumer,
     badRecordPolicy: policy,
     deadLetterTopic,
     metricsListen: kafka.string("metrics_listen"),
+    logName: config.log.enabled && !config.writer.shards ? bridgeLogName(consumer.groupInstanceId) : undefined,
     parsers: {
       keyspace: parserOf(parser, "keyspace_parser", stringParser),
       key: parserOf(parser, "key_parser", stringParser),

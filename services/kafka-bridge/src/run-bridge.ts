@@ -1,7 +1,16 @@
 // One bridge process from its config: the sink (in-process batching writer on [s3]/[store],
-// or the writer service when [writer] shards is set), metrics, and an orderly stop.
+// a log writer there with [log] enabled, or the writer service when [writer] shards is set),
+// metrics, and an orderly stop.
 
-import { BATCHING_DEFAULTS, BatchingStoreWriter, openStore, WRITER_DEFAULTS } from "@klstore/core";
+import {
+  type AppendEngine,
+  BATCHING_DEFAULTS,
+  BatchingStoreWriter,
+  LogWriter,
+  openStore,
+  refuseIfWrittenThroughLog,
+  WRITER_DEFAULTS,
+} from "@klstore/core";
 import { type Logger, measuredStore, ServiceMetrics, serveMetrics } from "@klstore/service-runtime";
 import { type AppendSink, serviceSink, writerSink } from "./append-sink.ts";
 import type { BridgeConfig } from "./bridge-config.ts";
@@ -33,14 +42,35 @@ export async function startBridge(config: BridgeConfig, logger: Logger): Promise
       throw new Error("the bridge needs a store ([s3] or [store] url) or writer shards ([writer] shards)");
     }
     const opened = openStore(klstore.store);
-    // The seed's batching defaults (1 s interval): the bridge commits offsets on its own interval anyway.
-    const writer = new BatchingStoreWriter({
-      store: measuredStore(opened.store, metrics),
-      prefix: opened.prefix,
-      config: { ...WRITER_DEFAULTS, ...klstore.writer.engine },
-      batching: { ...BATCHING_DEFAULTS, ...klstore.batching },
-    });
-    sink = writerSink(writer, logger);
+    const store = measuredStore(opened.store, metrics);
+    const batching = { ...BATCHING_DEFAULTS, ...klstore.batching };
+    const engine = { ...WRITER_DEFAULTS, ...klstore.writer.engine };
+    let writer: AppendEngine;
+    if (settings.logName !== undefined) {
+      const log = new LogWriter({
+        store,
+        prefix: opened.prefix,
+        name: settings.logName,
+        config: engine,
+        log: klstore.log.writer,
+      });
+      // Opening the logs fences an older instance of this bridge (docs/log.md, "Writer start").
+      await log.open();
+      writer = log;
+    } else {
+      await refuseIfWrittenThroughLog(
+        store,
+        opened.prefix,
+        "set [log] enabled=true (and [kafka] group.instance.id), or write through the writer shards ([writer] shards)",
+      ).catch(async (err: unknown) => {
+        await store.close();
+        throw err;
+      });
+      // The seed's batching defaults (1 s interval): the bridge commits offsets on its own interval anyway.
+      writer = new BatchingStoreWriter({ store, prefix: opened.prefix, config: engine, batching });
+    }
+    writer.onBackgroundError = (err, what) => logger.warn({ err, what }, "background work failed");
+    sink = writerSink(writer, batching, logger);
   }
   const bridge = new KafkaBridge({ settings, sink, logger, metrics: new BridgeMetrics(metrics) });
   const endpoint = settings.metricsListen ? await serveMetrics(settings.metricsListen, metrics) : undefined;

@@ -70,7 +70,7 @@ for (const backend of backends()) {
         prefix: opened.prefix,
         batching: { batchFlushIntervalMillis: 0, batchCheckIntervalMillis: 5 },
       });
-      const sink: AppendSink = writerSink(writer);
+      const sink: AppendSink = writerSink(writer, writer.batching);
       try {
         const durables = [(await sink.submit("bridged", "0", record(1))).durable];
         await claimReached.promise; // r1's commit is about to claim the key's first offset
@@ -103,7 +103,7 @@ for (const backend of backends()) {
         prefix: opened.prefix,
         batching: { batchFlushIntervalMillis: 0, batchCheckIntervalMillis: 5, writerThreadQueueCapacity: 3 },
       });
-      const sink = writerSink(writer);
+      const sink = writerSink(writer, writer.batching);
       try {
         const durables = [(await sink.submit("bridged", "0", record(1))).durable];
         await dataReached.promise; // r1's batch is being stored
@@ -143,7 +143,7 @@ for (const backend of backends()) {
         config: { maxValueBytes: 16 },
         batching: { batchFlushIntervalMillis: 0, batchCheckIntervalMillis: 5 },
       });
-      const sink = writerSink(writer);
+      const sink = writerSink(writer, writer.batching);
       try {
         const key0 = [(await sink.submit("bridged", "0", record(1))).durable];
         await dataReached.promise;

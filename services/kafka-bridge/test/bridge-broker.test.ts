@@ -13,7 +13,7 @@ import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type Item, StoreReader, StoreWriter } from "@klstore/core";
+import { type Item, LogTail, StoreReader, StoreWriter } from "@klstore/core";
 import { createLogger } from "@klstore/service-runtime";
 import { startWriterShard } from "@klstore/writer-service";
 import { endWithThisProcess } from "../../../e2e/support/processes.ts";
@@ -286,6 +286,48 @@ describe("Kafka bridge against a real broker", {
       await bridge?.stop();
       await producer.close();
       await shard.close();
+      await opened.cleanup();
+    }
+  });
+
+  it("writes the shared log itself with [log] enabled, exactly once across a restart; without [log] it refuses that store", async () => {
+    const opened = await (backend as NonNullable<typeof backend>).open();
+    const topic = unique("inbound");
+    const group = unique("group");
+    await createTopic(topic, PARTITIONS);
+    await new StoreWriter({ store: opened.store, prefix: opened.prefix }).createKeyspace("bridged");
+    const producer = new TestProducer(topic, PARTITIONS);
+    const config = configFile(opened.url, topic, group, "[log]\nenabled=true\nflush_interval_millis=20\n");
+    const onLog = () => loadBridgeConfig(config, ["kafka.group.instance.id=member-1"], {});
+    let bridge: Awaited<ReturnType<typeof startBridge>> | undefined;
+    try {
+      await producer.produce(150, 25);
+      bridge = await startBridge(onLog(), logger);
+      const reader = new StoreReader({
+        store: opened.store,
+        prefix: opened.prefix,
+        logTail: new LogTail(opened.store, opened.prefix),
+      });
+      await waitUntilStored(reader, producer.produced);
+      await bridge.stop();
+      // Restarted, it fences its earlier instance's log and goes on where the group's offsets are.
+      bridge = await startBridge(onLog(), logger);
+      await producer.produce(90, 25);
+      await waitUntilStored(reader, producer.produced);
+      await bridge.stop();
+      // 240 records, every 25th without its timestamp header (bad, skipped).
+      assert.equal(await assertStoredExactlyOnce(reader, producer.produced), 240 - 9);
+      const logs = await opened.store.list(`${opened.prefix}.logs/bridge-member-1/`);
+      assert.ok(logs.objects.length > 0, "the records are in the bridge's own log");
+      const perKey = await opened.store.list(`${opened.prefix}bridged/0/`);
+      assert.deepEqual(perKey.objects, [], "and not materialized yet (60 s): no per-key commit");
+      await assert.rejects(
+        startBridge(loadBridgeConfig(config, ["log.enabled=false"], {}), logger),
+        /is written through the shared log \(\[log\] enabled, docs\/log\.md\): set \[log\] enabled=true \(and \[kafka\] group\.instance\.id\)/,
+      );
+    } finally {
+      await bridge?.stop();
+      await producer.close();
       await opened.cleanup();
     }
   });

@@ -88,6 +88,25 @@ describe("bridge config", () => {
     refused(["parser.nonce_parser=RecordHeaderUtf8"], /needs an argument/);
   });
 
+  it("names the log of a bridge writing the shared log itself by its group.instance.id", () => {
+    const base = exampleConfig("http://h", "b", "k1:9092");
+    assert.equal(loadBridgeConfig(fileWith(base), [], {}).bridge.logName, undefined, "no [log]: per-key objects");
+    const named = loadBridgeConfig(fileWith(base), ["log.enabled=true", "kafka.group.instance.id=member-1"], {});
+    assert.equal(named.bridge.logName, "bridge-member-1");
+    const throughShards = loadBridgeConfig(fileWith(base), ["log.enabled=true", "writer.shards=w0=127.0.0.1:1"], {});
+    assert.equal(throughShards.bridge.logName, undefined, "the shards write the log");
+    const refused = (overrides: string[], message: RegExp) =>
+      assert.throws(
+        () => loadBridgeConfig(fileWith(base), overrides, {}),
+        (err: unknown) => err instanceof ConfigError && message.test(err.message),
+      );
+    refused(["log.enabled=true"], /\[log\] enabled=true without \[writer\] shards needs \[kafka\] group\.instance\.id/);
+    refused(
+      ["log.enabled=true", "kafka.group.instance.id=a/b"],
+      /\[kafka\] group\.instance\.id names this bridge's log: "bridge-a\/b" must be 1-128 characters/,
+    );
+  });
+
   it("ignores a variable naming no [kafka] setting (the test broker's port, say) and reports it", () => {
     const base = exampleConfig("http://h", "b", "k1:9092");
     const { bridge, ignoredEnvironment } = loadBridgeConfig(fileWith(base), [], {

@@ -7,6 +7,7 @@ import {
   openStore,
   READER_DEFAULTS,
   type ReaderConfig,
+  refuseIfWrittenThroughLog,
   type StoreLocation,
   StoreReader,
 } from "@klstore/core";
@@ -106,6 +107,15 @@ export async function startReader(config: ReaderServerConfig, logger: Logger): P
   const opened = openStore(config.store);
   const store = measuredStore(opened.store, metrics);
   const prefix = opened.prefix;
+  // Without the log's tail a reader would miss every item not yet materialized.
+  if (!config.log) {
+    await refuseIfWrittenThroughLog(store, prefix, "set [log] enabled=true on every writer shard and reader").catch(
+      async (err: unknown) => {
+        await store.close();
+        throw err;
+      },
+    );
+  }
   const cacheStats = new ObjectCacheStats();
   const reader = new StoreReader({
     store: cachingStore(store, settings.objectCacheBytes, cacheStats),

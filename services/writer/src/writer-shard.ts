@@ -9,6 +9,7 @@ import {
   type LogConfig,
   LogWriter,
   openStore,
+  refuseIfWrittenThroughLog,
   type StoreLocation,
   WRITER_DEFAULTS,
   type WriterConfig,
@@ -96,6 +97,15 @@ export async function startWriterShard(config: WriterShardConfig, logger: Logger
   const opened = openStore(config.store);
   const store = measuredStore(opened.store, metrics);
   const prefix = opened.prefix;
+  // A per-key writer does not see the logs' entries: it would commit offsets they hold.
+  if (!config.log) {
+    await refuseIfWrittenThroughLog(store, prefix, "set [log] enabled=true on every writer shard and reader").catch(
+      async (err: unknown) => {
+        await store.close();
+        throw err;
+      },
+    );
+  }
   const writerConfig = { ...WRITER_DEFAULTS, ...config.writer };
   const writer: AppendEngine = config.log
     ? new LogWriter({ store, prefix, name: config.name, config: writerConfig, log: config.log })

@@ -1,6 +1,8 @@
 // Direct mode: the commands work on a store URL through the core engines, no service
 // needed. Appends go through a StoreWriter with fencing, so running this beside live
-// writer shards is safe (one of the two is fenced and the command fails cleanly).
+// writer shards is safe (one of the two is fenced and the command fails cleanly), unless
+// the shards use the shared log (docs/log.md): their key states do not see per-key
+// commits, so direct appends and trims are refused on such a store. Reads see the logs.
 
 import { setTimeout as sleep } from "node:timers/promises";
 import {
@@ -9,11 +11,13 @@ import {
   InvalidArgument,
   type Item,
   KeyspaceNotFound,
+  LogTail,
   listKeys,
   openStore,
   pollChanges,
   RecentObject,
   RepeatedChangeFilter,
+  refuseIfWrittenThroughLog,
   StoreReader,
   StoreWriter,
   startingCursor,
@@ -43,13 +47,20 @@ export function explainInStore(err: unknown, storeDescription: string): unknown 
   );
 }
 
+const PER_KEY_REFUSAL = "append and trim through the writer service (--writer HOST:PORT), not directly";
+
 export function directBackend(url: string): Backend {
   const { store, prefix } = openStoreOption(url);
-  const reader = new StoreReader({ store, prefix });
+  // On a store without logs the log tail finds no slot record: one LIST more per read.
+  const reader = new StoreReader({ store, prefix, logTail: new LogTail(store, prefix) });
   let writer: StoreWriter | undefined;
   const writerOf = () => {
     writer ??= new StoreWriter({ store, prefix });
     return writer;
+  };
+  const perKeyWriter = async () => {
+    await refuseIfWrittenThroughLog(store, prefix, PER_KEY_REFUSAL);
+    return writerOf();
   };
 
   async function* items(keyspace: string, key: string, options: ReadItemsOptions): AsyncGenerator<Item> {
@@ -115,10 +126,10 @@ export function directBackend(url: string): Backend {
       return { keyspace, ...(await writerOf().setRetention(keyspace, retention)) };
     },
     async trim(keyspace, key, beforeOffset) {
-      return (await writerOf().trim(keyspace, key, beforeOffset)).firstOffset;
+      return (await (await perKeyWriter()).trim(keyspace, key, beforeOffset)).firstOffset;
     },
     watch,
-    append: (keyspace, key, insertions) => writerOf().appendList(keyspace, key, insertions),
+    append: async (keyspace, key, insertions) => (await perKeyWriter()).appendList(keyspace, key, insertions),
     keyMetadata: (keyspace, key) => reader.readKeyMetadata(keyspace, key),
     items,
     keys: (keyspace) => listKeys(store, prefix, keyspace),

@@ -14,6 +14,7 @@ import {
   InvalidArgument,
   importIdHash,
   openStore,
+  refuseIfWrittenThroughLog,
   rowMemoryBytes,
   type StoreLocation,
   StoreWriter,
@@ -104,6 +105,15 @@ const totalsLine = (s: Totals) =>
 export async function runImport(location: StoreLocation, keyspace: string, options: ImportOptions): Promise<void> {
   const started = performance.now();
   const { store, prefix } = openStore(location);
+  // The bulk importer writes per-key objects; on the log it will point log entries at them.
+  await refuseIfWrittenThroughLog(
+    store,
+    prefix,
+    "klstore import writes per-key objects and cannot import into it yet; append the rows through the writer service",
+  ).catch(async (err: unknown) => {
+    await store.close();
+    throw err;
+  });
   const writer = new StoreWriter({ store, prefix, config: options.writerConfig });
   const importer = new BulkImporter(writer, {
     ...(options.concurrency ? { maxInFlightCommits: options.concurrency } : {}),
