@@ -151,8 +151,11 @@ export class OwnerUnavailable extends KlstoreError {
  */
 export class WrittenThroughLog extends KlstoreError {
   readonly code = "FAILED_PRECONDITION";
+  /** The store, as its URL describes it. */
+  readonly store: string;
 
-  constructor(storeDescription: string, instead: string) {
-    super(`${storeDescription} is written through the shared log ([log] enabled, docs/log.md): ${instead}`);
+  constructor(store: string, instead: string) {
+    super(`${store} is written through the shared log ([log] enabled, docs/log.md): ${instead}`);
+    this.store = store;
   }
 }

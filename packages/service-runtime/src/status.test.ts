@@ -20,6 +20,7 @@ const {
   ShuttingDown,
   StorageUnavailable,
   Trimmed,
+  WrittenThroughLog,
 } = core;
 
 /** One instance of every error class; a class missing here fails the first test. */
@@ -35,6 +36,7 @@ const SAMPLES: readonly core.KlstoreError[] = [
   new StorageUnavailable("s3 GET failed"),
   new ShuttingDown("the writer is closing"),
   new OwnerUnavailable("owner shard writer-1 unreachable"),
+  new WrittenThroughLog("s3://bucket/folder/", "set [log] enabled=true"),
   new InternalError("a bug"),
 ];
 
