@@ -6,14 +6,18 @@
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Fenced, StorageUnavailable } from "../src/errors.ts";
+import { Fenced, KeyspaceAlreadyExists, StorageUnavailable } from "../src/errors.ts";
+import { KeyspaceLayout } from "../src/format/layout.ts";
 import { LogLayout } from "../src/format/log-layout.ts";
 import { decodeRecords } from "../src/format/records.ts";
 import { findLogEnd } from "../src/log/log-lane.ts";
+import { LogTail } from "../src/log/log-tail.ts";
 import { LogWriter } from "../src/log/log-writer.ts";
 import { rangesOf, readSlotRecord, slotOf } from "../src/log/slot-records.ts";
 import { slotEntries } from "../src/log/takeover.ts";
+import { StoreReader } from "../src/reader/store-reader.ts";
 import { countingStore, type ObjectStore, StorageStats } from "../src/storage/object-store.ts";
+import { StoreWriter } from "../src/writer/store-writer.ts";
 import { backends } from "./backends.ts";
 
 const clock = () => 1_700_000_000_000n;
@@ -182,6 +186,75 @@ for (const backend of backends()) {
         assert.deepEqual(offsets(resent), ["duplicate", 2n]);
         assert.deepEqual(await logItems(store, prefix, "ks", "k"), ["0:a", "1:b", "2:c"]);
         await writer.close();
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it("reads no key folder for the new keys of a new slot in a keyspace created on the log, and lists where it must", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      const listed: string[] = [];
+      const listing = new Proxy(store, {
+        get(target, property) {
+          if (property === "list") {
+            return (p: string, o?: Parameters<ObjectStore["list"]>[1]) => {
+              listed.push(p);
+              return target.list(p, o);
+            };
+          }
+          const value = Reflect.get(target, property);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+      const keyFolderLists = (keyspace: string) => listed.filter((p) => p.startsWith(`${prefix}${keyspace}/`)).length;
+      try {
+        await new StoreWriter({ store, prefix }).createKeyspace("older");
+        const writer = new LogWriter({ store: listing, prefix, name: "writer-0", config: { clock } });
+        await writer.open();
+        await assert.rejects(writer.createKeyspace("older"), KeyspaceAlreadyExists);
+        await writer.createKeyspace("fresh");
+        const keys = Array.from({ length: 20 }, (_, i) => `user/${i}`);
+        await Promise.all(keys.map((k) => writer.appendList("fresh", k, values("a"))));
+        await Promise.all(keys.map((k) => writer.appendList("older", k, values("a"))));
+        assert.equal(keyFolderLists("fresh"), 0, "a new key of a new slot has no per-key objects to look for");
+        assert.ok(keyFolderLists("older") >= keys.length, "an older keyspace's keys may have some: one LIST each");
+
+        // Materialized, the index knows where each key's objects end; trimmed, the next round
+        // (which continues the key's objects) asks again.
+        await writer.materializeAll();
+        await writer.trim("fresh", "user/0", 1n);
+        listed.length = 0;
+        const second = await Promise.all(keys.map((k) => writer.appendList("fresh", k, values("b"))));
+        for (const o of second) assert.deepEqual(offsets(o), [1n]);
+        await writer.materializeAll();
+        const trimmedFolder = new KeyspaceLayout(prefix, "fresh").key("user/0").folder;
+        const listedFresh = listed.filter((p) => p.startsWith(`${prefix}fresh/`));
+        assert.ok(listedFresh.length >= 1, "the trimmed key's folder is listed again");
+        assert.ok(
+          listedFresh.every((p) => p.startsWith(trimmedFolder)),
+          `only the trimmed key's: ${listedFresh.join(", ")}`,
+        );
+        await writer.close();
+
+        // A restarted writer did not create the slots: it lists each key once, and goes on.
+        listed.length = 0;
+        const restarted = new LogWriter({ store: listing, prefix, name: "writer-0", config: { clock } });
+        await restarted.open();
+        const third = await Promise.all(keys.map((k) => restarted.appendList("fresh", k, values("c"))));
+        for (const o of third) assert.deepEqual(offsets(o), [2n]);
+        assert.ok(keyFolderLists("fresh") >= keys.length);
+        await restarted.materializeAll();
+        await restarted.close();
+        const reader = new StoreReader({ store, prefix, logTail: new LogTail(store, prefix) });
+        for (const k of keys) {
+          const page = await reader.readPage("fresh", k, { maxSize: 10 });
+          const expected = k === "user/0" ? ["1:b", "2:c"] : ["0:a", "1:b", "2:c"];
+          assert.deepEqual(
+            page.items.map((i) => `${i.offset}:${Buffer.from(i.value)}`),
+            expected,
+            k,
+          );
+        }
       } finally {
         await cleanup();
       }

@@ -61,6 +61,14 @@ export function logsFolder(prefix: string): string {
   return `${prefix}.logs/`;
 }
 
+/**
+ * The marker of a keyspace created on the log (docs/log.md, "Keys of new slots"): all its
+ * per-key objects come from slot owners. `segment` is the keyspace's encoded name.
+ */
+export function logKeyspaceMarkerKey(prefix: string, segment: string): string {
+  return `${prefix}.slots/keyspaces/${segment}`;
+}
+
 /** The versions of one slot's record, newest first in a LIST (docs/log.md, "Slot records"). */
 export class SlotLayout {
   readonly slot: number;

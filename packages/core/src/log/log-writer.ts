@@ -38,6 +38,7 @@ import {
   type TrimOutcome,
   type WriterObserver,
 } from "../writer/store-writer.ts";
+import { LogKeyspaces } from "./log-keyspaces.ts";
 import { findLogEnd, LaneStale, type LaneWrite, LogLane, listSegments, readSegmentIndex } from "./log-lane.ts";
 import { derivedWrite, type MaterializedTail, materializeKey } from "./materialize.ts";
 import { continueTail, SlotIndex } from "./slot-index.ts";
@@ -123,6 +124,8 @@ interface ProgressRecord {
 export class LogWriter implements AppendEngine {
   /** Keyspace configs and their settings (the per-key protocol's writer, for those alone). */
   readonly keyspaces: StoreWriter;
+  /** Which keyspaces were created on the log (their new keys cost no LIST). */
+  readonly logKeyspaces: LogKeyspaces;
   readonly store: ObjectStore;
   readonly prefix: string;
   readonly name: string;
@@ -143,6 +146,7 @@ export class LogWriter implements AppendEngine {
     this.config = { ...WRITER_DEFAULTS, ...options.config };
     this.logConfig = { ...LOG_DEFAULTS, ...options.log };
     this.keyspaces = new StoreWriter({ store: this.store, prefix: this.prefix, config: this.config });
+    this.logKeyspaces = new LogKeyspaces(this.store, this.prefix);
     this.lanes = Array.from(
       { length: this.logConfig.logLanes },
       (_, lane) => new LaneRunner(this, { writer: this.name, lane }),
@@ -207,7 +211,9 @@ export class LogWriter implements AppendEngine {
     return this.lanes.reduce((n, l) => n + l.cachedBytes, 0);
   }
 
-  createKeyspace(keyspace: string, options?: CreateKeyspaceOptions): Promise<KeyspaceSettings> {
+  /** Creates a keyspace on the log: marked first (log-keyspaces.ts), then its config. */
+  async createKeyspace(keyspace: string, options?: CreateKeyspaceOptions): Promise<KeyspaceSettings> {
+    await this.logKeyspaces.mark(keyspace);
     return this.keyspaces.createKeyspace(keyspace, options);
   }
 
@@ -295,7 +301,7 @@ export class LogWriter implements AppendEngine {
     try {
       return await this.keyspaces.trim(keyspace, key, before);
     } finally {
-      runner.forgetMaterialized(slot, layout.folder);
+      runner.forgetMaterialized(slot, layout);
     }
   }
 
@@ -316,7 +322,7 @@ export class LogWriter implements AppendEngine {
     try {
       return await this.keyspaces.applyRetention(keyspace, key);
     } finally {
-      runner.forgetMaterialized(slot, layout.folder);
+      runner.forgetMaterialized(slot, layout);
     }
   }
 
@@ -393,13 +399,29 @@ class LaneRunner {
   }
 
   private async recoverTail(slot: number, layout: KeyLayout): Promise<KeyTail> {
-    const objects = await this.materializedTail(layout);
-    this.index.knowMaterialized(slot, layout.folder, layout.keyspaceLayout.keyspace, layout.key, objects);
+    const objects = await this.materializedEnd(slot, layout);
     return continueTail(objects, this.index.entriesOf(slot, layout.folder), layout.folder);
   }
 
-  /** Where the key's per-key objects end: one LIST of its folder (+ a GET with a watermark). */
-  private async materializedTail(layout: KeyLayout): Promise<KeyTail> {
+  /**
+   * Where the key's per-key objects end: known to the slot index (docs/log.md, "Keys of new
+   * slots"), else one LIST of its folder (+ a GET with a watermark), then known.
+   */
+  private async materializedEnd(slot: number, layout: KeyLayout): Promise<KeyTail> {
+    const { keyspace } = layout.keyspaceLayout;
+    const known = this.index.knownMaterialized(
+      slot,
+      layout.folder,
+      await this.writer.logKeyspaces.createdOnLog(keyspace),
+    );
+    if (known) return known;
+    const tail = await this.listedTail(layout);
+    this.index.knowMaterialized(slot, layout.folder, keyspace, layout.key, tail);
+    return tail;
+  }
+
+  /** Where the key's per-key objects end, as a LIST of its folder (+ a GET with a watermark) says. */
+  private async listedTail(layout: KeyLayout): Promise<KeyTail> {
     const { tail } = await readTailAndClaims(this.writer.store, layout);
     return stateFromTail(tail, 0).tail;
   }
@@ -425,8 +447,8 @@ class LaneRunner {
   }
 
   /** Forgets where a key's per-key objects end (a trim changed them): read again when needed. */
-  forgetMaterialized(slot: number, folder: string): void {
-    this.index.forgetMaterialized(slot, folder);
+  forgetMaterialized(slot: number, layout: KeyLayout): void {
+    this.index.forgetMaterialized(slot, layout.folder, layout.keyspaceLayout.keyspace, layout.key);
   }
 
   /** Takes the key's slot (if needed) so that it can be materialized and trimmed. */
@@ -461,13 +483,13 @@ class LaneRunner {
         const write = derivedWrite(store, layout);
         let after: MaterializedTail;
         try {
-          const tail = k.materialized ?? (await this.materializedTail(layout));
+          const tail = await this.materializedEnd(slot, layout);
           after = await materializeKey(layout, tail, [...k.entries], (e) => this.bodyOf(e), write);
         } catch (err) {
           if (!(err instanceof StorageUnavailable)) throw err;
           // An entry's segment is gone: a writer that owned the slot before materialized it
           // and deleted it. The key's per-key objects hold it now; go on from where they end.
-          const tail = await this.materializedTail(layout);
+          const tail = await this.listedTail(layout);
           after = await materializeKey(layout, tail, [...k.entries], (e) => this.bodyOf(e), write);
         }
         this.index.materialized(slot, folder, after);
@@ -651,12 +673,14 @@ class LaneRunner {
       nextSeq: () => this.lane.nextSeq,
       clock: this.writer.config.clock,
     };
-    const record = (await takeSlots(options, [slot])).taken[0];
+    const outcome = await takeSlots(options, [slot]);
+    const record = outcome.taken[0];
     if (!record) return false;
     const entries = await slotEntries(store, prefix, slot, rangesOf(record));
     // A fence naming this version or a newer one came meanwhile: the slot is another's already.
     if ((this.fencedAt.get(slot) ?? -1n) >= record.version) return false;
     this.index.set(slot, (ks, key) => new KeyspaceLayout(prefix, ks).key(key).folder, entries);
+    if (outcome.created.includes(slot)) this.index.markNew(slot);
     this.owned.set(slot, record);
     return true;
   }

@@ -6,14 +6,12 @@
 
 import { CorruptObject } from "../errors.ts";
 import type { DataObjectName, KeyLayout } from "../format/layout.ts";
+import type { KeyTail } from "../writer/append-plan.ts";
 import { writeDerivedObject } from "../writer/fencing.ts";
 import type { SlotEntry } from "./takeover.ts";
 
-/** Where a key's per-key objects end: its next offset there, and the newest object's first offset. */
-export interface MaterializedTail {
-  readonly nextOffset: bigint;
-  readonly newestStartOffset: bigint;
-}
+/** Where a key's per-key objects end: the state they alone give (next offset, nonce, ...). */
+export type MaterializedTail = KeyTail;
 
 /**
  * Writes the key's entries beyond `tail` as one object; returns the tail after it, or
@@ -55,7 +53,12 @@ export async function materializeKey(
     compression: "none",
   };
   await write(name, body);
-  return { nextOffset: last.entry.name.lastOffset + 1n, newestStartOffset: first.entry.name.firstOffset };
+  return {
+    nextOffset: last.entry.name.lastOffset + 1n,
+    nextNonce: last.entry.name.nextNonce,
+    lastTimestamp: last.entry.name.maxTimestamp,
+    newestStartOffset: first.entry.name.firstOffset,
+  };
 }
 
 /** The write of a materialized object: created, or already there from a rerun (docs/fencing.md). */

@@ -15,10 +15,18 @@ export interface KeyEntries {
   entries: SlotEntry[];
   /** Where the key's per-key objects end, once read (recovery) or written (materialization). */
   materialized?: MaterializedTail | undefined;
+  /** A trim rewrote its per-key objects since: where they end must be read again. */
+  trimmed?: boolean;
 }
 
 export class SlotIndex {
   private readonly slots = new Map<number, Map<string, KeyEntries>>();
+  /**
+   * Slots whose first record this lane created (docs/log.md, "Keys of new slots"): every key
+   * of them with per-key objects in a keyspace created on the log is here, as this lane
+   * wrote them all.
+   */
+  private readonly whole = new Set<number>();
 
   has(slot: number): boolean {
     return this.slots.has(slot);
@@ -40,6 +48,24 @@ export class SlotIndex {
 
   drop(slot: number): void {
     this.slots.delete(slot);
+    this.whole.delete(slot);
+  }
+
+  /** The slot is new: no writer had it before this lane created its first record. */
+  markNew(slot: number): void {
+    if (this.slots.has(slot)) this.whole.add(slot);
+  }
+
+  /**
+   * Where the key's per-key objects end, if known without a LIST: as recorded here, or
+   * nothing at all for a key of a new slot (keyspace created on the log) this lane never
+   * materialized nor trimmed. Undefined: read them.
+   */
+  knownMaterialized(slot: number, folder: string, createdOnLog: boolean): MaterializedTail | undefined {
+    const k = this.slots.get(slot)?.get(folder);
+    if (k?.materialized) return k.materialized;
+    if (k?.trimmed || !createdOnLog || !this.whole.has(slot)) return undefined;
+    return NO_OBJECTS;
   }
 
   /** Adds an entry this lane just stored (after every entry of the key it knows). */
@@ -60,8 +86,10 @@ export class SlotIndex {
     const keys = this.slots.get(slot);
     if (!keys) return;
     const k = keys.get(folder);
-    if (k) k.materialized = tail;
-    else keys.set(folder, { keyspace, key, entries: [], materialized: tail });
+    if (k) {
+      k.materialized = tail;
+      k.trimmed = false;
+    } else keys.set(folder, { keyspace, key, entries: [], materialized: tail });
   }
 
   /** Keys of the slot with entries, and the slot's oldest entry's time (undefined: none). */
@@ -75,10 +103,15 @@ export class SlotIndex {
     return { keys, oldestMillis };
   }
 
-  /** Forgets where the key's per-key objects end (a trim rewrote them). */
-  forgetMaterialized(slot: number, folder: string): void {
-    const k = this.slots.get(slot)?.get(folder);
-    if (k) k.materialized = undefined;
+  /** Forgets where the key's per-key objects end (a trim rewrote them): a LIST tells again. */
+  forgetMaterialized(slot: number, folder: string, keyspace: string, key: string): void {
+    const keys = this.slots.get(slot);
+    if (!keys) return;
+    const k = keys.get(folder);
+    if (k) {
+      k.materialized = undefined;
+      k.trimmed = true;
+    } else keys.set(folder, { keyspace, key, entries: [], trimmed: true });
   }
 
   /** Forgets the key's entries its per-key objects now hold. */
@@ -94,6 +127,14 @@ export class SlotIndex {
     return [...this.slots.keys()];
   }
 }
+
+/** The tail of a key without per-key objects. */
+export const NO_OBJECTS: MaterializedTail = {
+  nextOffset: 0n,
+  nextNonce: 0n,
+  lastTimestamp: undefined,
+  newestStartOffset: 0n,
+};
 
 /**
  * A key's state: its per-key objects' tail continued by its entries beyond it. Entries at

@@ -29,12 +29,15 @@ export interface TakeoverOutcome {
   readonly taken: SlotRecord[];
   /** Slots other writers kept taking first, every round. */
   readonly contended: number[];
+  /** Slots whose first record this call created: no writer had them before, none has entries of them. */
+  readonly created: number[];
 }
 
 /** Takes `slots` for `options.by`; slots taken from one log share one fence. */
 export async function takeSlots(options: TakeoverOptions, slots: readonly number[]): Promise<TakeoverOutcome> {
   const { store, prefix, by } = options;
   const taken: SlotRecord[] = [];
+  const created: number[] = [];
   let pending = [...new Set(slots)];
   for (let round = 0; round < (options.maxRounds ?? 8) && pending.length > 0; round++) {
     const records = await Promise.all(
@@ -50,8 +53,10 @@ export async function takeSlots(options: TakeoverOptions, slots: readonly number
       }
       if (!record) {
         const first: SlotRecord = { slot, version: 0n, owner: { ...by, since: options.nextSeq() }, previous: [] };
-        if (await createSlotRecord(store, prefix, first)) taken.push(first);
-        else lost.push(slot);
+        if (await createSlotRecord(store, prefix, first)) {
+          taken.push(first);
+          created.push(slot);
+        } else lost.push(slot);
         continue;
       }
       const id = `${record.owner.writer}\u0000${record.owner.lane}`;
@@ -80,7 +85,7 @@ export async function takeSlots(options: TakeoverOptions, slots: readonly number
     }
     pending = lost;
   }
-  return { taken, contended: pending };
+  return { taken, contended: pending, created };
 }
 
 /** One entry of a slot in a log, and where its records are. */
