@@ -259,5 +259,35 @@ for (const backend of backends()) {
         await cleanup();
       }
     });
+
+    it("creates the slots it is given that no writer has had, so that their first appends take nothing", async () => {
+      const { store, prefix, cleanup } = await backend.open();
+      try {
+        const other = new LogWriter({ store, prefix, name: "writer-1", config: { clock } });
+        await other.open();
+        await other.createKeyspace("ks");
+        assert.deepEqual(offsets(await other.appendList("ks", "theirs", values("a"))), [0n]);
+        const stats = new StorageStats();
+        const writer = new LogWriter({
+          store: countingStore(store, stats),
+          prefix,
+          name: "writer-0",
+          config: { clock },
+        });
+        await writer.open();
+        const mine = slotOf("ks", "mine");
+        await writer.prepareNewSlots([mine, slotOf("ks", "theirs")]);
+        const before = { list: stats.listRequests, put: stats.putRequests };
+        assert.deepEqual(offsets(await writer.appendList("ks", "mine", values("a"))), [0n]);
+        assert.equal(stats.listRequests - before.list, 0, "no slot record, key folder or log to list");
+        assert.equal(stats.putRequests - before.put, 1, "the segment alone");
+        // A slot that has a record is not taken ahead: its owner goes on undisturbed.
+        assert.deepEqual(offsets(await other.appendList("ks", "theirs", values("b"))), [1n]);
+        await writer.close();
+        await other.close();
+      } finally {
+        await cleanup();
+      }
+    });
   });
 }

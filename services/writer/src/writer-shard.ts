@@ -29,7 +29,7 @@ import {
   serveMetrics,
   shutdown,
 } from "@klstore/service-runtime";
-import { type Shard, ShardRing } from "@klstore/sharding";
+import { type Shard, ShardRing, SLOT_COUNT } from "@klstore/sharding";
 import { Forwarder } from "./forwarder.ts";
 import { ForwardingTrust } from "./forwarding-trust.ts";
 import { RetentionSweeper } from "./retention-sweeper.ts";
@@ -118,6 +118,13 @@ export async function startWriterShard(config: WriterShardConfig, logger: Logger
   // Opening the logs fences any older instance of this shard (docs/log.md, "Writer start").
   if (writer instanceof LogWriter) await writer.open();
   writer.onBackgroundError = (err, what) => logger.warn({ err, what }, "background work failed");
+  if (writer instanceof LogWriter) {
+    // The slots the ring gives this shard that no writer has had yet: their first appends then take nothing.
+    const own = Array.from({ length: SLOT_COUNT }, (_, slot) => slot).filter(
+      (slot) => ring.ownerOfSlot(slot).name === config.name,
+    );
+    void writer.prepareNewSlots(own);
+  }
   const serverConfig = { ...SERVER_DEFAULTS, ...config.server };
   const trust = new ForwardingTrust({ secret: config.forwardingSecret, peerNames: config.forwardingPeerNames });
   if (config.shards.length > 1 && !trust.configured) {

@@ -94,13 +94,24 @@ export const SEGMENT_HEAD_READ_BYTES = 64 * 1024;
 
 /** Reads a segment's header and index: one ranged GET, two for a long index. */
 export async function readSegmentIndex(store: ObjectStore, layout: LogLayout, seq: bigint): Promise<SegmentIndex> {
+  const index = await readKeptSegmentIndex(store, layout, seq);
+  if (!index) throw new StorageUnavailable(`log segment ${layout.segmentKey(seq)} was listed but is gone`);
+  return index;
+}
+
+/** A segment's header and index; undefined when it is gone (deleted since it was listed). */
+export async function readKeptSegmentIndex(
+  store: ObjectStore,
+  layout: LogLayout,
+  seq: bigint,
+): Promise<SegmentIndex | undefined> {
   const key = layout.segmentKey(seq);
   const head = await readRange(store, key, 0, SEGMENT_HEAD_READ_BYTES);
-  if (!head) throw new StorageUnavailable(`log segment ${key} was listed but is gone`);
+  if (!head) return undefined;
   const end = segmentIndexEnd(key, head.body);
   if (end <= head.body.byteLength) return decodeSegmentIndex(key, head.body);
   const rest = await readRange(store, key, head.body.byteLength, end);
-  if (!rest) throw new StorageUnavailable(`log segment ${key} was listed but is gone`);
+  if (!rest) return undefined;
   return decodeSegmentIndex(key, Buffer.concat([head.body, rest.body]));
 }
 

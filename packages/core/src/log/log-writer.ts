@@ -170,6 +170,27 @@ export class LogWriter implements AppendEngine {
     }
   }
 
+  /**
+   * Creates, a few at a time, the first records of those of `slots` (the ones the shard ring
+   * gives this writer) that have none yet, so that their first appends take no slot.
+   * Background work: a failure is reported, and the slot is taken on its first append.
+   */
+  prepareNewSlots(slots: readonly number[], concurrency = 16): Promise<void> {
+    const queue = [...slots];
+    const work = async () => {
+      for (let slot = queue.shift(); slot !== undefined && !this.closed; slot = queue.shift()) {
+        const runner = this.lanes[slot % this.lanes.length] as LaneRunner;
+        await runner.prepareNewSlot(slot).catch((err: unknown) => this.onBackgroundError(err, `creating slot ${slot}`));
+      }
+    };
+    const all = Promise.all(Array.from({ length: concurrency }, work)).then(() => {});
+    this.preparations.add(all);
+    void all.finally(() => this.preparations.delete(all));
+    return all;
+  }
+
+  private readonly preparations = new Set<Promise<void>>();
+
   /** Materializes the slots that are due and deletes the segments nothing needs any more. */
   async dutyCycle(): Promise<void> {
     for (const lane of this.lanes) await lane.materialize(false);
@@ -329,6 +350,7 @@ export class LogWriter implements AppendEngine {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
+    await Promise.all(this.preparations);
     await this.flushAll();
     await this.cycle;
     await this.keyspaces.close();
@@ -352,6 +374,8 @@ class LaneRunner {
   /** Per slot, the newest record version a fence of this log named: owning older is void. */
   private readonly fencedAt = new Map<number, bigint>();
   private readonly taking = new Map<number, Promise<boolean>>();
+  /** Slots being created ahead of their first append (prepareNewSlot). */
+  private readonly preparing = new Map<number, Promise<void>>();
   private readonly index = new SlotIndex();
   /** Key states of keys with calls pending or in flight (never evicted meanwhile). */
   private readonly active = new Map<string, { tail: KeyTail; slot: number; calls: number }>();
@@ -654,6 +678,8 @@ class LaneRunner {
 
   private async ensureSlot(slot: number, layout: KeyLayout): Promise<void> {
     if (this.owned.has(slot)) return;
+    await this.preparing.get(slot);
+    if (this.owned.has(slot)) return;
     let taking = this.taking.get(slot);
     if (!taking) {
       taking = this.take(slot).finally(() => this.taking.delete(slot));
@@ -661,6 +687,32 @@ class LaneRunner {
     }
     // Other writers kept taking the slot first, or fenced it away at once: nothing is stored.
     if (!(await taking)) throw new Fenced(layout.keyspaceLayout.keyspace, layout.key, -1n);
+  }
+
+  /**
+   * Creates the slot's first record if it has none, so that its first append costs nothing
+   * (docs/log.md, "Keys of new slots"): one PUT, no LIST. A slot that has a record is left to
+   * be taken on its first append, as the ring may give it to this writer only for now.
+   */
+  prepareNewSlot(slot: number): Promise<void> {
+    if (this.owned.has(slot) || this.taking.has(slot) || this.preparing.has(slot)) return Promise.resolve();
+    const { store, prefix } = this.writer;
+    const first: SlotRecord = {
+      slot,
+      version: 0n,
+      owner: { ...this.lane.log, since: this.lane.nextSeq },
+      previous: [],
+    };
+    const preparing = createSlotRecord(store, prefix, first)
+      .then((created) => {
+        if (!created || this.owned.has(slot)) return;
+        this.index.set(slot, (ks, key) => new KeyspaceLayout(prefix, ks).key(key).folder, []);
+        this.index.markNew(slot);
+        this.owned.set(slot, first);
+      })
+      .finally(() => this.preparing.delete(slot));
+    this.preparing.set(slot, preparing);
+    return preparing;
   }
 
   /** Takes a slot and reads its entries; false when it is another writer's after all. */
@@ -676,11 +728,13 @@ class LaneRunner {
     const outcome = await takeSlots(options, [slot]);
     const record = outcome.taken[0];
     if (!record) return false;
-    const entries = await slotEntries(store, prefix, slot, rangesOf(record));
+    // A slot created now has no entries anywhere: none before its record, none of this lane's yet.
+    const created = outcome.created.includes(slot);
+    const entries = created ? [] : await slotEntries(store, prefix, slot, rangesOf(record));
     // A fence naming this version or a newer one came meanwhile: the slot is another's already.
     if ((this.fencedAt.get(slot) ?? -1n) >= record.version) return false;
     this.index.set(slot, (ks, key) => new KeyspaceLayout(prefix, ks).key(key).folder, entries);
-    if (outcome.created.includes(slot)) this.index.markNew(slot);
+    if (created) this.index.markNew(slot);
     this.owned.set(slot, record);
     return true;
   }

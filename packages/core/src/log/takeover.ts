@@ -7,7 +7,7 @@
 import { LogLayout } from "../format/log-layout.ts";
 import type { LogId, SegmentEntry } from "../format/log-segment.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
-import { listSegments, readSegmentIndex, writeFence } from "./log-lane.ts";
+import { listSegments, readKeptSegmentIndex, writeFence } from "./log-lane.ts";
 import { createSlotRecord, type LogRange, rangesOf, readSlotRecord, type SlotRecord } from "./slot-records.ts";
 
 const sameLog = (a: LogId, b: LogId) => a.writer === b.writer && a.lane === b.lane;
@@ -117,7 +117,10 @@ export async function slotEntries(
       const page = await listSegments(store, layout, from);
       const seqs = page.seqs.filter((s) => range.to === undefined || s < range.to);
       for (const seq of seqs) {
-        const index = await readSegmentIndex(store, layout, seq);
+        // Its writer deleted it since the LIST: it deletes only segments whose entries of
+        // every slot are materialized (or of slots no record lists it for), so none is lost.
+        const index = await readKeptSegmentIndex(store, layout, seq);
+        if (!index) continue;
         for (const entry of index.entries) {
           if (entry.slot === slot) {
             found.push({ log: range.log, seq, createdMillis: index.createdMillis, bodyStart: index.bodyStart, entry });
